@@ -1,0 +1,37 @@
+# Everything a fresh machine needs, from Python >= 3.11, pip and make.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+# Re-install when a package directory gains or loses a file (strict editable mode
+# links each file, so new files need a re-install; edits do not).
+SOURCES := pyproject.toml $(shell find daemon actors http sql -type d -not -name __pycache__ 2>/dev/null)
+
+.PHONY: install run test lint bench chaos clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: $(SOURCES)
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "deneva needs Python >= 3.11, found " + sys.version.split()[0])'
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]' --config-settings editable_mode=strict
+	@touch $@
+
+run: install
+	$(BIN)/deneva demo
+
+test: install lint
+	$(BIN)/python -m pytest -q
+
+lint: install
+	$(BIN)/ruff check daemon actors http sql tests
+	$(BIN)/mypy
+
+bench: install
+	@echo "no benchmarks yet"
+
+chaos: install
+	@echo "no chaos suite yet"
+
+clean:
+	rm -rf $(VENV) build *.egg-info

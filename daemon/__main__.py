@@ -1,0 +1,3 @@
+from deneva.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,185 @@
+"""The `deneva` command line."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import trio
+
+from deneva import __version__
+from deneva.config import Config, load_config
+from deneva.errors import DatabaseUnavailable, DenevaError
+from deneva.logs import setup_logging
+
+log = logging.getLogger("deneva.cli")
+
+
+class CliError(DenevaError):
+    """A usage problem reported as one line."""
+
+
+def _root_cause(exc: BaseException) -> BaseException:
+    """Unwrap trio's exception groups down to the first meaningful error."""
+    while isinstance(exc, BaseExceptionGroup):
+        exc = next((e for e in exc.exceptions if not isinstance(e, trio.Cancelled)), exc.exceptions[0])
+    return exc
+
+
+def _config(args: argparse.Namespace) -> Config:
+    return load_config(Path(args.config) if getattr(args, "config", None) else None)
+
+
+def _describe_db_error(config: Config, exc: DatabaseUnavailable) -> str:
+    where = "DENEVA_DATABASE_URL" if config.database_url else "embedded Postgres"
+    return f"{where}: {exc}"
+
+
+# -- run / demo -------------------------------------------------------------------
+
+
+def _serve(config: Config, *, announce: bool = False) -> int:
+    from deneva.runtime import Daemon
+    from deneva.secrets import load_secrets, secrets_directory
+
+    secrets = load_secrets(secrets_directory(config.secrets_dir))
+    daemon = Daemon(config, secrets)
+
+    async def main() -> None:
+        async with trio.open_nursery() as nursery:
+            binds = await nursery.start(daemon.run)
+            if announce:
+                print(f"deneva is up on {', '.join(binds)}: /healthz, /readyz "
+                      f"(state in {config.state_dir}; Ctrl-C stops it)", flush=True)
+
+    try:
+        trio.run(main)
+    except KeyboardInterrupt:
+        return 0
+    except BaseException as exc:
+        cause = _root_cause(exc)
+        if isinstance(cause, DatabaseUnavailable):
+            raise CliError(_describe_db_error(config, cause)) from None
+        if isinstance(cause, DenevaError | OSError):
+            raise CliError(str(cause)) from None
+        raise
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    config = _config(args)
+    setup_logging(config.log_format, config.log_level)
+    return _serve(config)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    import attrs
+
+    from deneva.secrets import init_secrets
+
+    config = _config(args)
+    if config.secrets_dir is None:
+        config = attrs.evolve(config, secrets_dir=config.state_dir / "secrets")
+    assert config.secrets_dir is not None
+    init_secrets(config.secrets_dir)
+    setup_logging(config.log_format, config.log_level)
+    return _serve(config, announce=True)
+
+
+# -- migrate / secrets ---------------------------------------------------------------
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    from deneva.admin import admin_dsn, run_async
+    from deneva.db import _init_connection
+    from deneva.migrations import load_migrations, migrate
+
+    config = _config(args)
+    migrations = load_migrations()
+
+    async def apply(dsn: str) -> tuple[str, ...]:
+        import asyncpg
+
+        conn = await asyncpg.connect(dsn, timeout=10)
+        try:
+            await _init_connection(conn)
+            return (await migrate(conn, config.env, migrations)).applied
+        finally:
+            await conn.close()
+
+    try:
+        with admin_dsn(config) as dsn:
+            applied = run_async(lambda: apply(dsn))
+    except DatabaseUnavailable as exc:
+        raise CliError(_describe_db_error(config, exc)) from None
+    if applied:
+        for name in applied:
+            print(f"applied {name}")
+    else:
+        print(f"up to date ({len(migrations)} migrations)")
+    return 0
+
+
+def cmd_secrets_init(args: argparse.Namespace) -> int:
+    from deneva.secrets import init_secrets
+
+    if args.dir:
+        directory = Path(args.dir)
+    else:
+        config = _config(args)
+        directory = config.secrets_dir or (config.state_dir / "secrets")
+    created = init_secrets(directory)
+    for name in created:
+        print(f"created {directory / name}")
+    if not created:
+        print(f"all secrets already exist in {directory}; nothing changed")
+    return 0
+
+
+# -- parser ----------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="deneva",
+        description="MCP server for ad-platform data with an embedded durable job engine.",
+    )
+    parser.add_argument("--version", action="version", version=f"deneva {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    def add(name: str, help_text: str) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=help_text, description=help_text)
+        sub.add_argument("--config", metavar="FILE", help="TOML config file (DENEVA_* variables override it)")
+        return sub
+
+    add("run", "run the daemon (systemd Type=notify)").set_defaults(fn=cmd_run)
+    add("demo", "what `make run` runs: the daemon on the embedded Postgres with dev secrets").set_defaults(
+        fn=cmd_demo
+    )
+    add("migrate", "apply the SQL migrations (the daemon also does this at start)").set_defaults(fn=cmd_migrate)
+
+    secrets = commands.add_parser("secrets", help="manage secret files", description="manage secret files")
+    secrets_commands = secrets.add_subparsers(dest="secrets_command", metavar="ACTION", required=True)
+    init = secrets_commands.add_parser(
+        "init", help="generate missing secrets (never overwrites)", description="generate missing secrets (never overwrites)"
+    )
+    init.add_argument("dir", nargs="?", help="directory (default: DENEVA_SECRETS_DIR or STATE_DIR/secrets)")
+    init.add_argument("--config", metavar="FILE", help="TOML config file")
+    init.set_defaults(fn=cmd_secrets_init)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        result: int = args.fn(args)
+        return result
+    except DenevaError as exc:
+        print(f"deneva: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130

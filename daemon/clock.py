@@ -1,0 +1,52 @@
+"""The one clock. Everything that schedules reads wall time from here.
+
+`SystemClock` follows the real wall clock. `TrioClock` derives wall time from trio's
+clock, so under `trio.testing.MockClock` a test runs a day of schedules in seconds.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+from typing import Protocol
+
+import trio
+
+
+class Clock(Protocol):
+    def now(self) -> float:
+        """Seconds since the Unix epoch."""
+        ...
+
+    async def sleep_until(self, when: float) -> None:
+        """Sleep until wall time `when` (returns at once if it has passed)."""
+        ...
+
+
+def as_datetime(ts: float) -> datetime:
+    return datetime.fromtimestamp(ts, UTC)
+
+
+class SystemClock:
+    # Long sleeps re-check the wall clock so a stepped system clock is noticed.
+    _max_nap = 60.0
+
+    def now(self) -> float:
+        return time.time()
+
+    async def sleep_until(self, when: float) -> None:
+        while (left := when - time.time()) > 0:
+            await trio.sleep(min(left, self._max_nap))
+
+
+class TrioClock:
+    """Wall time = `epoch` + trio.current_time(): virtual under MockClock."""
+
+    def __init__(self, epoch: float) -> None:
+        self.epoch = epoch
+
+    def now(self) -> float:
+        return self.epoch + trio.current_time()
+
+    async def sleep_until(self, when: float) -> None:
+        await trio.sleep_until(max(when - self.epoch, trio.current_time()))

@@ -1,0 +1,191 @@
+"""Configuration: a TOML file overridden by DENEVA_* environment variables.
+
+Everything is validated once here; the rest of the daemon trusts the frozen `Config`.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import tomllib
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from deneva.errors import ConfigError
+
+LOG_FORMATS = ("auto", "json", "text")
+LOG_LEVELS = ("debug", "info", "warning", "error")
+
+
+@attrs.frozen
+class Bind:
+    host: str
+    port: int
+
+    def __str__(self) -> str:
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+
+@attrs.frozen
+class Config:
+    env: str = "development"
+    state_dir: Path = Path(".deneva")
+    database_url: str | None = None
+    http_bind: Bind = Bind("127.0.0.1", 8787)
+    workers: int = 16
+    secrets_dir: Path | None = None
+    log_format: str = "auto"
+    log_level: str = "info"
+    shutdown_grace_s: float = 10.0
+    heartbeat_interval_s: float = 30.0
+    pg_bin: Path | None = None
+    pg_user: str | None = None
+    config_file: Path | None = None
+
+    @property
+    def embedded_database(self) -> bool:
+        return self.database_url is None
+
+
+def _parse_str(key: str, value: Any) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ConfigError(f"{key}: expected a non-empty string, got {value!r}")
+    return value.strip()
+
+
+def _parse_env_name(key: str, value: Any) -> str:
+    text = _parse_str(key, value)
+    if not all(c.isalnum() or c in "-_." for c in text) or len(text) > 64:
+        raise ConfigError(f"{key}: expected a short name of letters, digits, '-', '_' or '.', got {text!r}")
+    return text
+
+
+def _parse_path(key: str, value: Any) -> Path:
+    return Path(_parse_str(key, value)).expanduser()
+
+
+def _parse_database_url(key: str, value: Any) -> str:
+    text = _parse_str(key, value)
+    if not text.startswith(("postgres://", "postgresql://")):
+        raise ConfigError(f"{key}: expected a postgresql:// URL")
+    return text
+
+
+def parse_bind(key: str, value: Any) -> Bind:
+    text = _parse_str(key, value)
+    host, sep, port_text = text.rpartition(":")
+    if not sep or not host:
+        raise ConfigError(f"{key}: expected HOST:PORT, got {text!r}")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    try:
+        port = int(port_text)
+    except ValueError:
+        raise ConfigError(f"{key}: port must be a number, got {port_text!r}") from None
+    if not 0 <= port <= 65535:
+        raise ConfigError(f"{key}: port must be between 0 and 65535, got {port}")
+    if host != "localhost":
+        try:
+            ipaddress.ip_address(host)
+        except ValueError:
+            raise ConfigError(f"{key}: host must be an IP address or 'localhost', got {host!r}") from None
+    return Bind(host, port)
+
+
+def _parse_positive_int(key: str, value: Any) -> int:
+    if isinstance(value, bool):
+        raise ConfigError(f"{key}: expected a positive integer, got {value!r}")
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{key}: expected a positive integer, got {value!r}") from None
+    if number < 1 or number > 100_000 or (isinstance(value, float) and value != number):
+        raise ConfigError(f"{key}: expected a positive integer up to 100000, got {value!r}")
+    return number
+
+
+def _parse_seconds(key: str, value: Any) -> float:
+    if isinstance(value, bool):
+        raise ConfigError(f"{key}: expected a number of seconds, got {value!r}")
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{key}: expected a number of seconds, got {value!r}") from None
+    if not 0 < number <= 86_400:
+        raise ConfigError(f"{key}: expected seconds between 0 and 86400, got {value!r}")
+    return number
+
+
+def _choice(options: tuple[str, ...]) -> Callable[[str, Any], str]:
+    def parse(key: str, value: Any) -> str:
+        text = _parse_str(key, value).lower()
+        if text not in options:
+            raise ConfigError(f"{key}: expected one of {', '.join(options)}, got {value!r}")
+        return text
+
+    return parse
+
+
+_PARSERS: dict[str, Callable[[str, Any], Any]] = {
+    "env": _parse_env_name,
+    "state_dir": _parse_path,
+    "database_url": _parse_database_url,
+    "http_bind": parse_bind,
+    "workers": _parse_positive_int,
+    "secrets_dir": _parse_path,
+    "log_format": _choice(LOG_FORMATS),
+    "log_level": _choice(LOG_LEVELS),
+    "shutdown_grace_s": _parse_seconds,
+    "heartbeat_interval_s": _parse_seconds,
+    "pg_bin": _parse_path,
+    "pg_user": _parse_str,
+}
+
+KEYS = tuple(_PARSERS)
+
+
+def env_name(key: str) -> str:
+    return f"DENEVA_{key.upper()}"
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"config file {path}: cannot read it ({exc.strerror})") from None
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise ConfigError(f"config file {path}: not UTF-8 text") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path}: invalid TOML: {exc}") from None
+    unknown = sorted(set(data) - set(_PARSERS))
+    if unknown:
+        raise ConfigError(
+            f"config file {path}: unknown key {unknown[0]!r} (known keys: {', '.join(KEYS)})"
+        )
+    return data
+
+
+def load_config(
+    config_file: Path | None = None, environ: Mapping[str, str] | None = None
+) -> Config:
+    """Build the Config from an optional TOML file and the environment (which wins)."""
+    environ = os.environ if environ is None else environ
+    if config_file is None and environ.get("DENEVA_CONFIG"):
+        config_file = Path(environ["DENEVA_CONFIG"])
+    values: dict[str, Any] = {}
+    if config_file is not None:
+        for key, raw in _read_toml(config_file).items():
+            values[key] = _PARSERS[key](f"{key} (in {config_file})", raw)
+    for key, parse in _PARSERS.items():
+        name = env_name(key)
+        if name in environ and environ[name] != "":
+            values[key] = parse(name, environ[name])
+    if "state_dir" not in values and environ.get("STATE_DIRECTORY"):
+        # systemd's StateDirectory= (the first entry when several are listed).
+        values["state_dir"] = Path(environ["STATE_DIRECTORY"].split(":")[0])
+    return Config(config_file=config_file, **values)

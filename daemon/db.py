@@ -1,0 +1,354 @@
+"""The one database access layer: asyncpg on its own asyncio thread, awaited from trio.
+
+Why a thread and not trio-asyncio: measured here (docs/architecture.md), a crossing
+costs the same serially and the thread bridge does 4,663 vs 2,515 round trips/s with
+8 concurrent callers, and it needs no asyncio context in the calling trio task, so
+fixtures, tests under MockClock and actors all call it the same way.
+
+Each call to `Database.run`, `.transaction`, `.tenant_transaction` or one of the
+one-statement helpers is one crossing: group the queries of a unit of work (claim a
+batch, complete a batch, a transaction) in one function and run it once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import threading
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from contextlib import asynccontextmanager
+from typing import Any, TypeVar
+
+import asyncpg
+import outcome
+import trio
+
+from deneva.errors import DatabaseError, DatabaseUnavailable, QueryError, UniqueViolation
+
+log = logging.getLogger("deneva.db")
+
+T = TypeVar("T")
+Connection = asyncpg.Connection
+Record = asyncpg.Record
+
+APP_ROLE = "deneva_app"
+SYSTEM_ROLE = "deneva_system"
+
+_UNAVAILABLE: tuple[type[BaseException], ...] = (
+    OSError,
+    asyncio.TimeoutError,
+    asyncpg.exceptions.PostgresConnectionError,
+    asyncpg.exceptions.InterfaceError,
+    asyncpg.exceptions.CannotConnectNowError,
+    asyncpg.exceptions.AdminShutdownError,
+    asyncpg.exceptions.CrashShutdownError,
+    asyncpg.exceptions.OperatorInterventionError,
+)
+
+
+def translate_error(exc: BaseException) -> BaseException:
+    """Map asyncpg/OS errors to the daemon's typed database errors."""
+    if isinstance(exc, DatabaseError):
+        return exc
+    if isinstance(exc, asyncpg.exceptions.UniqueViolationError):
+        return UniqueViolation(str(exc))
+    if isinstance(exc, asyncpg.exceptions.InvalidAuthorizationSpecificationError | asyncpg.exceptions.InvalidPasswordError):
+        return DatabaseUnavailable(f"authentication failed: {exc}")
+    if isinstance(exc, asyncpg.exceptions.InvalidCatalogNameError):
+        return DatabaseUnavailable(f"database does not exist: {exc}")
+    if isinstance(exc, _UNAVAILABLE):
+        return DatabaseUnavailable(f"database unreachable: {type(exc).__name__}: {exc}".rstrip(": "))
+    if isinstance(exc, asyncpg.PostgresError):
+        sqlstate = getattr(exc, "sqlstate", "")
+        return QueryError(f"{exc} (SQLSTATE {sqlstate})")
+    return exc
+
+
+class AsyncioThread:
+    """One asyncio event loop on a daemon thread; trio tasks await coroutines on it."""
+
+    def __init__(self, name: str = "deneva-db") -> None:
+        self._loop = asyncio.SelectorEventLoop()
+        self._thread = threading.Thread(target=self._main, name=name, daemon=True)
+        self._thread.start()
+
+    def _main(self) -> None:
+        asyncio.set_event_loop(self._loop)
+        self._loop.run_forever()
+        self._loop.close()
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        return self._loop
+
+    async def call(self, fn: Callable[..., Coroutine[Any, Any, T]], *args: Any) -> T:
+        """Run `fn(*args)` on the asyncio loop and await its result: one crossing.
+
+        On trio cancellation the asyncio task is cancelled and waited for, so no
+        database work outlives the caller.
+        """
+        token = trio.lowlevel.current_trio_token()
+        task = trio.lowlevel.current_task()
+        aio_task: list[asyncio.Task[T]] = []
+        raise_cancel: list[Callable[[], Any]] = []
+
+        def finish(done: asyncio.Task[T]) -> None:
+            if done.cancelled():
+                if raise_cancel:
+                    trio.lowlevel.reschedule(task, outcome.capture(raise_cancel[0]))
+                else:
+                    trio.lowlevel.reschedule(task, outcome.Error(DatabaseUnavailable("database call cancelled")))
+                return
+            exc = done.exception()
+            if exc is not None:
+                trio.lowlevel.reschedule(task, outcome.Error(translate_error(exc)))
+            else:
+                trio.lowlevel.reschedule(task, outcome.Value(done.result()))
+
+        def on_done(done: asyncio.Task[T]) -> None:
+            try:
+                token.run_sync_soon(finish, done)
+            except trio.RunFinishedError:
+                pass
+
+        def spawn() -> None:
+            created = self._loop.create_task(fn(*args))
+            aio_task.append(created)
+            created.add_done_callback(on_done)
+
+        self._loop.call_soon_threadsafe(spawn)
+
+        def abort(raise_cancel_fn: Callable[[], Any]) -> trio.lowlevel.Abort:
+            raise_cancel.append(raise_cancel_fn)
+            self._loop.call_soon_threadsafe(lambda: aio_task[0].cancel() if aio_task else None)
+            return trio.lowlevel.Abort.FAILED
+
+        result: T = await trio.lowlevel.wait_task_rescheduled(abort)
+        return result
+
+    def call_soon(self, fn: Callable[[], Any]) -> None:
+        self._loop.call_soon_threadsafe(fn)
+
+    def stop(self) -> None:
+        if self._thread.is_alive():
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(timeout=10)
+
+
+async def _init_connection(conn: Connection) -> None:
+    await conn.set_type_codec("jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
+    await conn.set_type_codec("json", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
+
+
+class Database:
+    """A pool of asyncpg connections that run as the system role (RLS policies apply)."""
+
+    def __init__(self, bridge: AsyncioThread, pool: asyncpg.Pool, dsn: str) -> None:
+        self._bridge = bridge
+        self._pool = pool
+        self.dsn = dsn
+
+    @classmethod
+    async def open(
+        cls,
+        dsn: str,
+        *,
+        min_size: int = 2,
+        max_size: int = 10,
+        role: str | None = SYSTEM_ROLE,
+        connect_timeout: float = 5.0,
+        command_timeout: float | None = 60.0,
+    ) -> Database:
+        bridge = AsyncioThread()
+
+        async def init(conn: Connection) -> None:
+            await _init_connection(conn)
+            if role is not None:
+                await conn.execute(f'SET ROLE "{role}"')
+
+        async def create() -> asyncpg.Pool:
+            return await asyncpg.create_pool(
+                dsn,
+                min_size=min_size,
+                max_size=max_size,
+                init=init,
+                timeout=connect_timeout,
+                command_timeout=command_timeout,
+                server_settings={"application_name": "deneva"},
+            )
+
+        try:
+            pool = await bridge.call(create)
+        except BaseException:
+            bridge.stop()
+            raise
+        return cls(bridge, pool, dsn)
+
+    @property
+    def bridge(self) -> AsyncioThread:
+        return self._bridge
+
+    async def close(self) -> None:
+        pool = self._pool
+
+        async def close_pool() -> None:
+            try:
+                await asyncio.wait_for(pool.close(), 5)
+            except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+                pool.terminate()
+
+        try:
+            with trio.CancelScope(shield=True):
+                await self._bridge.call(close_pool)
+        finally:
+            self._bridge.stop()
+
+    async def run(self, fn: Callable[[Connection], Awaitable[T]]) -> T:
+        """Run `fn(conn)` on one pooled connection, outside a transaction."""
+        pool = self._pool
+
+        async def job() -> T:
+            async with pool.acquire() as conn:
+                return await fn(conn)
+
+        return await self._bridge.call(job)
+
+    async def transaction(self, fn: Callable[[Connection], Awaitable[T]]) -> T:
+        """Run `fn(conn)` in one transaction as the system role."""
+        pool = self._pool
+
+        async def job() -> T:
+            async with pool.acquire() as conn, conn.transaction():
+                return await fn(conn)
+
+        return await self._bridge.call(job)
+
+    async def tenant_transaction(self, tenant_id: str, fn: Callable[[Connection], Awaitable[T]]) -> T:
+        """Run `fn(conn)` in one transaction as the application role, scoped to one tenant.
+
+        Row-level security then hides every other tenant's rows whatever SQL `fn` runs.
+        """
+        pool = self._pool
+
+        async def job() -> T:
+            async with pool.acquire() as conn, conn.transaction():
+                await conn.execute(
+                    "SELECT set_config('role', $1, true), set_config('deneva.tenant_id', $2, true)",
+                    APP_ROLE,
+                    str(tenant_id),
+                )
+                return await fn(conn)
+
+        return await self._bridge.call(job)
+
+    async def execute(self, sql: str, *args: Any) -> str:
+        return await self.run(lambda conn: conn.execute(sql, *args))
+
+    async def fetch(self, sql: str, *args: Any) -> list[Record]:
+        return await self.run(lambda conn: conn.fetch(sql, *args))
+
+    async def fetchrow(self, sql: str, *args: Any) -> Record | None:
+        return await self.run(lambda conn: conn.fetchrow(sql, *args))
+
+    async def fetchval(self, sql: str, *args: Any) -> Any:
+        return await self.run(lambda conn: conn.fetchval(sql, *args))
+
+    async def ping(self, timeout: float = 2.0) -> None:
+        """Raise DatabaseUnavailable unless a trivial query answers within `timeout` s."""
+
+        async def probe() -> None:
+            async with self._pool.acquire(timeout=timeout) as conn:
+                await conn.fetchval("SELECT 1", timeout=timeout)
+
+        await self._bridge.call(lambda: asyncio.wait_for(probe(), timeout))
+
+    @asynccontextmanager
+    async def listen(self, *channels: str, buffer: int = 1024) -> AsyncIterator[trio.MemoryReceiveChannel[tuple[str, str]]]:
+        """Yield a channel of (channel, payload) notifications from LISTEN.
+
+        The connection is re-established when it drops; after every (re)connect a
+        `(channel, "")` message is delivered so consumers re-check what they may have
+        missed (polling stays the safety net).
+        """
+        send, receive = trio.open_memory_channel[tuple[str, str]](buffer)
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._listen_loop, channels, send)
+            try:
+                yield receive
+            finally:
+                nursery.cancel_scope.cancel()
+
+    async def _listen_loop(self, channels: tuple[str, ...], send: trio.MemorySendChannel[tuple[str, str]]) -> None:
+        token = trio.lowlevel.current_trio_token()
+        dsn = self.dsn
+        backoff = 0.1
+        while True:
+            lost = trio.Event()
+
+            def deliver(channel: str, payload: str) -> None:
+                try:
+                    send.send_nowait((channel, payload))
+                except trio.WouldBlock:
+                    pass  # the consumer is behind; it polls anyway
+                except (trio.BrokenResourceError, trio.ClosedResourceError):
+                    pass
+
+            def on_notify(_conn: Any, _pid: int, channel: str, payload: str) -> None:
+                try:
+                    token.run_sync_soon(deliver, channel, payload)
+                except trio.RunFinishedError:
+                    pass
+
+            def on_lost(_conn: Any) -> None:
+                try:
+                    token.run_sync_soon(lost.set)
+                except trio.RunFinishedError:
+                    pass
+
+            async def connect() -> Connection:
+                conn = await asyncpg.connect(dsn, timeout=5, server_settings={"application_name": "deneva-listen"})
+                conn.add_termination_listener(on_lost)
+                for channel in channels:
+                    await conn.add_listener(channel, on_notify)
+                return conn
+
+            try:
+                conn = await self._bridge.call(connect)
+            except DatabaseError as exc:
+                log.warning("listen connection failed; retrying", extra={"error": str(exc), "retry_s": backoff})
+                await trio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+                continue
+            backoff = 0.1
+            try:
+                for channel in channels:
+                    deliver(channel, "")
+                await lost.wait()
+                log.warning("listen connection lost; reconnecting")
+            finally:
+                with trio.CancelScope(shield=True), trio.move_on_after(5):
+                    await self._bridge.call(_close_quietly, conn)
+
+
+async def _close_quietly(conn: Connection) -> None:
+    try:
+        await asyncio.wait_for(conn.close(), 2)
+    except Exception:
+        conn.terminate()
+
+
+async def connect_once(dsn: str, timeout: float = 5.0) -> tuple[AsyncioThread, Connection]:
+    """A single owner connection (migrations, admin commands); caller closes both."""
+    bridge = AsyncioThread()
+
+    async def connect() -> Connection:
+        conn = await asyncpg.connect(dsn, timeout=timeout, server_settings={"application_name": "deneva-admin"})
+        await _init_connection(conn)
+        return conn
+
+    try:
+        return bridge, await bridge.call(connect)
+    except BaseException:
+        bridge.stop()
+        raise

@@ -1,0 +1,206 @@
+"""The daemon: one trio process, one top nursery, every actor wired here.
+
+Wiring (the circuit diagram):
+
+    signals ──stop/reload──▶ run_daemon
+    PostgresKeeper (embedded only) ──dsn──▶ migrations ──▶ Database pool
+    Heartbeat ──▶ heartbeats table ◀── HealthState ◀── HttpServer (/healthz, /readyz)
+    drain (trio.Event) ──▶ HttpServer (graceful shutdown) and every drainable actor
+
+Start order: Postgres, migrations, pool, actors, HTTP; READY=1 once all are up.
+Stop order: STOPPING=1, drain within the grace period, cancel actors, close the
+pool, stop Postgres.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import socket
+from collections.abc import Callable
+from typing import Any
+
+import trio
+
+from deneva.actors.heartbeat import Heartbeat
+from deneva.actors.postgres import PostgresKeeper
+from deneva.clock import Clock, SystemClock
+from deneva.config import Config, load_config
+from deneva.db import AsyncioThread, Database, connect_once
+from deneva.errors import DenevaError
+from deneva.health import HealthState
+from deneva.http.app import create_app
+from deneva.http.server import HttpServer
+from deneva.logs import register_secret, setup_logging
+from deneva.migrations import load_migrations, migrate
+from deneva.pgembed import DATABASE, EmbeddedPostgres, StateLock
+from deneva.sdnotify import Notifier
+from deneva.secrets import Secrets
+from deneva.supervisor import Supervisor
+
+log = logging.getLogger("deneva.daemon")
+
+
+def node_name(config: Config) -> str:
+    return f"{socket.gethostname()}:{config.http_bind.port}"
+
+
+async def ensure_database(bridge: AsyncioThread, admin_dsn: str, name: str) -> None:
+    """Create the embedded cluster's application database on first boot."""
+    import asyncpg
+
+    async def create() -> None:
+        conn = await asyncpg.connect(admin_dsn, timeout=10)
+        try:
+            exists = await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name)
+            if not exists:
+                await conn.execute(f'CREATE DATABASE "{name}"')
+        finally:
+            await conn.close()
+
+    await bridge.call(create)
+
+
+async def apply_migrations(dsn: str, env: str) -> tuple[str, ...]:
+    migrations = load_migrations()
+    bridge, conn = await connect_once(dsn)
+    try:
+        report = await bridge.call(migrate, conn, env, migrations)
+        return report.applied
+    finally:
+        with trio.CancelScope(shield=True):
+            await bridge.call(conn.close)
+        bridge.stop()
+
+
+class Daemon:
+    def __init__(
+        self,
+        config: Config,
+        secrets: Secrets,
+        *,
+        clock: Clock | None = None,
+        notifier: Notifier | None = None,
+        reload: Callable[[], Config] | None = None,
+    ) -> None:
+        self.config = config
+        self.secrets = secrets
+        self.clock = clock or SystemClock()
+        self.notifier = notifier or Notifier.from_env()
+        self._reload = reload or (lambda: load_config(config.config_file))
+        self.stop_requested = trio.Event()
+        self.drain = trio.Event()
+        self._skip_drain = trio.CancelScope()
+        self.supervisor = Supervisor(self.drain)
+        self.health = HealthState(self.supervisor, self.clock, node_name(config))
+        self.http_binds: list[str] = []
+        self.pg: EmbeddedPostgres | None = None
+        for secret in secrets.all():
+            register_secret(secret.reveal())
+
+    def request_stop(self) -> None:
+        self.stop_requested.set()
+
+    async def run(self, *, task_status: trio.TaskStatus[Any] = trio.TASK_STATUS_IGNORED) -> None:
+        config = self.config
+        lock: StateLock | None = None
+        if config.embedded_database:
+            lock = StateLock(config.state_dir)
+            if not lock.try_acquire():
+                raise DenevaError(
+                    f"DENEVA_STATE_DIR: {config.state_dir} is in use by another deneva (pid {lock.holder()})"
+                )
+        try:
+            async with trio.open_nursery() as outer:
+                outer.start_soon(self._handle_signals)
+                if config.database_url is None:
+                    self.notifier.status("starting embedded Postgres")
+                    self.pg = EmbeddedPostgres(config.state_dir, bin_dir=config.pg_bin, pg_user=config.pg_user)
+                    dsn = await self.supervisor.start(outer, PostgresKeeper(self.pg))
+                    bridge = AsyncioThread()
+                    try:
+                        await ensure_database(bridge, self.pg.dsn("postgres"), DATABASE)
+                    finally:
+                        bridge.stop()
+                else:
+                    dsn = config.database_url
+                self.notifier.status("migrating")
+                applied = await apply_migrations(dsn, config.env)
+                if applied:
+                    log.info("migrations applied", extra={"migrations": list(applied)})
+                self.health.migrated = True
+                db = await Database.open(dsn, max_size=max(4, min(config.workers, 20)))
+                self.health.db = db
+                try:
+                    async with trio.open_nursery() as inner:
+                        await self._start_actors(inner, db)
+                        self.notifier.ready(f"serving on {', '.join(self.http_binds)}")
+                        log.info("deneva ready", extra={"http": self.http_binds, "env": config.env})
+                        task_status.started(self.http_binds)
+                        if self.notifier.watchdog_interval:
+                            inner.start_soon(self._watchdog, self.notifier.watchdog_interval)
+                        await self.stop_requested.wait()
+                        await self._drain()
+                        inner.cancel_scope.cancel()
+                finally:
+                    await db.close()
+                outer.cancel_scope.cancel()
+        finally:
+            if lock is not None:
+                lock.release()
+        log.info("deneva stopped")
+
+    async def _start_actors(self, nursery: trio.Nursery, db: Database) -> None:
+        config = self.config
+        await self.supervisor.start(
+            nursery, Heartbeat(db, self.clock, self.health.node, config.heartbeat_interval_s)
+        )
+        app = create_app(self.health)
+        self.http_binds = await self.supervisor.start(
+            nursery, HttpServer(app, config.http_bind, self.drain, config.shutdown_grace_s)
+        )
+
+    async def _drain(self) -> None:
+        grace = self.config.shutdown_grace_s
+        log.info("draining", extra={"grace_s": grace})
+        self.notifier.stopping()
+        self.drain.set()
+        with self._skip_drain, trio.move_on_after(grace) as scope:
+            await self.supervisor.wait_drained()
+        if scope.cancelled_caught or self._skip_drain.cancelled_caught:
+            log.warning("grace period over; cancelling what is left", extra={"grace_s": grace})
+
+    async def _watchdog(self, interval: float) -> None:
+        while True:
+            self.notifier.watchdog()
+            await trio.sleep(interval)
+
+    async def _handle_signals(self) -> None:
+        with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP) as signals:
+            async for signum in signals:
+                if signum == signal.SIGHUP:
+                    self._reload_config()
+                elif self.stop_requested.is_set():
+                    log.warning("second stop signal; not waiting for the drain")
+                    self._skip_drain.cancel()
+                else:
+                    log.info("stop requested", extra={"signal": signal.Signals(signum).name})
+                    self.request_stop()
+
+    def _reload_config(self) -> None:
+        self.notifier.reloading()
+        try:
+            fresh = self._reload()
+        except DenevaError as exc:
+            log.error("config reload failed; keeping the running config", extra={"error": str(exc)})
+            self.notifier.send("READY=1")
+            return
+        changed = [k for k in ("log_level", "log_format") if getattr(fresh, k) != getattr(self.config, k)]
+        setup_logging(fresh.log_format, fresh.log_level)
+        needs_restart = [
+            k
+            for k in ("database_url", "http_bind", "state_dir", "env", "workers", "secrets_dir")
+            if getattr(fresh, k) != getattr(self.config, k)
+        ]
+        log.info("config reloaded", extra={"applied": changed, "needs_restart": needs_restart})
+        self.notifier.send("READY=1")

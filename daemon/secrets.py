@@ -1,0 +1,117 @@
+"""Secrets are files, one per secret (systemd LoadCredential= or DENEVA_SECRETS_DIR).
+
+A `Secret` never shows its value in repr/str, and every loaded value is registered
+with the log redactor so it cannot reach a log line by accident.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import secrets as _random
+from collections.abc import Mapping
+from pathlib import Path
+
+import attrs
+
+from deneva.errors import SecretError
+
+REQUIRED = ("DENEVA_KEK", "DENEVA_ADMIN_TOKEN", "DENEVA_EVENT_KEY", "DENEVA_SIGNING_KEY")
+MAX_SECRET_BYTES = 4096
+MIN_TOKEN_CHARS = 16
+
+
+@attrs.frozen(repr=False)
+class Secret:
+    name: str
+    _value: str = attrs.field(alias="value")
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return f"Secret({self.name}, ***)"
+
+    __str__ = __repr__
+
+
+@attrs.frozen
+class Secrets:
+    kek: Secret
+    admin_token: Secret
+    event_key: Secret
+    signing_key: Secret
+
+    def all(self) -> tuple[Secret, ...]:
+        return (self.kek, self.admin_token, self.event_key, self.signing_key)
+
+    def kek_bytes(self) -> bytes:
+        return base64.b64decode(self.kek.reveal())
+
+
+def secrets_directory(config_dir: Path | None, environ: Mapping[str, str] | None = None) -> Path:
+    environ = os.environ if environ is None else environ
+    if environ.get("CREDENTIALS_DIRECTORY"):
+        return Path(environ["CREDENTIALS_DIRECTORY"])
+    if config_dir is not None:
+        return config_dir
+    raise SecretError(
+        f"{REQUIRED[0]}: no secrets directory; set CREDENTIALS_DIRECTORY (systemd "
+        "LoadCredential=) or DENEVA_SECRETS_DIR (run `deneva secrets init DIR` to create one)"
+    )
+
+
+def _read_secret(directory: Path, name: str) -> Secret:
+    path = directory / name
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise SecretError(f"{name}: missing (expected the file {path})") from None
+    except OSError as exc:
+        raise SecretError(f"{name}: cannot read {path} ({exc.strerror})") from None
+    if len(raw) > MAX_SECRET_BYTES:
+        raise SecretError(f"{name}: {path} is larger than {MAX_SECRET_BYTES} bytes")
+    try:
+        value = raw.decode("utf-8").strip()
+    except UnicodeDecodeError:
+        raise SecretError(f"{name}: {path} is not UTF-8 text") from None
+    if not value:
+        raise SecretError(f"{name}: {path} is empty")
+    if name == "DENEVA_KEK":
+        try:
+            key = base64.b64decode(value, validate=True)
+        except ValueError:
+            raise SecretError(f"{name}: {path} must hold 32 bytes in base64") from None
+        if len(key) != 32:
+            raise SecretError(f"{name}: {path} must hold 32 bytes in base64, got {len(key)} bytes")
+    elif len(value) < MIN_TOKEN_CHARS:
+        raise SecretError(f"{name}: {path} must hold at least {MIN_TOKEN_CHARS} characters")
+    return Secret(name, value)
+
+
+def load_secrets(directory: Path) -> Secrets:
+    """Read and check every required secret; the first problem found is raised, named."""
+    loaded = [_read_secret(directory, name) for name in REQUIRED]
+    return Secrets(*loaded)
+
+
+def _generate(name: str) -> str:
+    if name == "DENEVA_KEK":
+        return base64.b64encode(_random.token_bytes(32)).decode()
+    return _random.token_urlsafe(32)
+
+
+def init_secrets(directory: Path) -> list[str]:
+    """Create the missing secret files (mode 0600); existing ones are never touched."""
+    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    created = []
+    for name in REQUIRED:
+        path = directory / name
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            continue
+        with os.fdopen(fd, "w") as handle:
+            handle.write(_generate(name) + "\n")
+        created.append(name)
+    return created
