@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+import os
 import signal
+import subprocess
 from typing import Any
 
 import trio
@@ -17,13 +19,46 @@ READY_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 30.0
 
 
+class ChildProcess:
+    """A child process whose exit trio can await (through a pidfd, else by polling)."""
+
+    def __init__(self, popen: subprocess.Popen[bytes]) -> None:
+        self.popen = popen
+        self.pid = popen.pid
+        try:
+            self._pidfd: int | None = os.pidfd_open(popen.pid)
+        except (AttributeError, OSError):
+            self._pidfd = None
+
+    def poll(self) -> int | None:
+        return self.popen.poll()
+
+    def send_signal(self, signum: int) -> None:
+        if self.popen.poll() is None:
+            self.popen.send_signal(signum)
+
+    def kill(self) -> None:
+        self.send_signal(signal.SIGKILL)
+
+    async def wait(self) -> int:
+        while self.popen.poll() is None:
+            if self._pidfd is not None:
+                await trio.lowlevel.wait_readable(self._pidfd)
+            else:
+                await trio.sleep(0.05)
+        if self._pidfd is not None:
+            os.close(self._pidfd)
+            self._pidfd = None
+        return self.popen.returncode
+
+
 class PostgresKeeper:
     name = "postgres"
 
     def __init__(self, pg: EmbeddedPostgres) -> None:
         self.pg = pg
         self.starts = 0
-        self.process: trio.Process | None = None
+        self.process: ChildProcess | None = None
 
     async def run(self, *, task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED) -> None:
         pg = self.pg
@@ -31,8 +66,10 @@ class PostgresKeeper:
         pg.stop_orphan()
         pg.choose_port()
         with open(pg.root / "postgres.log", "ab") as output:
-            process = await trio.lowlevel.open_process(
-                pg.command(), stdout=output, stderr=output, **pg.spawn_kwargs()
+            # Spawned from the main thread (not trio's worker threads): the parent-death
+            # signal set in the child is tied to the thread that forked it.
+            process = ChildProcess(
+                subprocess.Popen(pg.command(), stdout=output, stderr=output, **pg.spawn_kwargs())  # type: ignore[call-overload]
             )
         self.process = process
         self.starts += 1
@@ -41,7 +78,7 @@ class PostgresKeeper:
                 while not pg.ready():
                     if process.poll() is not None:
                         raise EmbeddedPostgresError(
-                            f"embedded Postgres exited with status {process.returncode} while starting "
+                            f"embedded Postgres exited with status {process.poll()} while starting "
                             f"(see {pg.root / 'postgres.log'})"
                         )
                     await trio.sleep(0.02)
@@ -53,8 +90,8 @@ class PostgresKeeper:
             with trio.CancelScope(shield=True):
                 await self._stop(process)
 
-    async def _stop(self, process: trio.Process) -> None:
-        if process.returncode is not None:
+    async def _stop(self, process: ChildProcess) -> None:
+        if process.poll() is not None:
             return
         process.send_signal(signal.SIGINT)  # fast shutdown: abort transactions, checkpoint
         with trio.move_on_after(STOP_TIMEOUT_S):

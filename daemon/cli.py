@@ -12,7 +12,7 @@ import trio
 
 from deneva import __version__
 from deneva.config import Config, load_config
-from deneva.errors import DatabaseUnavailable, DenevaError
+from deneva.errors import DatabaseUnavailable, DenevaError, root_cause
 from deneva.logs import setup_logging
 
 log = logging.getLogger("deneva.cli")
@@ -20,13 +20,6 @@ log = logging.getLogger("deneva.cli")
 
 class CliError(DenevaError):
     """A usage problem reported as one line."""
-
-
-def _root_cause(exc: BaseException) -> BaseException:
-    """Unwrap trio's exception groups down to the first meaningful error."""
-    while isinstance(exc, BaseExceptionGroup):
-        exc = next((e for e in exc.exceptions if not isinstance(e, trio.Cancelled)), exc.exceptions[0])
-    return exc
 
 
 def _config(args: argparse.Namespace) -> Config:
@@ -60,7 +53,7 @@ def _serve(config: Config, *, announce: bool = False) -> int:
     except KeyboardInterrupt:
         return 0
     except BaseException as exc:
-        cause = _root_cause(exc)
+        cause = root_cause(exc)
         if isinstance(cause, DatabaseUnavailable):
             raise CliError(_describe_db_error(config, cause)) from None
         if isinstance(cause, DenevaError | OSError):

@@ -68,6 +68,10 @@ def translate_error(exc: BaseException) -> BaseException:
 class AsyncioThread:
     """One asyncio event loop on a daemon thread; trio tasks await coroutines on it."""
 
+    # Calls under way across all bridges; a test clock reads it so virtual time
+    # does not jump while real database work is in flight (tests/conftest.py).
+    in_flight = 0
+
     def __init__(self, name: str = "deneva-db") -> None:
         self._loop = asyncio.SelectorEventLoop()
         self._thread = threading.Thread(target=self._main, name=name, daemon=True)
@@ -94,6 +98,7 @@ class AsyncioThread:
         raise_cancel: list[Callable[[], Any]] = []
 
         def finish(done: asyncio.Task[T]) -> None:
+            AsyncioThread.in_flight -= 1
             if done.cancelled():
                 if raise_cancel:
                     trio.lowlevel.reschedule(task, outcome.capture(raise_cancel[0]))
@@ -117,6 +122,7 @@ class AsyncioThread:
             aio_task.append(created)
             created.add_done_callback(on_done)
 
+        AsyncioThread.in_flight += 1
         self._loop.call_soon_threadsafe(spawn)
 
         def abort(raise_cancel_fn: Callable[[], Any]) -> trio.lowlevel.Abort:
@@ -144,9 +150,10 @@ async def _init_connection(conn: Connection) -> None:
 class Database:
     """A pool of asyncpg connections that run as the system role (RLS policies apply)."""
 
-    def __init__(self, bridge: AsyncioThread, pool: asyncpg.Pool, dsn: str) -> None:
+    def __init__(self, bridge: AsyncioThread, pool: asyncpg.Pool, dsn: str, role: str | None) -> None:
         self._bridge = bridge
         self._pool = pool
+        self._role = role
         self.dsn = dsn
 
     @classmethod
@@ -183,7 +190,7 @@ class Database:
         except BaseException:
             bridge.stop()
             raise
-        return cls(bridge, pool, dsn)
+        return cls(bridge, pool, dsn, role)
 
     @property
     def bridge(self) -> AsyncioThread:
@@ -308,6 +315,8 @@ class Database:
 
             async def connect() -> Connection:
                 conn = await asyncpg.connect(dsn, timeout=5, server_settings={"application_name": "deneva-listen"})
+                if self._role is not None:
+                    await conn.execute(f'SET ROLE "{self._role}"')
                 conn.add_termination_listener(on_lost)
                 for channel in channels:
                     await conn.add_listener(channel, on_notify)

@@ -41,3 +41,12 @@ class EnvironmentMismatch(DenevaError):
 
 class EmbeddedPostgresError(DenevaError):
     """The embedded Postgres could not be found, initialised or started."""
+
+
+def root_cause(exc: BaseException) -> BaseException:
+    """Unwrap (trio's) exception groups down to the first meaningful error."""
+    import trio
+
+    while isinstance(exc, BaseExceptionGroup):
+        exc = next((e for e in exc.exceptions if not isinstance(e, trio.Cancelled)), exc.exceptions[0])
+    return exc

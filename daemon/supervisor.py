@@ -18,6 +18,8 @@ from typing import Any, Protocol
 import attrs
 import trio
 
+from deneva.errors import root_cause
+
 log = logging.getLogger("deneva.supervisor")
 
 CRASH_WINDOW_S = 300.0
@@ -108,7 +110,8 @@ class Supervisor:
                         # A first start that fails fails the daemon's start, with its reason.
                         raise
                     state.restarts += 1
-                    state.last_error = f"{type(exc).__name__}: {exc}"
+                    cause = root_cause(exc)
+                    state.last_error = f"{type(cause).__name__}: {cause}"
                     state.crash_times.append(trio.current_time())
                     if self.drain.is_set():
                         log.warning("actor failed while draining", extra={"actor": actor.name, "error": state.last_error})

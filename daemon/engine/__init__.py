@@ -1,0 +1,1 @@
+"""The durable job engine: functions, steps, runs, scheduling. Knows nothing of ads."""

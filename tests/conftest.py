@@ -1,0 +1,127 @@
+"""Test fixtures: one embedded Postgres per test session, a fresh database per test.
+
+The session cluster is the same embedded Postgres `make run` uses (same code, its
+own state directory). Its `deneva_template` database is migrated once; each test
+that needs a database gets `CREATE DATABASE ... TEMPLATE deneva_template`, which
+takes milliseconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import os
+import sys
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+import trio.testing
+
+from deneva.db import AsyncioThread, Database, _init_connection
+from deneva.migrations import load_migrations, migrate
+from deneva.pgembed import EmbeddedPostgres, SyncServer
+
+TEST_ENV = "test"
+TEMPLATE = "deneva_template"
+_counter = itertools.count()
+
+
+class Cluster:
+    def __init__(self, server: SyncServer) -> None:
+        self.server = server
+        self.pg = server.pg
+
+    def dsn(self, database: str) -> str:
+        return self.pg.dsn(database)
+
+    def admin(self, sql: str) -> None:
+        async def go() -> None:
+            conn = await asyncpg.connect(self.dsn("postgres"))
+            try:
+                await conn.execute(sql)
+            finally:
+                await conn.close()
+
+        asyncio.run(go())
+
+    def new_database(self, template: str = TEMPLATE) -> str:
+        name = f"t{os.getpid()}_{next(_counter)}"
+        self.admin(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+        return name
+
+
+def database_aware_mock_clock() -> trio.testing.MockClock:
+    """Autojumping virtual time that holds still while a database call is in flight.
+
+    Database work runs in real time on the bridge thread; without this, trio would see
+    every task blocked and jump virtual time ahead of it. (MockClock is final, so the
+    run loop's autojump hook is wrapped on the instance.)
+    """
+    clock = trio.testing.MockClock(autojump_threshold=0.0001)
+    jump = clock._autojump
+
+    def autojump_unless_database_busy() -> None:
+        if AsyncioThread.in_flight == 0:
+            jump()
+
+    clock._autojump = autojump_unless_database_busy  # type: ignore[method-assign]
+    return clock
+
+
+@pytest.fixture
+def autojump_clock() -> trio.testing.MockClock:
+    return database_aware_mock_clock()
+
+
+@pytest.fixture(scope="session")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    state = tmp_path_factory.mktemp("pg-session")
+    pg = EmbeddedPostgres(
+        state,
+        settings={"fsync": "off", "synchronous_commit": "off", "full_page_writes": "off"},
+    )
+    server = SyncServer(pg, log_file=state / "postgres.log")
+    server.start()
+    cluster = Cluster(server)
+    try:
+        cluster.admin(f'CREATE DATABASE "{TEMPLATE}"')
+
+        async def prepare() -> None:
+            conn = await asyncpg.connect(cluster.dsn(TEMPLATE))
+            try:
+                await _init_connection(conn)
+                await migrate(conn, TEST_ENV, load_migrations())
+            finally:
+                await conn.close()
+
+        asyncio.run(prepare())
+        yield cluster
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def database_url(cluster: Cluster) -> str:
+    """A fresh, migrated database of its own for one test (owner connection URL)."""
+    return cluster.dsn(cluster.new_database())
+
+
+@pytest.fixture
+async def db(database_url: str) -> AsyncIterator[Database]:
+    database = await Database.open(database_url)
+    try:
+        yield database
+    finally:
+        await database.close()
+
+
+@pytest.fixture
+def repo_root() -> Path:
+    return Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def deneva_cmd() -> list[str]:
+    return [sys.executable, "-m", "deneva"]

@@ -1,0 +1,151 @@
+"""Configuration and secrets: TOML + DENEVA_* env, every bad value named."""
+
+from __future__ import annotations
+
+import base64
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+from deneva.config import Bind, Config, load_config, parse_bind
+from deneva.errors import ConfigError, SecretError
+from deneva.secrets import REQUIRED, Secret, init_secrets, load_secrets, secrets_directory
+
+
+def _toml(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "deneva.toml"
+    path.write_text(text)
+    return path
+
+
+def test_defaults_without_file_or_environment() -> None:
+    config = load_config(None, environ={})
+    assert config == Config()
+    assert config.http_bind == Bind("127.0.0.1", 8787)
+    assert config.embedded_database
+
+
+def test_environment_overrides_the_file(tmp_path: Path) -> None:
+    path = _toml(tmp_path, 'workers = 4\nhttp_bind = "127.0.0.1:9000"\nenv = "staging"\n')
+    config = load_config(path, environ={"DENEVA_WORKERS": "8"})
+    assert config.workers == 8
+    assert config.http_bind == Bind("127.0.0.1", 9000)
+    assert config.env == "staging"
+
+
+def test_systemd_state_directory_is_the_default_state_dir() -> None:
+    config = load_config(None, environ={"STATE_DIRECTORY": "/var/lib/deneva"})
+    assert config.state_dir == Path("/var/lib/deneva")
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("workers = ", "invalid TOML"),
+        ("wokers = 3", "unknown key 'wokers'"),
+        ('http_bind = "localhost"', "http_bind .*expected HOST:PORT"),
+        ('http_bind = "127.0.0.1:99999"', "port must be between 0 and 65535"),
+        ('http_bind = "example.com:80"', "host must be an IP address"),
+        ("workers = 0", "workers .*positive integer"),
+        ('workers = "many"', "workers .*positive integer"),
+        ("workers = true", "workers .*positive integer"),
+        ('log_format = "xml"', "log_format .*expected one of auto, json, text"),
+        ('database_url = "mysql://x"', "database_url .*postgresql://"),
+        ("shutdown_grace_s = -1", "shutdown_grace_s .*between 0 and 86400"),
+        ('env = "prod uction"', "env .*short name"),
+    ],
+)
+def test_bad_file_values_are_named(tmp_path: Path, text: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        load_config(_toml(tmp_path, text), environ={})
+
+
+def test_bad_environment_value_names_the_variable() -> None:
+    with pytest.raises(ConfigError, match="DENEVA_HTTP_BIND: port must be a number"):
+        load_config(None, environ={"DENEVA_HTTP_BIND": "127.0.0.1:http"})
+
+
+def test_unreadable_or_non_utf8_config_file_is_named(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="cannot read"):
+        load_config(tmp_path / "missing.toml", environ={})
+    bad = tmp_path / "latin1.toml"
+    bad.write_bytes(b'env = "caf\xe9"\n')
+    with pytest.raises(ConfigError, match="not UTF-8"):
+        load_config(bad, environ={})
+
+
+def test_ipv6_bind_is_accepted() -> None:
+    assert parse_bind("x", "[::1]:8787") == Bind("::1", 8787)
+    assert str(Bind("::1", 8787)) == "[::1]:8787"
+
+
+# -- secrets --------------------------------------------------------------------------
+
+
+def test_secrets_init_creates_private_files_and_never_overwrites(tmp_path: Path) -> None:
+    directory = tmp_path / "secrets"
+    assert init_secrets(directory) == list(REQUIRED)
+    for name in REQUIRED:
+        mode = stat.S_IMODE((directory / name).stat().st_mode)
+        assert mode == 0o600, name
+    before = {name: (directory / name).read_text() for name in REQUIRED}
+    (directory / "DENEVA_EVENT_KEY").unlink()
+    assert init_secrets(directory) == ["DENEVA_EVENT_KEY"]
+    after = {name: (directory / name).read_text() for name in REQUIRED}
+    assert {k: v for k, v in after.items() if k != "DENEVA_EVENT_KEY"} == {
+        k: v for k, v in before.items() if k != "DENEVA_EVENT_KEY"
+    }
+    secrets = load_secrets(directory)
+    assert len(secrets.kek_bytes()) == 32
+
+
+@pytest.mark.parametrize("missing", REQUIRED)
+def test_each_missing_secret_is_named(tmp_path: Path, missing: str) -> None:
+    init_secrets(tmp_path)
+    (tmp_path / missing).unlink()
+    with pytest.raises(SecretError, match=f"^{missing}: missing"):
+        load_secrets(tmp_path)
+
+
+def test_malformed_secrets_are_named_without_their_value(tmp_path: Path) -> None:
+    init_secrets(tmp_path)
+    (tmp_path / "DENEVA_KEK").write_text("not-base64-at-all!!")
+    with pytest.raises(SecretError, match="DENEVA_KEK: .*32 bytes in base64") as err:
+        load_secrets(tmp_path)
+    assert "not-base64-at-all" not in str(err.value)
+    (tmp_path / "DENEVA_KEK").write_text(base64.b64encode(b"short").decode())
+    with pytest.raises(SecretError, match="got 5 bytes"):
+        load_secrets(tmp_path)
+    init_secrets(tmp_path / "again")
+    (tmp_path / "again" / "DENEVA_ADMIN_TOKEN").write_text("short")
+    with pytest.raises(SecretError, match="DENEVA_ADMIN_TOKEN: .*at least 16 characters"):
+        load_secrets(tmp_path / "again")
+    (tmp_path / "again" / "DENEVA_ADMIN_TOKEN").write_text("")
+    with pytest.raises(SecretError, match="DENEVA_ADMIN_TOKEN: .*empty"):
+        load_secrets(tmp_path / "again")
+
+
+def test_unreadable_secret_is_named(tmp_path: Path) -> None:
+    init_secrets(tmp_path)
+    (tmp_path / "DENEVA_SIGNING_KEY").unlink()
+    (tmp_path / "DENEVA_SIGNING_KEY").mkdir()  # unreadable as a file, even for root
+    with pytest.raises(SecretError, match="DENEVA_SIGNING_KEY: cannot read"):
+        load_secrets(tmp_path)
+
+
+def test_credentials_directory_wins_over_the_configured_one(tmp_path: Path) -> None:
+    assert secrets_directory(tmp_path / "a", {"CREDENTIALS_DIRECTORY": str(tmp_path / "b")}) == tmp_path / "b"
+    assert secrets_directory(tmp_path / "a", {}) == tmp_path / "a"
+    with pytest.raises(SecretError, match="DENEVA_KEK: no secrets directory"):
+        secrets_directory(None, {})
+
+
+def test_secret_repr_hides_the_value() -> None:
+    secret = Secret("DENEVA_ADMIN_TOKEN", "super-secret-value-123")
+    assert "super-secret" not in repr(secret)
+    assert "super-secret" not in str(secret)
+    assert "super-secret" not in f"{[secret]}"
+    assert secret.reveal() == "super-secret-value-123"
+    assert os.environ.get("DENEVA_ADMIN_TOKEN") != "super-secret-value-123"

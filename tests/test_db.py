@@ -1,0 +1,159 @@
+"""The database layer: one crossing per unit of work, typed errors, RLS, LISTEN, recovery."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+import trio
+
+from deneva.db import Connection, Database
+from deneva.errors import DatabaseUnavailable, QueryError, UniqueViolation
+
+
+async def _add_tenant(db: Database, name: str) -> str:
+    return str(await db.fetchval("INSERT INTO tenants (name) VALUES ($1) RETURNING id", name))
+
+
+async def _add_audit(db: Database, tenant_id: str, event: str) -> None:
+    await db.execute("INSERT INTO audit_log (tenant_id, event_type) VALUES ($1, $2)", uuid.UUID(tenant_id), event)
+
+
+async def test_pool_connections_run_as_the_system_role_not_the_owner(db: Database) -> None:
+    assert await db.fetchval("SELECT current_user") == "deneva_system"
+    # RESET ALL on release must not hand a superuser connection to the next caller.
+    for _ in range(5):
+        assert await db.fetchval("SELECT current_user") == "deneva_system"
+        assert await db.fetchval("SELECT usesuper FROM pg_user WHERE usename = current_user") is None
+
+
+async def test_tenant_transaction_sees_only_its_own_tenant_rows(db: Database) -> None:
+    acme = await _add_tenant(db, "acme")
+    globex = await _add_tenant(db, "globex")
+    await _add_audit(db, acme, "acme.thing")
+    await _add_audit(db, globex, "globex.thing")
+
+    async def everything(conn: Connection) -> list[str]:
+        # No WHERE clause on purpose: row-level security must do the filtering.
+        rows = await conn.fetch("SELECT event_type FROM audit_log ORDER BY id")
+        return [r["event_type"] for r in rows]
+
+    assert await db.tenant_transaction(acme, everything) == ["acme.thing"]
+    assert await db.tenant_transaction(globex, everything) == ["globex.thing"]
+    assert await db.transaction(everything) == ["acme.thing", "globex.thing"]
+
+    async def tenants_visible(conn: Connection) -> list[str]:
+        return [r["name"] for r in await conn.fetch("SELECT name FROM tenants ORDER BY name")]
+
+    assert await db.tenant_transaction(acme, tenants_visible) == ["acme"]
+
+
+async def test_tenant_cannot_write_rows_for_another_tenant(db: Database) -> None:
+    acme = await _add_tenant(db, "acme")
+    globex = await _add_tenant(db, "globex")
+
+    async def forge(conn: Connection) -> None:
+        await conn.execute("INSERT INTO audit_log (tenant_id, event_type) VALUES ($1, 'forged')", uuid.UUID(globex))
+
+    with pytest.raises(QueryError, match="row-level security"):
+        await db.tenant_transaction(acme, forge)
+
+
+async def test_audit_log_is_insert_only_for_the_daemon(db: Database) -> None:
+    acme = await _add_tenant(db, "acme")
+    await _add_audit(db, acme, "kept")
+    with pytest.raises(QueryError, match="permission denied"):
+        await db.execute("UPDATE audit_log SET event_type = 'changed'")
+    with pytest.raises(QueryError, match="permission denied"):
+        await db.execute("DELETE FROM audit_log")
+    assert await db.fetchval("SELECT event_type FROM audit_log") == "kept"
+
+
+async def test_archive_function_moves_old_audit_rows_preserving_the_count(db: Database) -> None:
+    acme = await _add_tenant(db, "acme")
+    await db.execute(
+        "INSERT INTO audit_log (tenant_id, event_type, created_at) "
+        "SELECT $1, 'old', now() - interval '13 months' FROM generate_series(1, 5)",
+        uuid.UUID(acme),
+    )
+    await _add_audit(db, acme, "recent")
+    moved = await db.fetchval("SELECT deneva_archive_audit_log(now() - interval '12 months', 3)")
+    assert moved == 3
+    moved = await db.fetchval("SELECT deneva_archive_audit_log(now() - interval '12 months', 3)")
+    assert moved == 2
+    assert await db.fetchval("SELECT count(*) FROM audit_log") == 1
+    assert await db.fetchval("SELECT count(*) FROM audit_log_archive") == 5
+
+
+async def test_unique_violation_is_typed(db: Database) -> None:
+    await _add_tenant(db, "acme")
+    with pytest.raises(UniqueViolation):
+        await _add_tenant(db, "acme")
+
+
+async def test_bad_sql_is_a_query_error_naming_the_problem(db: Database) -> None:
+    with pytest.raises(QueryError, match="no_such_table"):
+        await db.fetch("SELECT * FROM no_such_table")
+
+
+async def test_a_transaction_is_one_unit(db: Database) -> None:
+    async def half_done(conn: Connection) -> None:
+        await conn.execute("INSERT INTO tenants (name) VALUES ('first')")
+        await conn.execute("INSERT INTO tenants (name) VALUES ('first')")
+
+    with pytest.raises(UniqueViolation):
+        await db.transaction(half_done)
+    assert await db.fetchval("SELECT count(*) FROM tenants") == 0
+
+
+async def test_listen_delivers_notifications_to_a_trio_channel(db: Database) -> None:
+    async with db.listen("deneva_test") as notes:
+        with trio.fail_after(10):
+            assert await notes.receive() == ("deneva_test", "")  # connected: re-check signal
+            await db.execute("SELECT pg_notify('deneva_test', 'hello')")
+            assert await notes.receive() == ("deneva_test", "hello")
+
+
+async def test_listen_reconnects_after_its_connection_is_killed(db: Database, database_url: str) -> None:
+    owner = await Database.open(database_url, role=None, min_size=1)
+    async with db.listen("deneva_test") as notes:
+        with trio.fail_after(20):
+            assert await notes.receive() == ("deneva_test", "")
+            await owner.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'deneva-listen'"
+                " AND datname = current_database()"
+            )
+            assert await notes.receive() == ("deneva_test", "")  # reconnected
+            await db.execute("SELECT pg_notify('deneva_test', 'again')")
+            assert await notes.receive() == ("deneva_test", "again")
+    await owner.close()
+
+
+async def test_pool_recovers_when_its_connections_are_killed(db: Database, database_url: str) -> None:
+    await db.fetchval("SELECT 1")
+    owner = await Database.open(database_url, role=None, min_size=1)
+    await owner.execute(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+        "WHERE application_name = 'deneva' AND datname = current_database() AND pid <> pg_backend_pid()"
+    )
+    await owner.close()
+    # Pooled connections that died are replaced; at worst one call sees the outage, typed.
+    results = []
+    for _ in range(5):
+        try:
+            results.append(await db.fetchval("SELECT 41 + 1"))
+        except DatabaseUnavailable:
+            results.append("unavailable")
+    assert results[-3:] == [42, 42, 42]
+
+
+async def test_cancelling_a_call_cancels_the_query(db: Database) -> None:
+    with trio.move_on_after(0.2) as scope:
+        await db.execute("SELECT pg_sleep(30)")
+    assert scope.cancelled_caught
+    assert await db.fetchval("SELECT count(*) FROM pg_stat_activity WHERE query = 'SELECT pg_sleep(30)' AND state = 'active'") == 0
+
+
+async def test_unreachable_database_is_a_typed_error() -> None:
+    with pytest.raises(DatabaseUnavailable):
+        await Database.open("postgresql://nobody@127.0.0.1:1/none", connect_timeout=2)

@@ -1,0 +1,92 @@
+"""Migrations: in order, once each, under a lock, checksummed; the environment guard."""
+
+from __future__ import annotations
+
+import attrs
+import pytest
+import trio
+
+from deneva.db import Database, connect_once
+from deneva.errors import EnvironmentMismatch, MigrationError
+from deneva.migrations import Migration, load_migrations, migrate, pending
+from tests.conftest import TEST_ENV, Cluster
+
+
+async def _migrate(dsn: str, env: str, migrations: list[Migration]) -> tuple[str, ...]:
+    bridge, conn = await connect_once(dsn)
+    try:
+        return (await bridge.call(migrate, conn, env, migrations)).applied
+    finally:
+        await bridge.call(conn.close)
+        bridge.stop()
+
+
+def test_migration_files_are_numbered_in_order() -> None:
+    migrations = load_migrations()
+    assert migrations, "no migrations found in the package"
+    assert [m.version for m in migrations] == sorted({m.version for m in migrations})
+    assert migrations[0].filename == "0001_foundation.sql"
+
+
+async def test_fresh_database_gets_every_migration_once(cluster: Cluster) -> None:
+    dsn = cluster.dsn(cluster.new_database(template="template0"))
+    migrations = load_migrations()
+    assert await _migrate(dsn, TEST_ENV, migrations) == tuple(m.filename for m in migrations)
+    assert await _migrate(dsn, TEST_ENV, migrations) == ()
+    owner = await Database.open(dsn, role=None, min_size=1)
+    try:
+        rows = await owner.fetch("SELECT version, checksum FROM deneva_migrations ORDER BY version")
+        assert [(r["version"], r["checksum"]) for r in rows] == [(m.version, m.checksum) for m in migrations]
+        assert await owner.run(lambda conn: pending(conn, migrations)) == []
+    finally:
+        await owner.close()
+
+
+async def test_concurrent_migrations_apply_each_file_exactly_once(cluster: Cluster) -> None:
+    dsn = cluster.dsn(cluster.new_database(template="template0"))
+    migrations = load_migrations()
+    results: list[tuple[str, ...]] = []
+
+    async def one() -> None:
+        results.append(await _migrate(dsn, TEST_ENV, migrations))
+
+    async with trio.open_nursery() as nursery:
+        for _ in range(4):
+            nursery.start_soon(one)
+    applied = [r for r in results if r]
+    assert len(applied) == 1 and len(results) == 4
+
+
+async def test_an_edited_applied_migration_stops_start_up_naming_it(database_url: str) -> None:
+    migrations = load_migrations()
+    edited = [attrs.evolve(migrations[0], sql=migrations[0].sql + "\n-- edited", checksum="0" * 64), *migrations[1:]]
+    with pytest.raises(MigrationError, match="0001_foundation.sql was edited"):
+        await _migrate(database_url, TEST_ENV, edited)
+
+
+async def test_a_failing_migration_is_named_and_rolled_back(database_url: str) -> None:
+    migrations = load_migrations()
+    broken = Migration(9999, "broken", "CREATE TABLE half_done (id int); SELECT no_such_function();", "f" * 64)
+    with pytest.raises(MigrationError, match="9999_broken.sql failed"):
+        await _migrate(database_url, TEST_ENV, [*migrations, broken])
+    owner = await Database.open(database_url, role=None, min_size=1)
+    try:
+        assert await owner.fetchval("SELECT to_regclass('half_done')") is None
+        assert await owner.fetchval("SELECT max(version) FROM deneva_migrations") == migrations[-1].version
+    finally:
+        await owner.close()
+
+
+async def test_database_of_another_environment_is_refused(database_url: str) -> None:
+    with pytest.raises(EnvironmentMismatch, match="belongs to environment 'test'.*'production'"):
+        await _migrate(database_url, "production", load_migrations())
+
+
+async def test_unknown_applied_migration_is_reported(database_url: str) -> None:
+    owner = await Database.open(database_url, role=None, min_size=1)
+    try:
+        await owner.execute("INSERT INTO deneva_migrations (version, name, checksum) VALUES (9998, 'from_the_future', 'x')")
+    finally:
+        await owner.close()
+    with pytest.raises(MigrationError, match="9998_from_the_future.sql is applied to the database but missing here"):
+        await _migrate(database_url, TEST_ENV, load_migrations())
