@@ -25,7 +25,8 @@ test: install lint
 
 lint: install
 	$(BIN)/ruff check daemon actors http sql tests
-	$(BIN)/mypy
+	$(BIN)/ruff format --check daemon actors http sql tests
+	$(BIN)/mypy -p deneva -p tests
 
 bench: install
 	@echo "no benchmarks yet"

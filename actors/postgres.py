@@ -6,10 +6,8 @@ import logging
 import os
 import signal
 import subprocess
-from typing import Any
 
 import trio
-
 from deneva.errors import EmbeddedPostgresError
 from deneva.pgembed import EmbeddedPostgres
 
@@ -60,17 +58,25 @@ class PostgresKeeper:
         self.starts = 0
         self.process: ChildProcess | None = None
 
-    async def run(self, *, task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED) -> None:
+    def _spawn(self) -> ChildProcess:
+        """Prepare and start the server, synchronously, on the main thread.
+
+        Not trio.run_process: that forks from a worker thread, and the parent-death
+        signal set in the child is tied to the thread that forked it, which trio
+        retires after 10 s idle. initdb (first boot only) and the orphan check
+        block for a moment, before anything else is served.
+        """
         pg = self.pg
         pg.initdb()
         pg.stop_orphan()
         pg.choose_port()
         with open(pg.root / "postgres.log", "ab") as output:
-            # Spawned from the main thread (not trio's worker threads): the parent-death
-            # signal set in the child is tied to the thread that forked it.
-            process = ChildProcess(
-                subprocess.Popen(pg.command(), stdout=output, stderr=output, **pg.spawn_kwargs())  # type: ignore[call-overload]
-            )
+            popen = subprocess.Popen(pg.command(), stdout=output, stderr=output, **pg.spawn_kwargs())
+        return ChildProcess(popen)
+
+    async def run(self, *, task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED) -> None:
+        pg = self.pg
+        process = self._spawn()
         self.process = process
         self.starts += 1
         try:
@@ -82,7 +88,10 @@ class PostgresKeeper:
                             f"(see {pg.root / 'postgres.log'})"
                         )
                     await trio.sleep(0.02)
-            log.info("embedded Postgres ready", extra={"port": pg.port, "socket_dir": str(pg.socket_dir), "pid": process.pid})
+            log.info(
+                "embedded Postgres ready",
+                extra={"port": pg.port, "socket_dir": str(pg.socket_dir), "pid": process.pid},
+            )
             task_status.started(pg.dsn())
             status = await process.wait()
             raise EmbeddedPostgresError(f"embedded Postgres exited with status {status}")

@@ -9,7 +9,6 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import trio
-
 from deneva import __version__
 from deneva.config import Config, load_config
 from deneva.errors import DatabaseUnavailable, DenevaError, root_cause
@@ -45,8 +44,11 @@ def _serve(config: Config, *, announce: bool = False) -> int:
         async with trio.open_nursery() as nursery:
             binds = await nursery.start(daemon.run)
             if announce:
-                print(f"deneva is up on {', '.join(binds)}: /healthz, /readyz "
-                      f"(state in {config.state_dir}; Ctrl-C stops it)", flush=True)
+                print(
+                    f"deneva is up on {', '.join(binds)}: /healthz, /readyz "
+                    f"(state in {config.state_dir}; Ctrl-C stops it)",
+                    flush=True,
+                )
 
     try:
         trio.run(main)
@@ -70,7 +72,6 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     import attrs
-
     from deneva.secrets import init_secrets
 
     config = _config(args)
@@ -152,12 +153,16 @@ def build_parser() -> argparse.ArgumentParser:
     add("demo", "what `make run` runs: the daemon on the embedded Postgres with dev secrets").set_defaults(
         fn=cmd_demo
     )
-    add("migrate", "apply the SQL migrations (the daemon also does this at start)").set_defaults(fn=cmd_migrate)
+    add("migrate", "apply the SQL migrations (the daemon also does this at start)").set_defaults(
+        fn=cmd_migrate
+    )
 
     secrets = commands.add_parser("secrets", help="manage secret files", description="manage secret files")
     secrets_commands = secrets.add_subparsers(dest="secrets_command", metavar="ACTION", required=True)
     init = secrets_commands.add_parser(
-        "init", help="generate missing secrets (never overwrites)", description="generate missing secrets (never overwrites)"
+        "init",
+        help="generate missing secrets (never overwrites)",
+        description="generate missing secrets (never overwrites)",
     )
     init.add_argument("dir", nargs="?", help="directory (default: DENEVA_SECRETS_DIR or STATE_DIR/secrets)")
     init.add_argument("--config", metavar="FILE", help="TOML config file")

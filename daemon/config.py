@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import attrs
-
 from deneva.errors import ConfigError
 
 LOG_FORMATS = ("auto", "json", "text")
@@ -164,15 +163,11 @@ def _read_toml(path: Path) -> dict[str, Any]:
         raise ConfigError(f"config file {path}: invalid TOML: {exc}") from None
     unknown = sorted(set(data) - set(_PARSERS))
     if unknown:
-        raise ConfigError(
-            f"config file {path}: unknown key {unknown[0]!r} (known keys: {', '.join(KEYS)})"
-        )
+        raise ConfigError(f"config file {path}: unknown key {unknown[0]!r} (known keys: {', '.join(KEYS)})")
     return data
 
 
-def load_config(
-    config_file: Path | None = None, environ: Mapping[str, str] | None = None
-) -> Config:
+def load_config(config_file: Path | None = None, environ: Mapping[str, str] | None = None) -> Config:
     """Build the Config from an optional TOML file and the environment (which wins)."""
     environ = os.environ if environ is None else environ
     if config_file is None and environ.get("DENEVA_CONFIG"):

@@ -18,19 +18,18 @@ import logging
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from contextlib import asynccontextmanager
-from typing import Any, TypeVar
+from typing import Any, TypeAlias, TypeVar
 
 import asyncpg
 import outcome
 import trio
-
 from deneva.errors import DatabaseError, DatabaseUnavailable, QueryError, UniqueViolation
 
 log = logging.getLogger("deneva.db")
 
 T = TypeVar("T")
-Connection = asyncpg.Connection
-Record = asyncpg.Record
+Connection: TypeAlias = asyncpg.Connection
+Record: TypeAlias = asyncpg.Record
 
 APP_ROLE = "deneva_app"
 SYSTEM_ROLE = "deneva_system"
@@ -53,7 +52,10 @@ def translate_error(exc: BaseException) -> BaseException:
         return exc
     if isinstance(exc, asyncpg.exceptions.UniqueViolationError):
         return UniqueViolation(str(exc))
-    if isinstance(exc, asyncpg.exceptions.InvalidAuthorizationSpecificationError | asyncpg.exceptions.InvalidPasswordError):
+    if isinstance(
+        exc,
+        asyncpg.exceptions.InvalidAuthorizationSpecificationError | asyncpg.exceptions.InvalidPasswordError,
+    ):
         return DatabaseUnavailable(f"authentication failed: {exc}")
     if isinstance(exc, asyncpg.exceptions.InvalidCatalogNameError):
         return DatabaseUnavailable(f"database does not exist: {exc}")
@@ -89,21 +91,23 @@ class AsyncioThread:
     async def call(self, fn: Callable[..., Coroutine[Any, Any, T]], *args: Any) -> T:
         """Run `fn(*args)` on the asyncio loop and await its result: one crossing.
 
-        On trio cancellation the asyncio task is cancelled and waited for, so no
-        database work outlives the caller.
+        On trio cancellation the caller leaves at once and the asyncio task is
+        cancelled behind it (asyncpg rolls back and returns the connection): a
+        cancel must never wait on a server that stopped answering.
         """
         token = trio.lowlevel.current_trio_token()
         task = trio.lowlevel.current_task()
         aio_task: list[asyncio.Task[T]] = []
-        raise_cancel: list[Callable[[], Any]] = []
+        settled = False
 
         def finish(done: asyncio.Task[T]) -> None:
+            nonlocal settled
+            if settled:
+                return  # the caller was cancelled and has gone
+            settled = True
             AsyncioThread.in_flight -= 1
             if done.cancelled():
-                if raise_cancel:
-                    trio.lowlevel.reschedule(task, outcome.capture(raise_cancel[0]))
-                else:
-                    trio.lowlevel.reschedule(task, outcome.Error(DatabaseUnavailable("database call cancelled")))
+                trio.lowlevel.reschedule(task, outcome.Error(DatabaseUnavailable("database call cancelled")))
                 return
             exc = done.exception()
             if exc is not None:
@@ -125,10 +129,12 @@ class AsyncioThread:
         AsyncioThread.in_flight += 1
         self._loop.call_soon_threadsafe(spawn)
 
-        def abort(raise_cancel_fn: Callable[[], Any]) -> trio.lowlevel.Abort:
-            raise_cancel.append(raise_cancel_fn)
+        def abort(_raise_cancel: Callable[[], Any]) -> trio.lowlevel.Abort:
+            nonlocal settled
+            settled = True
+            AsyncioThread.in_flight -= 1
             self._loop.call_soon_threadsafe(lambda: aio_task[0].cancel() if aio_task else None)
-            return trio.lowlevel.Abort.FAILED
+            return trio.lowlevel.Abort.SUCCEEDED
 
         result: T = await trio.lowlevel.wait_task_rescheduled(abort)
         return result
@@ -271,7 +277,9 @@ class Database:
         await self._bridge.call(lambda: asyncio.wait_for(probe(), timeout))
 
     @asynccontextmanager
-    async def listen(self, *channels: str, buffer: int = 1024) -> AsyncIterator[trio.MemoryReceiveChannel[tuple[str, str]]]:
+    async def listen(
+        self, *channels: str, buffer: int = 1024
+    ) -> AsyncIterator[trio.MemoryReceiveChannel[tuple[str, str]]]:
         """Yield a channel of (channel, payload) notifications from LISTEN.
 
         The connection is re-established when it drops; after every (re)connect a
@@ -286,7 +294,9 @@ class Database:
             finally:
                 nursery.cancel_scope.cancel()
 
-    async def _listen_loop(self, channels: tuple[str, ...], send: trio.MemorySendChannel[tuple[str, str]]) -> None:
+    async def _listen_loop(
+        self, channels: tuple[str, ...], send: trio.MemorySendChannel[tuple[str, str]]
+    ) -> None:
         token = trio.lowlevel.current_trio_token()
         dsn = self.dsn
         backoff = 0.1
@@ -307,14 +317,16 @@ class Database:
                 except trio.RunFinishedError:
                     pass
 
-            def on_lost(_conn: Any) -> None:
+            def on_lost(_conn: Any, lost: trio.Event = lost) -> None:
                 try:
                     token.run_sync_soon(lost.set)
                 except trio.RunFinishedError:
                     pass
 
             async def connect() -> Connection:
-                conn = await asyncpg.connect(dsn, timeout=5, server_settings={"application_name": "deneva-listen"})
+                conn = await asyncpg.connect(
+                    dsn, timeout=5, server_settings={"application_name": "deneva-listen"}
+                )
                 if self._role is not None:
                     await conn.execute(f'SET ROLE "{self._role}"')
                 conn.add_termination_listener(on_lost)
@@ -325,7 +337,9 @@ class Database:
             try:
                 conn = await self._bridge.call(connect)
             except DatabaseError as exc:
-                log.warning("listen connection failed; retrying", extra={"error": str(exc), "retry_s": backoff})
+                log.warning(
+                    "listen connection failed; retrying", extra={"error": str(exc), "retry_s": backoff}
+                )
                 await trio.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
                 continue
@@ -352,7 +366,9 @@ async def connect_once(dsn: str, timeout: float = 5.0) -> tuple[AsyncioThread, C
     bridge = AsyncioThread()
 
     async def connect() -> Connection:
-        conn = await asyncpg.connect(dsn, timeout=timeout, server_settings={"application_name": "deneva-admin"})
+        conn = await asyncpg.connect(
+            dsn, timeout=timeout, server_settings={"application_name": "deneva-admin"}
+        )
         await _init_connection(conn)
         return conn
 

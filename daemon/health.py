@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import attrs
 import trio
-
 from deneva.clock import Clock
 from deneva.db import Connection, Database
 from deneva.errors import DatabaseError
@@ -45,7 +44,8 @@ class HealthState:
             beat = await self.db.run(latest)
         if beat is None:
             return None
-        return max(0.0, self.clock.now() - beat.timestamp())  # type: ignore[attr-defined]
+        age: float = self.clock.now() - beat.timestamp()  # type: ignore[attr-defined]
+        return max(0.0, age)
 
     async def readiness(self) -> Readiness:
         problems: list[str] = []
@@ -64,7 +64,7 @@ class HealthState:
         except (DatabaseError, trio.TooSlowError) as exc:
             checks["database"] = "unreachable"
             checks["heartbeat"] = "unknown"
-            problems.append(f"database: {exc or 'no answer in time'}")
+            problems.append(f"database: {str(exc) or f'no answer within {DB_PROBE_TIMEOUT_S:.0f} s'}")
         checks["migrations"] = "ok" if self.migrated else "pending"
         if not self.migrated:
             problems.append("migrations: not applied")

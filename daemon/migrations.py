@@ -10,11 +10,11 @@ runs first: a database migrated by one DENEVA_ENV is never touched by another.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import re
 from importlib import resources
 
 import attrs
-
 from deneva.db import Connection
 from deneva.errors import EnvironmentMismatch, MigrationError
 
@@ -57,11 +57,9 @@ def load_migrations() -> list[Migration]:
         if match is None:
             raise MigrationError(f"migration file {entry.name}: name must look like 0001_some_name.sql")
         raw = entry.read_bytes()
-        found.append(
-            Migration(int(match[1]), match[2], raw.decode("utf-8"), hashlib.sha256(raw).hexdigest())
-        )
+        found.append(Migration(int(match[1]), match[2], raw.decode("utf-8"), hashlib.sha256(raw).hexdigest()))
     found.sort(key=lambda m: m.version)
-    for before, after in zip(found, found[1:], strict=False):
+    for before, after in itertools.pairwise(found):
         if before.version == after.version:
             raise MigrationError(f"migrations {before.filename} and {after.filename} share a number")
     return found

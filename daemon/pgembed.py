@@ -20,7 +20,6 @@ import os
 import pwd
 import re
 import secrets
-
 import signal
 import socket
 import stat
@@ -29,10 +28,9 @@ import tempfile
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import attrs
-
 from deneva.errors import EmbeddedPostgresError
 
 log = logging.getLogger("deneva.pg")
@@ -58,7 +56,26 @@ def _version_key(path: str) -> tuple[int, ...]:
     return tuple(int(part) for part in re.findall(r"\d+", path))
 
 
-def find_pg_bin(configured: Path | None = None, environ_path: str | None = None) -> Path:
+SYSTEM_GLOB = "/usr/lib/postgresql/*/bin"
+
+
+def packaged_pg_bin() -> Path | None:
+    """The server binaries shipped by the `pgserver` wheel, if it is installed."""
+    spec = importlib.util.find_spec("pgserver")
+    if spec is not None and spec.submodule_search_locations:
+        for location in spec.submodule_search_locations:
+            candidate = Path(location) / "pginstall" / "bin"
+            if _has_server(candidate):
+                return candidate
+    return None
+
+
+def find_pg_bin(
+    configured: Path | None = None,
+    environ_path: str | None = None,
+    system_glob: str = SYSTEM_GLOB,
+    packaged: bool = True,
+) -> Path:
     """Locate a directory holding `postgres` and `initdb`."""
     if configured is not None:
         if _has_server(configured):
@@ -70,15 +87,12 @@ def find_pg_bin(configured: Path | None = None, environ_path: str | None = None)
     for entry in search.split(os.pathsep):
         if entry and _has_server(Path(entry)):
             return Path(entry)
-    for candidate in sorted(glob.glob("/usr/lib/postgresql/*/bin"), key=_version_key, reverse=True):
+    for candidate in sorted(glob.glob(system_glob), key=_version_key, reverse=True):
         if _has_server(Path(candidate)):
             return Path(candidate)
-    spec = importlib.util.find_spec("pgserver")
-    if spec is not None and spec.submodule_search_locations:
-        for location in spec.submodule_search_locations:
-            candidate_dir = Path(location) / "pginstall" / "bin"
-            if _has_server(candidate_dir):
-                return candidate_dir
+    shipped = packaged_pg_bin() if packaged else None
+    if shipped is not None:
+        return shipped
     raise EmbeddedPostgresError(INSTALL_HINT)
 
 
@@ -118,8 +132,10 @@ def ensure_traversable(path: Path, who: RunAs) -> None:
             continue
         if info.st_mode & stat.S_IXOTH:
             continue
-        log.warning("granting search permission so the Postgres user can reach its data",
-                    extra={"directory": str(ancestor), "user": who.name})
+        log.warning(
+            "granting search permission so the Postgres user can reach its data",
+            extra={"directory": str(ancestor), "user": who.name},
+        )
         ancestor.chmod(info.st_mode | stat.S_IXOTH)
 
 
@@ -153,7 +169,11 @@ def _pid_alive(pid: int) -> bool:
         return False
     except PermissionError:
         return True
-    return True
+    try:  # a zombie has exited; only its parent has not reaped it yet
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return True
+    return "\nState:\tZ" not in status
 
 
 def _cmdline(pid: int) -> list[str]:
@@ -283,8 +303,8 @@ class EmbeddedPostgres:
             detail = (result.stderr or result.stdout).strip().splitlines()
             raise EmbeddedPostgresError(f"{what} failed: {detail[-1] if detail else result.returncode}")
 
-    def _spawn_kwargs(self, *, death_signal: bool = True) -> dict[str, object]:
-        kwargs: dict[str, object] = {"cwd": str(self.root), "env": self._server_env()}
+    def _spawn_kwargs(self, *, death_signal: bool = True) -> dict[str, Any]:
+        kwargs: dict[str, Any] = {"cwd": str(self.root), "env": self._server_env()}
         if self.run_as is not None:
             kwargs.update(user=self.run_as.uid, group=self.run_as.gid, extra_groups=[])
         if death_signal:
@@ -318,12 +338,15 @@ class EmbeddedPostgres:
             self._run_tool(
                 [
                     str(self.bin_dir / "initdb"),
-                    "-D", str(self.data_dir),
-                    "-U", SUPERUSER,
+                    "-D",
+                    str(self.data_dir),
+                    "-U",
+                    SUPERUSER,
                     "--auth-local=trust",
                     "--auth-host=scram-sha-256",
                     f"--pwfile={pwfile}",
-                    "-E", "UTF8",
+                    "-E",
+                    "UTF8",
                     "--no-locale",
                     "--no-sync",
                 ],
@@ -331,7 +354,10 @@ class EmbeddedPostgres:
             )
         finally:
             pwfile.unlink(missing_ok=True)
-        log.info("initialised embedded Postgres", extra={"data_dir": str(self.data_dir), "bin_dir": str(self.bin_dir)})
+        log.info(
+            "initialised embedded Postgres",
+            extra={"data_dir": str(self.data_dir), "bin_dir": str(self.bin_dir)},
+        )
 
     # -- recovery after a crash ---------------------------------------------------
 
@@ -341,9 +367,11 @@ class EmbeddedPostgres:
         if info is None:
             return
         cmdline = _cmdline(info.pid)
-        ours = _pid_alive(info.pid) and any("postgres" in part for part in cmdline[:1]) and str(
-            self.data_dir
-        ) in " ".join(cmdline)
+        ours = (
+            _pid_alive(info.pid)
+            and any("postgres" in part for part in cmdline[:1])
+            and str(self.data_dir) in " ".join(cmdline)
+        )
         if not ours:
             if not _pid_alive(info.pid) or cmdline:
                 log.warning("removing stale postmaster.pid", extra={"pid": info.pid})
@@ -384,17 +412,29 @@ class EmbeddedPostgres:
             "log_connections": "off",
         }
         settings.update(self.settings)
-        argv = [str(self.bin_dir / "postgres"), "-D", str(self.data_dir), "-p", str(self.port), "-k", str(self.socket_dir)]
+        argv = [
+            str(self.bin_dir / "postgres"),
+            "-D",
+            str(self.data_dir),
+            "-p",
+            str(self.port),
+            "-k",
+            str(self.socket_dir),
+        ]
         for key, value in settings.items():
             argv += ["-c", f"{key}={value}"]
         return argv
 
-    def spawn_kwargs(self) -> dict[str, object]:
+    def spawn_kwargs(self) -> dict[str, Any]:
         return self._spawn_kwargs()
 
     def ready(self) -> bool:
         info = read_postmaster_pid(self.data_dir)
-        return info is not None and info.status == "ready" and (self.socket_dir / f".s.PGSQL.{self.port}").exists()
+        return (
+            info is not None
+            and info.status == "ready"
+            and (self.socket_dir / f".s.PGSQL.{self.port}").exists()
+        )
 
     def dsn(self, database: str = DATABASE) -> str:
         return f"postgresql://{SUPERUSER}@/{database}?host={self.socket_dir}&port={self.port}"
@@ -429,7 +469,7 @@ class SyncServer:
         pg.stop_orphan()
         pg.choose_port()
         output = open(self.log_file, "ab") if self.log_file else subprocess.DEVNULL  # noqa: SIM115
-        self.process = subprocess.Popen(pg.command(), stdout=output, stderr=output, **pg.spawn_kwargs())  # type: ignore[call-overload]
+        self.process = subprocess.Popen(pg.command(), stdout=output, stderr=output, **pg.spawn_kwargs())
         deadline = time.monotonic() + timeout
         while not pg.ready():
             if self.process.poll() is not None:
@@ -455,5 +495,3 @@ class SyncServer:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
-
-

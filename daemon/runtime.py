@@ -21,7 +21,6 @@ from collections.abc import Callable
 from typing import Any
 
 import trio
-
 from deneva.actors.heartbeat import Heartbeat
 from deneva.actors.postgres import PostgresKeeper
 from deneva.clock import Clock, SystemClock
@@ -115,7 +114,9 @@ class Daemon:
                 outer.start_soon(self._handle_signals)
                 if config.database_url is None:
                     self.notifier.status("starting embedded Postgres")
-                    self.pg = EmbeddedPostgres(config.state_dir, bin_dir=config.pg_bin, pg_user=config.pg_user)
+                    self.pg = EmbeddedPostgres(
+                        config.state_dir, bin_dir=config.pg_bin, pg_user=config.pg_user
+                    )
                     dsn = await self.supervisor.start(outer, PostgresKeeper(self.pg))
                     bridge = AsyncioThread()
                     try:

@@ -37,7 +37,11 @@ class Notifier:
         target = "\0" + self.address[1:] if self.address.startswith("@") else self.address
         try:
             with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+                # Never block the event loop on a receiver that is not reading.
+                sock.setblocking(False)
                 sock.sendto("\n".join(fields).encode(), target)
+        except BlockingIOError:
+            log.debug("sd_notify receiver is not reading; message dropped", extra={"fields": fields[:1]})
         except OSError as exc:
             log.warning("sd_notify failed", extra={"error": str(exc)})
 

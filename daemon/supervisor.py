@@ -17,7 +17,6 @@ from typing import Any, Protocol
 
 import attrs
 import trio
-
 from deneva.errors import root_cause
 
 log = logging.getLogger("deneva.supervisor")
@@ -114,14 +113,21 @@ class Supervisor:
                     state.last_error = f"{type(cause).__name__}: {cause}"
                     state.crash_times.append(trio.current_time())
                     if self.drain.is_set():
-                        log.warning("actor failed while draining", extra={"actor": actor.name, "error": state.last_error})
+                        log.warning(
+                            "actor failed while draining",
+                            extra={"actor": actor.name, "error": state.last_error},
+                        )
                         return
                     if trio.current_time() - began > self.backoff.reset_after:
                         delay = self.backoff.initial
                     log.error(
                         "actor crashed; restarting",
                         exc_info=exc,
-                        extra={"actor": actor.name, "restarts": state.restarts, "retry_in_s": round(delay, 2)},
+                        extra={
+                            "actor": actor.name,
+                            "restarts": state.restarts,
+                            "retry_in_s": round(delay, 2),
+                        },
                     )
                 await trio.sleep(delay)
                 delay = min(delay * 2, self.backoff.maximum)

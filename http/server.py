@@ -1,26 +1,63 @@
-"""The HTTP actor: hypercorn's trio worker serving the quart-trio app."""
+"""The HTTP actor: hypercorn's trio worker serving the quart-trio app.
+
+On drain it stops accepting, lets requests in flight finish (up to the grace
+period), then closes what is left, idle keep-alive connections included: hypercorn
+on its own would hold the shutdown for the whole graceful timeout while a client
+keeps an idle connection open.
+"""
 
 from __future__ import annotations
 
+import functools
 import logging
 from typing import Any
 
 import trio
+from deneva.config import Bind
+from deneva.errors import ConfigError
 from hypercorn.config import Config as HypercornConfig
 from hypercorn.trio import serve
-from quart_trio import QuartTrio
-
-from deneva.config import Bind
 
 log = logging.getLogger("deneva.http")
+
+Scope = Any  # ASGI scope/receive/send: hypercorn's precise types add nothing here
+Receive = Any
+Send = Any
+ASGIApp = Any
+
+
+class InFlight:
+    """ASGI wrapper counting HTTP requests under way, so a drain knows when they are done."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self.count = 0
+        self._idle = trio.Event()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        self.count += 1
+        self._idle = trio.Event()
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.count -= 1
+            if self.count == 0:
+                self._idle.set()
+
+    async def wait_idle(self) -> None:
+        while self.count:
+            await self._idle.wait()
 
 
 class HttpServer:
     name = "http"
     drains = True
 
-    def __init__(self, app: QuartTrio, bind: Bind, drain: trio.Event, grace_s: float) -> None:
-        self.app = app
+    def __init__(self, app: ASGIApp, bind: Bind, drain: trio.Event, grace_s: float) -> None:
+        self.app = InFlight(app)
         self.bind = bind
         self.drain = drain
         self.grace_s = grace_s
@@ -38,8 +75,17 @@ class HttpServer:
 
     async def run(self, *, task_status: trio.TaskStatus[Any] = trio.TASK_STATUS_IGNORED) -> None:
         config = self._hypercorn_config()
-
         try:
-            await serve(self.app, config, shutdown_trigger=self.drain.wait, task_status=task_status)  # type: ignore[arg-type]
-        except OSError as exc:
-            raise OSError(exc.errno, f"DENEVA_HTTP_BIND: cannot listen on {self.bind}: {exc.strerror}") from None
+            async with trio.open_nursery() as nursery:
+                binds = await nursery.start(
+                    functools.partial(serve, self.app, config, shutdown_trigger=self.drain.wait)
+                )
+                task_status.started(binds)
+                await self.drain.wait()
+                with trio.move_on_after(self.grace_s):
+                    await self.app.wait_idle()
+                nursery.cancel_scope.cancel()
+        except* OSError as group:
+            exc = group.exceptions[0]
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            raise ConfigError(f"DENEVA_HTTP_BIND: cannot listen on {self.bind}: {reason}") from None

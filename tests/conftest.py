@@ -18,7 +18,6 @@ from pathlib import Path
 import asyncpg
 import pytest
 import trio.testing
-
 from deneva.db import AsyncioThread, Database, _init_connection
 from deneva.migrations import load_migrations, migrate
 from deneva.pgembed import EmbeddedPostgres, SyncServer

@@ -6,7 +6,6 @@ import uuid
 
 import pytest
 import trio
-
 from deneva.db import Connection, Database
 from deneva.errors import DatabaseUnavailable, QueryError, UniqueViolation
 
@@ -16,7 +15,9 @@ async def _add_tenant(db: Database, name: str) -> str:
 
 
 async def _add_audit(db: Database, tenant_id: str, event: str) -> None:
-    await db.execute("INSERT INTO audit_log (tenant_id, event_type) VALUES ($1, $2)", uuid.UUID(tenant_id), event)
+    await db.execute(
+        "INSERT INTO audit_log (tenant_id, event_type) VALUES ($1, $2)", uuid.UUID(tenant_id), event
+    )
 
 
 async def test_pool_connections_run_as_the_system_role_not_the_owner(db: Database) -> None:
@@ -53,7 +54,9 @@ async def test_tenant_cannot_write_rows_for_another_tenant(db: Database) -> None
     globex = await _add_tenant(db, "globex")
 
     async def forge(conn: Connection) -> None:
-        await conn.execute("INSERT INTO audit_log (tenant_id, event_type) VALUES ($1, 'forged')", uuid.UUID(globex))
+        await conn.execute(
+            "INSERT INTO audit_log (tenant_id, event_type) VALUES ($1, 'forged')", uuid.UUID(globex)
+        )
 
     with pytest.raises(QueryError, match="row-level security"):
         await db.tenant_transaction(acme, forge)
@@ -120,7 +123,8 @@ async def test_listen_reconnects_after_its_connection_is_killed(db: Database, da
         with trio.fail_after(20):
             assert await notes.receive() == ("deneva_test", "")
             await owner.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'deneva-listen'"
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE application_name = 'deneva-listen'"
                 " AND datname = current_database()"
             )
             assert await notes.receive() == ("deneva_test", "")  # reconnected
@@ -151,7 +155,12 @@ async def test_cancelling_a_call_cancels_the_query(db: Database) -> None:
     with trio.move_on_after(0.2) as scope:
         await db.execute("SELECT pg_sleep(30)")
     assert scope.cancelled_caught
-    assert await db.fetchval("SELECT count(*) FROM pg_stat_activity WHERE query = 'SELECT pg_sleep(30)' AND state = 'active'") == 0
+    assert (
+        await db.fetchval(
+            "SELECT count(*) FROM pg_stat_activity WHERE query = 'SELECT pg_sleep(30)' AND state = 'active'"
+        )
+        == 0
+    )
 
 
 async def test_unreachable_database_is_a_typed_error() -> None:

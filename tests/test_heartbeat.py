@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import trio
 import trio.testing
-
 from deneva.actors.heartbeat import Heartbeat
 from deneva.clock import TrioClock
 from deneva.db import Database
@@ -54,7 +53,9 @@ async def test_readiness_reports_a_stale_heartbeat_after_ten_minutes(
     assert stale.problems == ("heartbeat: last beat 601 s ago (limit 600 s)",)
 
 
-async def test_readiness_names_the_database_when_it_is_unreachable(autojump_clock: trio.testing.MockClock) -> None:
+async def test_readiness_names_the_database_when_it_is_unreachable(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
     health = HealthState(Supervisor(trio.Event()), TrioClock(EPOCH), "node-a", db=None, migrated=False)
     result = await health.readiness()
     assert not result.ready

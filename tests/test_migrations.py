@@ -5,10 +5,10 @@ from __future__ import annotations
 import attrs
 import pytest
 import trio
-
 from deneva.db import Database, connect_once
 from deneva.errors import EnvironmentMismatch, MigrationError
 from deneva.migrations import Migration, load_migrations, migrate, pending
+
 from tests.conftest import TEST_ENV, Cluster
 
 
@@ -59,14 +59,19 @@ async def test_concurrent_migrations_apply_each_file_exactly_once(cluster: Clust
 
 async def test_an_edited_applied_migration_stops_start_up_naming_it(database_url: str) -> None:
     migrations = load_migrations()
-    edited = [attrs.evolve(migrations[0], sql=migrations[0].sql + "\n-- edited", checksum="0" * 64), *migrations[1:]]
+    edited = [
+        attrs.evolve(migrations[0], sql=migrations[0].sql + "\n-- edited", checksum="0" * 64),
+        *migrations[1:],
+    ]
     with pytest.raises(MigrationError, match="0001_foundation.sql was edited"):
         await _migrate(database_url, TEST_ENV, edited)
 
 
 async def test_a_failing_migration_is_named_and_rolled_back(database_url: str) -> None:
     migrations = load_migrations()
-    broken = Migration(9999, "broken", "CREATE TABLE half_done (id int); SELECT no_such_function();", "f" * 64)
+    broken = Migration(
+        9999, "broken", "CREATE TABLE half_done (id int); SELECT no_such_function();", "f" * 64
+    )
     with pytest.raises(MigrationError, match="9999_broken.sql failed"):
         await _migrate(database_url, TEST_ENV, [*migrations, broken])
     owner = await Database.open(database_url, role=None, min_size=1)
@@ -85,8 +90,12 @@ async def test_database_of_another_environment_is_refused(database_url: str) -> 
 async def test_unknown_applied_migration_is_reported(database_url: str) -> None:
     owner = await Database.open(database_url, role=None, min_size=1)
     try:
-        await owner.execute("INSERT INTO deneva_migrations (version, name, checksum) VALUES (9998, 'from_the_future', 'x')")
+        await owner.execute(
+            "INSERT INTO deneva_migrations (version, name, checksum) VALUES (9998, 'from_the_future', 'x')"
+        )
     finally:
         await owner.close()
-    with pytest.raises(MigrationError, match="9998_from_the_future.sql is applied to the database but missing here"):
+    with pytest.raises(
+        MigrationError, match="9998_from_the_future.sql is applied to the database but missing here"
+    ):
         await _migrate(database_url, TEST_ENV, load_migrations())

@@ -7,7 +7,6 @@ from typing import Any
 import pytest
 import trio
 import trio.testing
-
 from deneva.supervisor import Backoff, Supervisor
 
 

@@ -1,0 +1,307 @@
+"""The daemon as systemd runs it: a real process, a NOTIFY_SOCKET we own, real HTTP."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import attrs
+import httpx
+import pytest
+import trio
+from deneva.pgembed import _pid_alive, read_postmaster_pid
+from deneva.secrets import REQUIRED, init_secrets
+
+from tests.conftest import TEST_ENV
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@attrs.define
+class RunningDaemon:
+    process: trio.Process
+    port: int
+    state_dir: Path
+    notify: trio.socket.SocketType
+    stdout: bytearray
+    messages: list[str] = attrs.Factory(list)
+    _arrived: trio.Event = attrs.Factory(trio.Event)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    async def collect_notifications(self) -> None:
+        """Read notify datagrams as systemd does, all the time."""
+        while True:
+            data = await self.notify.recv(4096)
+            self.messages.append(data.decode())
+            self._arrived.set()
+            self._arrived = trio.Event()
+
+    async def next_message(self, wanted: str) -> list[str]:
+        """Wait until a notify datagram containing `wanted` has arrived."""
+        while not any(wanted in m for m in self.messages):
+            await self._arrived.wait()
+        return self.messages
+
+
+def _env(tmp_path: Path, port: int, **extra: str) -> dict[str, str]:
+    secrets = tmp_path / "secrets"
+    init_secrets(secrets)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DENEVA_", "NOTIFY_", "WATCHDOG_"))}
+    env.update(
+        DENEVA_STATE_DIR=str(tmp_path / "state"),
+        DENEVA_SECRETS_DIR=str(secrets),
+        DENEVA_HTTP_BIND=f"127.0.0.1:{port}",
+        DENEVA_LOG_FORMAT="json",
+        DENEVA_ENV=TEST_ENV,
+        NOTIFY_SOCKET=str(tmp_path / "notify.sock"),
+        WATCHDOG_USEC="200000",
+    )
+    env.update(extra)
+    return env
+
+
+@asynccontextmanager
+async def running_daemon(tmp_path: Path, **extra: str) -> AsyncIterator[RunningDaemon]:
+    port = _free_port()
+    env = _env(tmp_path, port, **extra)
+    notify = trio.socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    await notify.bind(env["NOTIFY_SOCKET"])  # a fresh tmp_path: nothing to unlink
+    stdout = bytearray()
+    process = await trio.lowlevel.open_process(
+        [sys.executable, "-m", "deneva", "run"], env=env, cwd=str(tmp_path), stdout=subprocess.PIPE
+    )
+    daemon = RunningDaemon(process, port, tmp_path / "state", notify, stdout)
+
+    async def collect() -> None:
+        assert process.stdout is not None
+        async for chunk in process.stdout:
+            stdout.extend(chunk)
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(collect)
+        nursery.start_soon(daemon.collect_notifications)
+        try:
+            with trio.fail_after(60):
+                await daemon.next_message("READY=1")
+            yield daemon
+        finally:
+            if process.returncode is None:
+                process.kill()
+            await process.wait()
+            nursery.cancel_scope.cancel()
+            notify.close()
+
+
+def _children(pid: int) -> list[int]:
+    text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+    return [int(child) for child in text.split()]
+
+
+def _log_lines(daemon: RunningDaemon) -> list[dict[str, object]]:
+    return [json.loads(line) for line in bytes(daemon.stdout).decode().splitlines() if line.strip()]
+
+
+async def _readyz(client: httpx.AsyncClient, url: str) -> tuple[int, dict[str, object]]:
+    response = await client.get(f"{url}/readyz", timeout=10)
+    return response.status_code, response.json()
+
+
+async def test_lifecycle_ready_watchdog_outage_and_clean_stop(tmp_path: Path) -> None:
+    async with running_daemon(tmp_path) as daemon, httpx.AsyncClient() as client:
+        await daemon.next_message("WATCHDOG=1")
+        assert (await client.get(f"{daemon.url}/healthz")).status_code == 200
+        status, body = await _readyz(client, daemon.url)
+        assert status == 200, body
+        assert body["checks"] == {"database": "ok", "heartbeat": "ok", "migrations": "ok", "actors": "ok"}
+
+        # The embedded Postgres stops answering: /readyz is 503 and names the database.
+        info = read_postmaster_pid(daemon.state_dir / "pg" / "data")
+        assert info is not None
+        frozen = [info.pid, *_children(info.pid)]
+        for pid in frozen:
+            os.kill(pid, signal.SIGSTOP)
+        try:
+            status, body = await _readyz(client, daemon.url)
+            assert status == 503
+            assert body["checks"]["database"] == "unreachable"  # type: ignore[index]
+            assert any(str(p).startswith("database:") for p in body["problems"])  # type: ignore[attr-defined]
+            assert (await client.get(f"{daemon.url}/healthz")).status_code == 200
+        finally:
+            for pid in frozen:
+                os.kill(pid, signal.SIGCONT)
+        with trio.fail_after(5):
+            while (await _readyz(client, daemon.url))[0] != 200:
+                await trio.sleep(0.05)
+
+        # The embedded Postgres dies: the daemon restarts it and is ready again.
+        os.kill(info.pid, signal.SIGKILL)
+        with trio.fail_after(15):
+            while True:
+                fresh = read_postmaster_pid(daemon.state_dir / "pg" / "data")
+                if (
+                    fresh is not None
+                    and fresh.pid != info.pid
+                    and (await _readyz(client, daemon.url))[0] == 200
+                ):
+                    break
+                await trio.sleep(0.05)
+
+        # SIGTERM: STOPPING=1, exit 0 within 10 s, Postgres stopped, nothing left behind.
+        server = read_postmaster_pid(daemon.state_dir / "pg" / "data")
+        assert server is not None
+        daemon.process.send_signal(signal.SIGTERM)
+        with trio.fail_after(10):
+            assert await daemon.process.wait() == 0
+            await daemon.next_message("STOPPING=1")
+        assert not _pid_alive(server.pid)
+        assert read_postmaster_pid(daemon.state_dir / "pg" / "data") is None
+
+    order = [m.split("\n")[0] for m in daemon.messages]
+    assert order.index("READY=1") < order.index("WATCHDOG=1") < order.index("STOPPING=1")
+    logs = _log_lines(daemon)
+    assert any(
+        line["msg"] == "actor crashed; restarting" and line.get("actor") == "postgres" for line in logs
+    )
+    secret_values = [(tmp_path / "secrets" / name).read_text().strip() for name in REQUIRED]
+    text = bytes(daemon.stdout).decode()
+    assert text and not any(value in text for value in secret_values)
+
+
+async def test_restart_after_the_daemon_was_killed(tmp_path: Path) -> None:
+    async with running_daemon(tmp_path) as first:
+        first.process.kill()  # SIGKILL: no clean-up at all
+        await first.process.wait()
+    async with running_daemon(tmp_path) as second, httpx.AsyncClient() as client:
+        with trio.fail_after(10):
+            while (await _readyz(client, second.url))[0] != 200:
+                await trio.sleep(0.05)
+        second.process.send_signal(signal.SIGTERM)
+        with trio.fail_after(10):
+            assert await second.process.wait() == 0
+
+
+async def test_external_database_and_sighup_reload(tmp_path: Path, database_url: str) -> None:
+    config = tmp_path / "deneva.toml"
+    config.write_text('log_level = "info"\n')
+    async with (
+        running_daemon(tmp_path, DENEVA_DATABASE_URL=database_url, DENEVA_CONFIG=str(config)) as daemon,
+        httpx.AsyncClient() as client,
+    ):
+        assert not (daemon.state_dir / "pg").exists()
+        assert (await _readyz(client, daemon.url))[0] == 200
+        config.write_text('log_level = "debug"\n')
+        daemon.process.send_signal(signal.SIGHUP)
+        await daemon.next_message("RELOADING=1")
+        with trio.fail_after(10):
+            while not any(line["msg"] == "config reloaded" for line in _log_lines(daemon)):
+                await trio.sleep(0.05)
+        reload_line = next(line for line in _log_lines(daemon) if line["msg"] == "config reloaded")
+        assert reload_line["applied"] == ["log_level"]
+        daemon.process.send_signal(signal.SIGINT)
+        with trio.fail_after(10):
+            assert await daemon.process.wait() == 0
+
+
+def _run_cli(tmp_path: Path, *args: str, **extra: str) -> subprocess.CompletedProcess[str]:
+    env = _env(tmp_path, _free_port(), **extra)
+    env.pop("NOTIFY_SOCKET")
+    return subprocess.run(
+        [sys.executable, "-m", "deneva", *args],
+        env=env,
+        cwd=str(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def _one_line_error(result: subprocess.CompletedProcess[str]) -> str:
+    assert result.returncode != 0
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("deneva: error: ")
+    return lines[0]
+
+
+@pytest.mark.parametrize("missing", ["DENEVA_KEK", "DENEVA_SIGNING_KEY"])
+def test_missing_secret_stops_the_start_naming_it(tmp_path: Path, missing: str) -> None:
+    init_secrets(tmp_path / "partial")
+    (tmp_path / "partial" / missing).unlink()
+    env_secrets = str(tmp_path / "partial")
+    line = _one_line_error(_run_cli(tmp_path, "run", DENEVA_SECRETS_DIR=env_secrets))
+    assert f"{missing}: missing" in line
+
+
+@pytest.mark.parametrize(
+    ("extra", "named"),
+    [
+        ({"DENEVA_WORKERS": "lots"}, "DENEVA_WORKERS"),
+        ({"DENEVA_HTTP_BIND": "256.1.1.1:80"}, "DENEVA_HTTP_BIND"),
+        ({"DENEVA_LOG_LEVEL": "loud"}, "DENEVA_LOG_LEVEL"),
+        ({"DENEVA_DATABASE_URL": "postgresql://nobody@127.0.0.1:1/none"}, "DENEVA_DATABASE_URL"),
+    ],
+)
+def test_bad_configuration_is_one_line_naming_the_culprit(
+    tmp_path: Path, extra: dict[str, str], named: str
+) -> None:
+    assert named in _one_line_error(_run_cli(tmp_path, "run", **extra))
+
+
+def test_malformed_and_unknown_toml_is_named(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text("workers = [\n")
+    assert "invalid TOML" in _one_line_error(_run_cli(tmp_path, "run", "--config", str(bad)))
+    bad.write_text("colour = 'blue'\n")
+    assert "unknown key 'colour'" in _one_line_error(_run_cli(tmp_path, "run", "--config", str(bad)))
+
+
+def test_http_port_in_use_is_named(tmp_path: Path, database_url: str) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        line = _one_line_error(
+            _run_cli(tmp_path, "run", DENEVA_DATABASE_URL=database_url, DENEVA_HTTP_BIND=f"127.0.0.1:{port}")
+        )
+    assert "DENEVA_HTTP_BIND" in line and str(port) in line
+
+
+def test_database_of_another_environment_is_refused(tmp_path: Path, database_url: str) -> None:
+    line = _one_line_error(
+        _run_cli(tmp_path, "run", DENEVA_DATABASE_URL=database_url, DENEVA_ENV="production")
+    )
+    assert "DENEVA_ENV" in line and "'test'" in line
+
+
+def test_migrate_command_uses_the_embedded_database(tmp_path: Path) -> None:
+    first = _run_cli(tmp_path, "migrate")
+    assert first.returncode == 0, first.stderr
+    assert "applied 0001_foundation.sql" in first.stdout
+    again = _run_cli(tmp_path, "migrate")
+    assert again.returncode == 0 and "up to date" in again.stdout
+    # The embedded server it started for the command is stopped again.
+    assert read_postmaster_pid(tmp_path / "state" / "pg" / "data") is None
+
+
+def test_secrets_init_command_never_overwrites(tmp_path: Path) -> None:
+    target = tmp_path / "fresh"
+    first = _run_cli(tmp_path, "secrets", "init", str(target))
+    assert first.returncode == 0 and first.stdout.count("created") == 4
+    before = (target / "DENEVA_KEK").read_text()
+    again = _run_cli(tmp_path, "secrets", "init", str(target))
+    assert again.returncode == 0 and "nothing changed" in again.stdout
+    assert (target / "DENEVA_KEK").read_text() == before
