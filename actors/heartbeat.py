@@ -11,6 +11,7 @@ import logging
 from typing import Any
 
 import trio
+
 from deneva.clock import Clock, as_datetime
 from deneva.db import Database
 from deneva.errors import DatabaseUnavailable

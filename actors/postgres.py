@@ -8,6 +8,7 @@ import signal
 import subprocess
 
 import trio
+
 from deneva.errors import EmbeddedPostgresError
 from deneva.pgembed import EmbeddedPostgres
 

@@ -10,6 +10,7 @@ from contextlib import contextmanager
 from typing import Any, TypeVar
 
 import asyncpg
+
 from deneva.config import Config
 from deneva.db import translate_error
 from deneva.errors import DenevaError

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import trio
+
 from deneva import __version__
 from deneva.config import Config, load_config
 from deneva.errors import DatabaseUnavailable, DenevaError, root_cause
@@ -72,6 +73,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     import attrs
+
     from deneva.secrets import init_secrets
 
     config = _config(args)

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import attrs
+
 from deneva.errors import ConfigError
 
 LOG_FORMATS = ("auto", "json", "text")

@@ -23,6 +23,7 @@ from typing import Any, TypeAlias, TypeVar
 import asyncpg
 import outcome
 import trio
+
 from deneva.errors import DatabaseError, DatabaseUnavailable, QueryError, UniqueViolation
 
 log = logging.getLogger("deneva.db")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import attrs
 import trio
+
 from deneva.clock import Clock
 from deneva.db import Connection, Database
 from deneva.errors import DatabaseError

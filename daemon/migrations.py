@@ -15,6 +15,7 @@ import re
 from importlib import resources
 
 import attrs
+
 from deneva.db import Connection
 from deneva.errors import EnvironmentMismatch, MigrationError
 

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import IO, Any
 
 import attrs
+
 from deneva.errors import EmbeddedPostgresError
 
 log = logging.getLogger("deneva.pg")

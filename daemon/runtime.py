@@ -21,6 +21,7 @@ from collections.abc import Callable
 from typing import Any
 
 import trio
+
 from deneva.actors.heartbeat import Heartbeat
 from deneva.actors.postgres import PostgresKeeper
 from deneva.clock import Clock, SystemClock

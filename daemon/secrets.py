@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import attrs
+
 from deneva.errors import SecretError
 
 REQUIRED = ("DENEVA_KEK", "DENEVA_ADMIN_TOKEN", "DENEVA_EVENT_KEY", "DENEVA_SIGNING_KEY")

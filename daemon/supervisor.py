@@ -17,6 +17,7 @@ from typing import Any, Protocol
 
 import attrs
 import trio
+
 from deneva.errors import root_cause
 
 log = logging.getLogger("deneva.supervisor")

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from deneva.health import HealthState
 from quart import Response, jsonify
 from quart_trio import QuartTrio
+
+from deneva.health import HealthState
 
 MAX_BODY_BYTES = 1024 * 1024
 

@@ -13,10 +13,11 @@ import logging
 from typing import Any
 
 import trio
-from deneva.config import Bind
-from deneva.errors import ConfigError
 from hypercorn.config import Config as HypercornConfig
 from hypercorn.trio import serve
+
+from deneva.config import Bind
+from deneva.errors import ConfigError
 
 log = logging.getLogger("deneva.http")
 

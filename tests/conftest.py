@@ -18,6 +18,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 import trio.testing
+
 from deneva.db import AsyncioThread, Database, _init_connection
 from deneva.migrations import load_migrations, migrate
 from deneva.pgembed import EmbeddedPostgres, SyncServer

@@ -8,6 +8,7 @@ import stat
 from pathlib import Path
 
 import pytest
+
 from deneva.config import Bind, Config, load_config, parse_bind
 from deneva.errors import ConfigError, SecretError
 from deneva.secrets import REQUIRED, Secret, init_secrets, load_secrets, secrets_directory

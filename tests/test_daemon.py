@@ -16,9 +16,9 @@ import attrs
 import httpx
 import pytest
 import trio
+
 from deneva.pgembed import _pid_alive, read_postmaster_pid
 from deneva.secrets import REQUIRED, init_secrets
-
 from tests.conftest import TEST_ENV
 
 
@@ -74,12 +74,17 @@ def _env(tmp_path: Path, port: int, **extra: str) -> dict[str, str]:
     return env
 
 
+def _remove_stale_socket(path: Path) -> None:
+    path.unlink(missing_ok=True)  # left by an earlier daemon in the same test
+
+
 @asynccontextmanager
 async def running_daemon(tmp_path: Path, **extra: str) -> AsyncIterator[RunningDaemon]:
     port = _free_port()
     env = _env(tmp_path, port, **extra)
     notify = trio.socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-    await notify.bind(env["NOTIFY_SOCKET"])  # a fresh tmp_path: nothing to unlink
+    _remove_stale_socket(Path(env["NOTIFY_SOCKET"]))
+    await notify.bind(env["NOTIFY_SOCKET"])
     stdout = bytearray()
     process = await trio.lowlevel.open_process(
         [sys.executable, "-m", "deneva", "run"], env=env, cwd=str(tmp_path), stdout=subprocess.PIPE

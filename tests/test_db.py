@@ -6,6 +6,7 @@ import uuid
 
 import pytest
 import trio
+
 from deneva.db import Connection, Database
 from deneva.errors import DatabaseUnavailable, QueryError, UniqueViolation
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import trio
 import trio.testing
+
 from deneva.actors.heartbeat import Heartbeat
 from deneva.clock import TrioClock
 from deneva.db import Database

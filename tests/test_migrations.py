@@ -5,10 +5,10 @@ from __future__ import annotations
 import attrs
 import pytest
 import trio
+
 from deneva.db import Database, connect_once
 from deneva.errors import EnvironmentMismatch, MigrationError
 from deneva.migrations import Migration, load_migrations, migrate, pending
-
 from tests.conftest import TEST_ENV, Cluster
 
 

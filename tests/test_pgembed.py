@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
+import shutil
 import stat
 from pathlib import Path
 
 import asyncpg
 import pytest
+
 from deneva.admin import run_async
 from deneva.errors import EmbeddedPostgresError
 from deneva.pgembed import (
@@ -144,3 +146,54 @@ def test_half_initialised_data_directory_is_reported(tmp_path: Path) -> None:
     (pg.data_dir / "junk").write_text("x")
     with pytest.raises(EmbeddedPostgresError, match="not empty but holds no cluster"):
         pg.initdb()
+
+
+def test_works_as_a_normal_user(tmp_path: Path) -> None:
+    """Run as an unprivileged user, the server runs as that user: no account switch."""
+    if os.geteuid() != 0:
+        state = tmp_path / "state"
+        expected_uid = os.geteuid()
+        child = None
+    else:
+        # We are root here: fork a child that drops to `nobody` and does it from there.
+        import pwd
+        import tempfile
+
+        nobody = pwd.getpwnam("nobody")
+        base = Path(tempfile.mkdtemp(prefix="deneva-user-"))
+        os.chown(base, nobody.pw_uid, nobody.pw_gid)
+        state = base / "state"
+        expected_uid = nobody.pw_uid
+        child = os.fork()
+        if child == 0:  # pragma: no cover - runs in the forked child
+            code = 1
+            try:
+                os.setgroups([])
+                os.setgid(nobody.pw_gid)
+                os.setuid(nobody.pw_uid)
+                code = _boot_and_check(state, expected_uid)
+            finally:
+                os._exit(code)
+    if child is None:
+        assert _boot_and_check(state, expected_uid) == 0
+        return
+    _, status = os.waitpid(child, 0)
+    shutil.rmtree(state.parent, ignore_errors=True)
+    assert os.waitstatus_to_exitcode(status) == 0, "the unprivileged boot failed (see captured output)"
+
+
+def _boot_and_check(state: Path, expected_uid: int) -> int:
+    pg = EmbeddedPostgres(state, bin_dir=find_pg_bin())
+    assert pg.run_as is None
+    server = SyncServer(pg)
+    try:
+        server.start()
+        info = read_postmaster_pid(pg.data_dir)
+        assert info is not None and _uid_of(info.pid) == expected_uid
+        assert pg.data_dir.stat().st_uid == expected_uid
+    except BaseException as exc:  # report from the child, whatever it was
+        print(f"unprivileged boot failed: {exc!r}")
+        return 1
+    finally:
+        server.stop()
+    return 0

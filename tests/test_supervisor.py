@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 import trio
 import trio.testing
+
 from deneva.supervisor import Backoff, Supervisor
 
 
