@@ -5,7 +5,9 @@ Wiring (the circuit diagram):
     signals ──stop/reload──▶ run_daemon
     PostgresKeeper (embedded only) ──dsn──▶ migrations ──▶ Database pool
     Heartbeat ──▶ heartbeats table ◀── HealthState ◀── HttpServer (/healthz, /readyz)
-    drain (trio.Event) ──▶ HttpServer (graceful shutdown) and every drainable actor
+    Engine.send/invoke ──wake channel──▶ Dispatcher ◀── LISTEN deneva_runs (other replicas)
+    Scheduler (cron ticks) ──runs + wake──▶ Dispatcher ──bounded worker nursery──▶ functions
+    drain (trio.Event) ──▶ HttpServer (graceful shutdown), Dispatcher (stop claiming)
 
 Start order: Postgres, migrations, pool, actors, HTTP; READY=1 once all are up.
 Stop order: STOPPING=1, drain within the grace period, cancel actors, close the
@@ -15,6 +17,7 @@ pool, stop Postgres.
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import socket
 from collections.abc import Callable
@@ -22,11 +25,16 @@ from typing import Any
 
 import trio
 
+from deneva.actors.dispatcher import Dispatcher
 from deneva.actors.heartbeat import Heartbeat
 from deneva.actors.postgres import PostgresKeeper
+from deneva.actors.scheduler import Scheduler
 from deneva.clock import Clock, SystemClock
 from deneva.config import Config, load_config
 from deneva.db import AsyncioThread, Database, connect_once
+from deneva.engine.builtin import default_registry
+from deneva.engine.engine import Engine, EngineSettings
+from deneva.engine.functions import Registry
 from deneva.errors import DenevaError
 from deneva.health import HealthState
 from deneva.http.app import create_app
@@ -82,6 +90,7 @@ class Daemon:
         clock: Clock | None = None,
         notifier: Notifier | None = None,
         reload: Callable[[], Config] | None = None,
+        registry: Registry | None = None,
     ) -> None:
         self.config = config
         self.secrets = secrets
@@ -95,6 +104,8 @@ class Daemon:
         self.health = HealthState(self.supervisor, self.clock, node_name(config))
         self.http_binds: list[str] = []
         self.pg: EmbeddedPostgres | None = None
+        self.registry = registry or default_registry()
+        self.engine: Engine | None = None
         for secret in secrets.all():
             register_secret(secret.reveal())
 
@@ -154,9 +165,13 @@ class Daemon:
 
     async def _start_actors(self, nursery: trio.Nursery, db: Database) -> None:
         config = self.config
+        owner = f"{self.health.node}:{os.getpid()}"
+        self.engine = Engine(db, self.registry, self.clock, owner, EngineSettings(workers=config.workers))
         await self.supervisor.start(
             nursery, Heartbeat(db, self.clock, self.health.node, config.heartbeat_interval_s)
         )
+        await self.supervisor.start(nursery, Scheduler(self.engine))
+        await self.supervisor.start(nursery, Dispatcher(self.engine, self.drain))
         app = create_app(self.health)
         self.http_binds = await self.supervisor.start(
             nursery, HttpServer(app, config.http_bind, self.drain, config.shutdown_grace_s)

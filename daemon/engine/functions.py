@@ -1,0 +1,251 @@
+"""Functions are registered in code: an id, a handler, triggers and options (attrs).
+
+    registry = Registry()
+
+    @registry.function("sync-report", EventTrigger("report/sync.requested"),
+                       concurrency=Concurrency(1, key="data.tenant_id, data.platform"),
+                       retries=3)
+    async def sync_report(ctx: Context) -> dict:
+        rows = await ctx.step.run("fetch", fetch_rows)
+        ...
+
+Keys (concurrency, idempotency, rate limit, debounce) are comma-separated paths into
+the triggering event ("data.tenant_id, data.platform"); a path missing from an event
+is a clear error on that event, never a crash.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Awaitable, Callable, Mapping
+from typing import TYPE_CHECKING, Any, Literal
+
+import attrs
+
+from deneva.engine.cron import CronError, CronSchedule, parse_cron
+from deneva.engine.errors import EngineError, UnknownFunction
+from deneva.engine.events import lookup, parse_path
+
+if TYPE_CHECKING:
+    from deneva.engine.context import Context
+
+Handler = Callable[["Context"], Awaitable[Any]]
+FAILURE_EVENT = "deneva/function.failed"
+INVOKE_EVENT = "deneva/function.invoked"
+CRON_EVENT = "deneva/cron"
+
+
+def _paths(text: str | None) -> tuple[tuple[str, ...], ...]:
+    if text is None:
+        return ()
+    return tuple(parse_path(part.strip()) for part in text.split(","))
+
+
+def key_of(paths: tuple[tuple[str, ...], ...], document: Mapping[str, Any], what: str) -> str:
+    """Evaluate a key expression on an event document; EngineError names a missing field."""
+    values = []
+    for path in paths:
+        try:
+            value = lookup(document, path)
+        except KeyError as missing:
+            raise EngineError(
+                f"{what}: event {document.get('name')!r} has no field {missing.args[0]!r}"
+            ) from None
+        values.append(value if isinstance(value, str) else repr(value))
+    return ":".join(values)
+
+
+@attrs.frozen
+class Backoff:
+    """Exponential backoff with jitter, capped: base * factor**(attempt-1), +-jitter."""
+
+    base_s: float = 1.0
+    factor: float = 2.0
+    max_s: float = 600.0
+    jitter: float = 0.25
+
+    def delay(self, attempt: int, rng: random.Random | None = None) -> float:
+        raw = min(self.max_s, self.base_s * self.factor ** max(0, attempt - 1))
+        spread = (rng or random).uniform(-self.jitter, self.jitter)
+        return min(self.max_s, max(0.0, raw * (1 + spread)))
+
+
+@attrs.frozen
+class Concurrency:
+    """At most `limit` runs executing at once, per function or per key."""
+
+    limit: int = attrs.field(validator=attrs.validators.ge(1))
+    key: str | None = None
+    paths: tuple[tuple[str, ...], ...] = attrs.field(init=False)
+
+    def __attrs_post_init__(self) -> None:
+        object.__setattr__(self, "paths", _paths(self.key))
+
+
+@attrs.frozen
+class Idempotency:
+    """One run per key within the window (default 24 h)."""
+
+    key: str
+    window_s: float = 86_400.0
+    paths: tuple[tuple[str, ...], ...] = attrs.field(init=False)
+
+    def __attrs_post_init__(self) -> None:
+        object.__setattr__(self, "paths", _paths(self.key))
+
+
+@attrs.frozen
+class RateLimit:
+    """At most `limit` runs started per `period_s` (per key); further events are skipped."""
+
+    limit: int = attrs.field(validator=attrs.validators.ge(1))
+    period_s: float = attrs.field(validator=attrs.validators.gt(0))
+    key: str | None = None
+    paths: tuple[tuple[str, ...], ...] = attrs.field(init=False)
+
+    def __attrs_post_init__(self) -> None:
+        object.__setattr__(self, "paths", _paths(self.key))
+
+
+@attrs.frozen
+class Debounce:
+    """Run once `period_s` after the last event of a burst (per key), with that event."""
+
+    period_s: float = attrs.field(validator=attrs.validators.gt(0))
+    key: str | None = None
+    paths: tuple[tuple[str, ...], ...] = attrs.field(init=False)
+
+    def __attrs_post_init__(self) -> None:
+        object.__setattr__(self, "paths", _paths(self.key))
+
+
+@attrs.frozen
+class EventTrigger:
+    """Runs on events called `name` whose fields equal `match` ({"data.platform": "google"})."""
+
+    name: str
+    match: Mapping[str, Any] | None = None
+    match_paths: tuple[tuple[tuple[str, ...], Any], ...] = attrs.field(init=False)
+
+    def __attrs_post_init__(self) -> None:
+        pairs = tuple((parse_path(k), v) for k, v in (self.match or {}).items())
+        object.__setattr__(self, "match_paths", pairs)
+
+    def matches(self, document: Mapping[str, Any]) -> bool:
+        for path, expected in self.match_paths:
+            try:
+                if lookup(document, path) != expected:
+                    return False
+            except KeyError:
+                return False
+        return True
+
+
+MissedTicks = Literal["once", "all", "skip"]
+
+
+@attrs.frozen
+class CronTrigger:
+    """Runs on a cron schedule (with timezone). After downtime: `missed` ticks fire once
+    (default: only the latest missed tick), all (up to 100), or are skipped."""
+
+    expression: str
+    timezone: str | None = None
+    missed: MissedTicks = "once"
+    schedule: CronSchedule = attrs.field(init=False)
+
+    def __attrs_post_init__(self) -> None:
+        if self.missed not in ("once", "all", "skip"):
+            raise EngineError(f"cron {self.expression!r}: missed must be once, all or skip")
+        try:
+            object.__setattr__(self, "schedule", parse_cron(self.expression, self.timezone))
+        except CronError as exc:
+            raise EngineError(str(exc)) from None
+
+
+Trigger = EventTrigger | CronTrigger
+
+
+@attrs.frozen
+class Function:
+    id: str
+    handler: Handler
+    triggers: tuple[Trigger, ...] = ()
+    retries: int = attrs.field(
+        default=3, validator=attrs.validators.and_(attrs.validators.ge(0), attrs.validators.le(100))
+    )
+    backoff: Backoff = Backoff()
+    timeout_s: float | None = None
+    concurrency: Concurrency | None = None
+    idempotency: Idempotency | None = None
+    rate_limit: RateLimit | None = None
+    debounce: Debounce | None = None
+    priority: int = 0
+    on_failure: Handler | None = None
+
+    @property
+    def max_attempts(self) -> int:
+        return self.retries + 1
+
+    @property
+    def failure_handler_id(self) -> str:
+        return f"{self.id}/on-failure"
+
+    def event_triggers(self) -> list[EventTrigger]:
+        return [t for t in self.triggers if isinstance(t, EventTrigger)]
+
+    def cron_triggers(self) -> list[CronTrigger]:
+        return [t for t in self.triggers if isinstance(t, CronTrigger)]
+
+
+class Registry:
+    """The functions this process can run; the same code runs on every replica."""
+
+    def __init__(self) -> None:
+        self._functions: dict[str, Function] = {}
+        self._by_event: dict[str, list[tuple[Function, EventTrigger]]] = {}
+
+    def add(self, function: Function) -> Function:
+        if function.id in self._functions:
+            raise EngineError(f"function {function.id!r} is registered twice")
+        if not function.id or len(function.id) > 100:
+            raise EngineError(f"function id {function.id!r}: expected 1-100 characters")
+        self._functions[function.id] = function
+        for trigger in function.event_triggers():
+            self._by_event.setdefault(trigger.name, []).append((function, trigger))
+        if function.on_failure is not None:
+            failure = Function(
+                function.failure_handler_id,
+                function.on_failure,
+                (EventTrigger(FAILURE_EVENT, {"data.function_id": function.id}),),
+                retries=function.retries,
+                backoff=function.backoff,
+            )
+            self.add(failure)
+        return function
+
+    def function(self, function_id: str, *triggers: Trigger, **options: Any) -> Callable[[Handler], Handler]:
+        def register(handler: Handler) -> Handler:
+            self.add(Function(function_id, handler, tuple(triggers), **options))
+            return handler
+
+        return register
+
+    def get(self, function_id: str) -> Function:
+        try:
+            return self._functions[function_id]
+        except KeyError:
+            known = ", ".join(sorted(self._functions)[:20])
+            raise UnknownFunction(f"unknown function {function_id!r} (known: {known})") from None
+
+    def triggered_by(self, name: str) -> list[tuple[Function, EventTrigger]]:
+        return self._by_event.get(name, [])
+
+    def all(self) -> list[Function]:
+        return sorted(self._functions.values(), key=lambda f: f.id)
+
+    def crons(self) -> list[tuple[Function, CronTrigger]]:
+        return [(f, t) for f in self.all() for t in f.cron_triggers()]
+
+    def __contains__(self, function_id: object) -> bool:
+        return function_id in self._functions

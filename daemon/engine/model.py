@@ -1,0 +1,125 @@
+"""Values that travel between the engine's parts (attrs, frozen)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+import attrs
+
+RunStatus = Literal["queued", "running", "sleeping", "waiting", "succeeded", "failed", "cancelled"]
+STATUSES: tuple[str, ...] = ("queued", "running", "sleeping", "waiting", "succeeded", "failed", "cancelled")
+FOREVER = datetime(9999, 12, 31, tzinfo=UTC)
+
+
+def ts(value: float | None) -> datetime:
+    return FOREVER if value is None else datetime.fromtimestamp(value, UTC)
+
+
+def new_run_id() -> uuid.UUID:
+    return uuid.uuid4()
+
+
+@attrs.frozen
+class NewRun:
+    id: uuid.UUID
+    function_id: str
+    event: dict[str, Any]
+    max_attempts: int
+    priority: int
+    run_at: float
+    concurrency_key: str | None = None
+    concurrency_limit: int | None = None
+    idempotency_key: str | None = None
+    idempotency_until: float | None = None
+    debounce_key: str | None = None
+    rate_key: str | None = None
+    rate_limit: int = 0
+    rate_window_start: float = 0.0
+
+
+@attrs.frozen
+class ClaimedRun:
+    id: uuid.UUID
+    function_id: str
+    event: dict[str, Any]
+    attempt: int
+    max_attempts: int
+    created_at: float
+    steps: dict[str, Any]
+    resumed_from: str = "queued"  # the status it was claimed from
+
+
+@attrs.frozen
+class WaitSpec:
+    step_id: str
+    event_name: str
+    match_path: tuple[str, ...] | None
+    match_value: Any
+    expires_at: float | None
+
+
+@attrs.frozen
+class Transition:
+    """What one execution of a run ends in; written in batches."""
+
+    run_id: uuid.UUID
+    status: RunStatus
+    run_at: float | None = None  # when to claim it again (queued, sleeping, waiting)
+    output: Any = None
+    error: str | None = None
+    finished_at: float | None = None
+    step: tuple[str, Any] | None = None  # a step row to record with it (sleep)
+    wait: WaitSpec | None = None
+    failure_event: dict[str, Any] | None = None  # on_failure trigger, sent once
+
+
+@attrs.frozen
+class SendResult:
+    event_ids: tuple[str, ...]
+    new_event_ids: tuple[str, ...]
+    run_ids: tuple[uuid.UUID, ...]
+    errors: tuple[str, ...] = ()
+
+
+@attrs.frozen
+class RunRecord:
+    id: uuid.UUID
+    function_id: str
+    status: str
+    attempt: int
+    max_attempts: int
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    run_at: datetime
+    last_error: str | None
+    output: Any
+    event: dict[str, Any]
+
+    @property
+    def duration_ms(self) -> int | None:
+        if self.started_at is None or self.finished_at is None:
+            return None
+        return int((self.finished_at - self.started_at).total_seconds() * 1000)
+
+    def as_json(self) -> dict[str, Any]:
+        def iso(value: datetime | None) -> str | None:
+            return None if value is None or value == FOREVER else value.isoformat()
+
+        return {
+            "id": str(self.id),
+            "function": self.function_id,
+            "status": self.status,
+            "attempt": self.attempt,
+            "maxAttempts": self.max_attempts,
+            "createdAt": iso(self.created_at),
+            "startedAt": iso(self.started_at),
+            "finishedAt": iso(self.finished_at),
+            "durationMs": self.duration_ms,
+            "nextAttemptAt": iso(self.run_at) if self.status in ("queued", "sleeping", "waiting") else None,
+            "lastError": self.last_error,
+            "output": self.output,
+            "event": self.event,
+        }

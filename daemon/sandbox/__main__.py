@@ -1,0 +1,3 @@
+from deneva.sandbox.server import main
+
+raise SystemExit(main())

@@ -1,0 +1,218 @@
+"""The sandbox's quart-trio application: platform routes behind one fault pipeline."""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable
+
+import trio
+from quart import Response, request
+from quart_trio import QuartTrio
+
+from deneva.sandbox import google, meta, tiktok
+from deneva.sandbox.control import register_control
+from deneva.sandbox.faults import (
+    FaultResponses,
+    MalformedFault,
+    RateLimitFault,
+    ServerErrorFault,
+    TimeoutFault,
+    malform,
+)
+from deneva.sandbox.state import SandboxConfig, SandboxState
+from deneva.sandbox.wire import ApiResponse, Incoming, dumps
+
+log = logging.getLogger("deneva.sandbox")
+
+MAX_BODY_BYTES = 1024 * 1024
+_GOOGLE_VERSION = re.compile(r"v\d+")
+_META_VERSION = re.compile(r"v\d+\.\d+")
+_TIKTOK_VERSION = re.compile(r"v1\.\d+")
+
+Handler = Callable[[Incoming], ApiResponse]
+
+
+async def _incoming() -> Incoming:
+    body = await request.get_data(cache=True, as_text=False)
+    return Incoming(
+        method=request.method,
+        path=request.path,
+        query_string=request.query_string.decode("latin-1"),
+        headers={name.lower(): value for name, value in request.headers.items()},
+        body=body if isinstance(body, bytes) else body.encode(),
+        host_url=request.host_url,
+    )
+
+
+def _to_quart(response: ApiResponse) -> Response:
+    quart_response = Response(response.body, status=response.status, content_type=response.content_type)
+    for name, value in response.headers:
+        quart_response.headers[name] = value
+    return quart_response
+
+
+def _not_found() -> Response:
+    return Response(dumps({"error": "not found"}), status=404, content_type="application/json")
+
+
+def create_sandbox_app(
+    config: SandboxConfig | None = None, *, state: SandboxState | None = None
+) -> QuartTrio:
+    """The sandbox app; pass `state` to share it with the caller (SandboxServer does)."""
+    if state is None:
+        state = SandboxState(config or SandboxConfig())
+    app = QuartTrio("deneva.sandbox")
+    app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
+
+    async def serve(
+        platform: str,
+        endpoint: str,
+        responses: FaultResponses,
+        handle: Handler,
+        account: Callable[[Incoming], str | None] = lambda incoming: None,
+    ) -> Response:
+        incoming = await _incoming()
+        account_id = account(incoming)
+        record = state.requests.start(platform, endpoint, incoming.method, incoming.path, account_id)
+        decision = state.faults.decide(platform, endpoint)
+        if decision.latency_s > 0:
+            await trio.sleep(decision.latency_s)
+        fault = decision.fault
+        record.fault = decision.name
+        if isinstance(fault, TimeoutFault):
+            await trio.sleep(fault.hang_s)
+            response = responses.deadline_exceeded(incoming)
+        elif isinstance(fault, ServerErrorFault):
+            response = responses.server_error(incoming, fault.status)
+        elif isinstance(fault, RateLimitFault):
+            response = responses.rate_limited(incoming, fault, account_id)
+        else:
+            try:
+                response = handle(incoming)
+            except Exception:
+                # A sandbox bug: say so loudly, in the platform's words, as a 500.
+                log.exception("sandbox %s %s failed on %s", platform, endpoint, incoming.path)
+                response = responses.server_error(incoming, 500)
+            if isinstance(fault, MalformedFault):
+                response = malform(response, fault)
+        record.status = response.status
+        return _to_quart(response)
+
+    # -- Google Ads
+
+    def google_account(incoming: Incoming) -> str | None:
+        parts = incoming.path.split("/")
+        return parts[4] if len(parts) > 4 else None
+
+    @app.post("/google/token")
+    async def google_token() -> Response:
+        return await serve("google", "token", google.TOKEN_FAULTS, lambda i: google.token(state, i))
+
+    @app.post("/google/revoke")
+    async def google_revoke() -> Response:
+        return await serve("google", "revoke", google.TOKEN_FAULTS, lambda i: google.revoke(state, i))
+
+    @app.post("/google/<version>/customers/<customer_id>/googleAds:searchStream")
+    async def google_search_stream(version: str, customer_id: str) -> Response:
+        if not _GOOGLE_VERSION.fullmatch(version):
+            return _not_found()
+        return await serve(
+            "google",
+            "searchStream",
+            google.STREAM_FAULTS,
+            lambda i: google.search(state, i, customer_id, stream=True),
+            google_account,
+        )
+
+    @app.post("/google/<version>/customers/<customer_id>/googleAds:search")
+    async def google_search(version: str, customer_id: str) -> Response:
+        if not _GOOGLE_VERSION.fullmatch(version):
+            return _not_found()
+        return await serve(
+            "google",
+            "search",
+            google.SEARCH_FAULTS,
+            lambda i: google.search(state, i, customer_id, stream=False),
+            google_account,
+        )
+
+    # -- Meta
+
+    def meta_account(incoming: Incoming) -> str | None:
+        parts = incoming.path.split("/")
+        return parts[3].removeprefix("act_") if len(parts) > 3 else None
+
+    @app.get("/meta/<version>/<node>/insights")
+    async def meta_insights(version: str, node: str) -> Response:
+        if not _META_VERSION.fullmatch(version):
+            return _not_found()
+        return await serve(
+            "meta", "insights", meta.FAULTS, lambda i: meta.insights(state, i, node), meta_account
+        )
+
+    @app.get("/meta/<version>/<node>/campaigns")
+    async def meta_campaigns(version: str, node: str) -> Response:
+        if not _META_VERSION.fullmatch(version):
+            return _not_found()
+        return await serve(
+            "meta", "campaigns", meta.FAULTS, lambda i: meta.campaigns(state, i, node), meta_account
+        )
+
+    @app.route("/meta/oauth/access_token", methods=["GET", "POST"])
+    async def meta_token() -> Response:
+        return await serve("meta", "token", meta.FAULTS, lambda i: meta.token(state, i))
+
+    @app.route("/meta/<version>/oauth/access_token", methods=["GET", "POST"])
+    async def meta_versioned_token(version: str) -> Response:
+        if not _META_VERSION.fullmatch(version):
+            return _not_found()
+        return await serve("meta", "token", meta.FAULTS, lambda i: meta.token(state, i))
+
+    # -- TikTok
+
+    def tiktok_account(incoming: Incoming) -> str | None:
+        return incoming.args.get("advertiser_id") or None
+
+    @app.get("/tiktok/open_api/<version>/report/integrated/get/")
+    async def tiktok_report(version: str) -> Response:
+        if not _TIKTOK_VERSION.fullmatch(version):
+            return _not_found()
+        return await serve(
+            "tiktok", "report", tiktok.FAULTS, lambda i: tiktok.report(state, i), tiktok_account
+        )
+
+    @app.get("/tiktok/open_api/<version>/campaign/get/")
+    async def tiktok_campaigns(version: str) -> Response:
+        if not _TIKTOK_VERSION.fullmatch(version):
+            return _not_found()
+        return await serve(
+            "tiktok",
+            "campaigns",
+            tiktok.FAULTS,
+            lambda i: tiktok.campaigns(state, i),
+            tiktok_account,
+        )
+
+    @app.post("/tiktok/open_api/<version>/oauth2/access_token/")
+    async def tiktok_token(version: str) -> Response:
+        if not _TIKTOK_VERSION.fullmatch(version):
+            return _not_found()
+        return await serve("tiktok", "token", tiktok.FAULTS, lambda i: tiktok.token(state, i))
+
+    register_control(app, state)
+
+    @app.errorhandler(404)
+    async def not_found(_error: Exception) -> Response:
+        return _not_found()
+
+    @app.errorhandler(405)
+    async def not_allowed(_error: Exception) -> Response:
+        return Response(dumps({"error": "method not allowed"}), status=405, content_type="application/json")
+
+    @app.errorhandler(413)
+    async def too_large(_error: Exception) -> Response:
+        message = {"error": f"request body larger than {MAX_BODY_BYTES} bytes"}
+        return Response(dumps(message), status=413, content_type="application/json")
+
+    return app

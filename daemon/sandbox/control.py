@@ -1,0 +1,214 @@
+"""The control API under /_control/: tokens, faults, the request log, the date, accounts."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from quart import Response, request
+from quart_trio import QuartTrio
+
+from deneva.sandbox.data import PLATFORMS, account_for, day_shape
+from deneva.sandbox.dates import history, parse_iso_date
+from deneva.sandbox.faults import PlanError, parse_plan, unstructure_plan
+from deneva.sandbox.state import SandboxState
+from deneva.sandbox.tokens import KINDS
+from deneva.sandbox.wire import dumps
+
+# Control-API field name -> token kind, per platform.
+_TOKEN_FIELDS = {"refresh_token": "refresh", "access_token": "access", "auth_code": "auth_code"}
+
+
+def _json(status: int, payload: Any) -> Response:
+    return Response(dumps(payload), status=status, content_type="application/json")
+
+
+def _problem(status: int, message: str) -> Response:
+    return _json(status, {"error": message})
+
+
+async def _body() -> dict[str, Any] | None:
+    data = await request.get_json(force=True, silent=True)
+    return data if isinstance(data, dict) else None
+
+
+def _platform(value: Any) -> str | None:
+    return value if isinstance(value, str) and value in PLATFORMS else None
+
+
+def register_control(app: QuartTrio, state: SandboxState) -> None:
+    @app.get("/_control/health")
+    async def health() -> Response:
+        return _json(200, {"status": "ok", "today": state.today().isoformat(), "seed": state.seed})
+
+    @app.post("/_control/reset")
+    async def reset() -> Response:
+        state.reset()
+        return _json(200, {"reset": True})
+
+    # -- tokens
+
+    @app.post("/_control/tokens")
+    async def register_tokens() -> Response:
+        body = await _body()
+        if body is None or (platform := _platform(body.get("platform"))) is None:
+            return _problem(400, f"expected {{'platform': one of {list(PLATFORMS)}, <token fields>}}")
+        registered = []
+        for field, kind in _TOKEN_FIELDS.items():
+            if field not in body:
+                continue
+            value = body[field]
+            if kind not in KINDS[platform]:
+                return _problem(400, f"{platform} has no {field}; it takes {_fields_for(platform)}")
+            if not isinstance(value, str) or not value:
+                return _problem(400, f"{field} must be a non-empty string")
+            registered.append(state.tokens.register(platform, kind, value).as_json())
+        if not registered:
+            return _problem(400, f"{platform} takes {_fields_for(platform)}")
+        return _json(201, {"registered": registered})
+
+    @app.get("/_control/tokens")
+    async def list_tokens() -> Response:
+        platform = request.args.get("platform")
+        return _json(200, {"tokens": state.tokens.describe(platform)})
+
+    async def token_action(action: str) -> Response:
+        body = await _body()
+        if body is None or (platform := _platform(body.get("platform"))) is None:
+            return _problem(400, "expected {'platform': ..., 'token': ...}")
+        token = body.get("token")
+        if not isinstance(token, str) or not token:
+            return _problem(400, "token must be a non-empty string")
+        if action == "expire":
+            record = state.tokens.expire(platform, token)
+        else:
+            record = state.tokens.set_revoked(platform, token, action == "revoke")
+        if record is None:
+            return _problem(404, f"the sandbox does not know that {platform} token")
+        return _json(200, {"token": record.as_json()})
+
+    @app.post("/_control/tokens/revoke")
+    async def revoke_token() -> Response:
+        return await token_action("revoke")
+
+    @app.post("/_control/tokens/restore")
+    async def restore_token() -> Response:
+        return await token_action("restore")
+
+    @app.post("/_control/tokens/expire")
+    async def expire_token() -> Response:
+        return await token_action("expire")
+
+    # -- faults
+
+    @app.get("/_control/faults")
+    async def list_faults() -> Response:
+        return _json(200, {"faults": state.faults.describe()})
+
+    @app.put("/_control/faults/<platform>")
+    async def set_faults(platform: str) -> Response:
+        if _platform(platform) is None:
+            return _problem(404, f"unknown platform {platform!r}; one of {list(PLATFORMS)}")
+        body = await request.get_json(force=True, silent=True)
+        try:
+            plan = parse_plan(platform, body)
+        except PlanError as exc:
+            return _problem(400, str(exc))
+        state.faults.set(platform, plan)
+        return _json(200, {"platform": platform, "plan": unstructure_plan(plan)})
+
+    @app.delete("/_control/faults/<platform>")
+    async def clear_platform_faults(platform: str) -> Response:
+        if _platform(platform) is None:
+            return _problem(404, f"unknown platform {platform!r}; one of {list(PLATFORMS)}")
+        state.faults.clear(platform)
+        return _json(200, {"cleared": platform})
+
+    @app.delete("/_control/faults")
+    async def clear_faults() -> Response:
+        state.faults.clear()
+        return _json(200, {"cleared": "all"})
+
+    # -- request log
+
+    @app.get("/_control/requests")
+    async def requests_summary() -> Response:
+        args = request.args
+        summary = state.requests.summary(args.get("platform"), args.get("endpoint"), args.get("account"))
+        return _json(200, summary)
+
+    @app.delete("/_control/requests")
+    async def clear_requests() -> Response:
+        state.requests.clear()
+        return _json(200, {"cleared": True})
+
+    # -- the date and the synthetic accounts
+
+    @app.put("/_control/today")
+    async def set_today() -> Response:
+        body = await _body()
+        if body is None or "today" not in body:
+            return _problem(400, "expected {'today': 'YYYY-MM-DD' | null}")
+        value = body["today"]
+        if value is None:
+            state.today_override = None
+        else:
+            day = parse_iso_date(value) if isinstance(value, str) else None
+            if day is None:
+                return _problem(400, "today must be 'YYYY-MM-DD' or null")
+            state.today_override = day
+        return _json(200, {"today": state.today().isoformat()})
+
+    @app.get("/_control/accounts/<platform>/<account_id>")
+    async def describe_account(platform: str, account_id: str) -> Response:
+        if _platform(platform) is None:
+            return _problem(404, f"unknown platform {platform!r}; one of {list(PLATFORMS)}")
+        if not account_id.isdigit():
+            return _problem(404, "account ids are digits")
+        return _json(200, account_summary(state, platform, account_id))
+
+
+def _fields_for(platform: str) -> list[str]:
+    return [field for field, kind in _TOKEN_FIELDS.items() if kind in KINDS[platform]]
+
+
+def account_summary(state: SandboxState, platform: str, account_id: str) -> dict[str, Any]:
+    """What a synthetic account holds, so tests can predict what reports should find."""
+    account = account_for(platform, account_id, state.seed)
+    window = history(state.today())
+    anomalies = []
+    for c in account.campaigns:
+        if not c.delivering:
+            continue
+        for day in window:
+            shape = day_shape(account, c, day)
+            if shape.spike > 1.0:
+                anomalies.append({"campaign_id": c.id, "date": day.isoformat(), "kind": "spend_spike"})
+            elif shape.conversion_factor < 1.0:
+                anomalies.append({"campaign_id": c.id, "date": day.isoformat(), "kind": "conversion_drop"})
+    return {
+        "platform": platform,
+        "account_id": account_id,
+        "name": account.name,
+        "currency": account.currency,
+        "time_zone": account.time_zone,
+        "vertical": account.vertical,
+        "history": {"start": window.start.isoformat(), "end": window.end.isoformat()},
+        "campaigns": [
+            {
+                "id": c.id,
+                "name": c.name,
+                "status": c.status,
+                "channel": c.channel,
+                "objective": c.objective,
+                "daily_budget": c.daily_budget,
+                "budget_limited": c.budget_limited,
+                "ad_groups": len(c.ad_groups),
+                "keywords": sum(len(g.keywords) for g in c.ad_groups),
+                "search_terms": sum(len(g.search_terms) for g in c.ad_groups),
+                "asset_groups": len(c.asset_groups),
+            }
+            for c in account.campaigns
+        ],
+        "competitors": [c.domain for c in account.competitors],
+        "anomalies": anomalies,
+    }
