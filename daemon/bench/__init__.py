@@ -1,0 +1,1 @@
+"""Benchmarks: separate programs (`deneva bench ...`), never timed tests."""
