@@ -159,6 +159,10 @@ def build_parser() -> argparse.ArgumentParser:
         fn=cmd_migrate
     )
 
+    from deneva.cli_engine import add_engine_commands
+
+    add_engine_commands(commands, add)
+
     secrets = commands.add_parser("secrets", help="manage secret files", description="manage secret files")
     secrets_commands = secrets.add_subparsers(dest="secrets_command", metavar="ACTION", required=True)
     init = secrets_commands.add_parser(

@@ -66,7 +66,7 @@ class Step:
             raise NonRetriableError(f"step id {step_id!r} used twice in one run")
         self._seen.add(step_id)
 
-    async def run(self, step_id: str, fn: Callable[[], Any], *args: Any) -> Any:
+    async def run(self, step_id: str, fn: Callable[..., Any], *args: Any) -> Any:
         """Run `fn(*args)` once; its (JSON) result is recorded and returned on replays."""
         self._claim_id(step_id)
         memo = self._run.steps.get(step_id)

@@ -1,0 +1,76 @@
+"""The engine's CLI: functions, invoke, send, runs (list, show, cancel, retry), --json."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.conftest import TEST_ENV
+
+
+def _cli(tmp_path: Path, database_url: str, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DENEVA_")}
+    env.update(
+        DENEVA_DATABASE_URL=database_url, DENEVA_ENV=TEST_ENV, DENEVA_STATE_DIR=str(tmp_path / "state")
+    )
+    return subprocess.run(
+        [sys.executable, "-m", "deneva", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+    )
+
+
+def test_functions_lists_the_diagnostics(tmp_path: Path, database_url: str) -> None:
+    listed = json.loads(_cli(tmp_path, database_url, "functions", "--json").stdout)
+    by_id = {f["id"]: f for f in listed}
+    assert by_id["deneva-noop"]["triggers"] == ["event deneva/noop"]
+    assert by_id["deneva-one-step"]["retries"] == 3
+
+
+def test_send_count_and_duplicates(tmp_path: Path, database_url: str) -> None:
+    sent = _cli(tmp_path, database_url, "send", "deneva/noop", "--count", "5", "--id", "batch", "--json")
+    assert sent.returncode == 0, sent.stderr
+    assert json.loads(sent.stdout) == {"sent": 5, "new": 5, "duplicates": 0, "runs": 5, "errors": []}
+    again = json.loads(
+        _cli(tmp_path, database_url, "send", "deneva/noop", "--count", "5", "--id", "batch", "--json").stdout
+    )
+    assert again["new"] == 0 and again["duplicates"] == 5 and again["runs"] == 0
+    runs = json.loads(_cli(tmp_path, database_url, "runs", "--json", "--function", "deneva-noop").stdout)
+    assert len(runs) == 5 and {r["status"] for r in runs} == {"queued"}
+
+
+def test_invoke_show_cancel_retry(tmp_path: Path, database_url: str) -> None:
+    invoked = _cli(tmp_path, database_url, "invoke", "deneva-one-step", "--data", '{"value": 7}', "--json")
+    assert invoked.returncode == 0, invoked.stderr
+    run_id = json.loads(invoked.stdout)["runId"]
+    shown = json.loads(_cli(tmp_path, database_url, "runs", "show", run_id, "--json").stdout)
+    assert shown["status"] == "queued" and shown["event"]["data"] == {"value": 7} and shown["steps"] == []
+    cancelled = json.loads(_cli(tmp_path, database_url, "runs", "cancel", run_id, "--json").stdout)
+    assert cancelled == {"runId": run_id, "status": "cancelled"}
+    retried = json.loads(_cli(tmp_path, database_url, "runs", "retry", run_id, "--json").stdout)
+    assert retried == {"runId": run_id, "status": "queued"}
+
+
+def test_bad_input_is_one_line_naming_the_problem(tmp_path: Path, database_url: str) -> None:
+    cases = [
+        (("invoke", "no-such-function"), "unknown function 'no-such-function'"),
+        (("send", "deneva/noop", "--data", "{oops"), "--data: not valid JSON"),
+        (("send", "deneva/noop", "--data", "[1]"), "--data: expected a JSON object"),
+        (("send", "bad name!"), "events[0].name: expected a name"),
+        (("send", "deneva/noop", "--count", "0"), "--count"),
+        (("runs", "show", "not-a-uuid"), "is not a run id"),
+        (("runs", "show", "00000000-0000-0000-0000-000000000000"), "no run with id"),
+        (("runs", "--status", "sleepy"), "--status: expected one of"),
+        (("runs", "cancel"), "give a run ID"),
+    ]
+    for args, message in cases:
+        result = _cli(tmp_path, database_url, *args)
+        assert result.returncode != 0, args
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and message in lines[0], (args, result.stderr)
