@@ -33,6 +33,7 @@ class Dispatcher:
         self.engine = engine
         self.drain = drain
         self.in_flight: set[uuid.UUID] = set()
+        self.abandoned: set[uuid.UUID] = set()
         self._slot_free = trio.Event()
         self.started = 0
         self.finished = 0
@@ -53,9 +54,10 @@ class Dispatcher:
                 await engine.step_writer.flush_pending()
                 await engine.completion_writer.flush_pending()
             finally:
-                if self.in_flight:
+                unfinished = list(self.in_flight | self.abandoned)
+                if unfinished:
                     with trio.CancelScope(shield=True), trio.move_on_after(5):
-                        await self._release(list(self.in_flight))
+                        await self._release(unfinished)
                 services.cancel_scope.cancel()
 
     async def _claim_loop(self, workers: trio.Nursery) -> None:
@@ -109,6 +111,9 @@ class Dispatcher:
         except DatabaseError as exc:
             # The run keeps its lease; it is retried after the lease expires.
             log.error("could not record a run's outcome", extra={"run_id": str(run.id), "error": str(exc)})
+        except BaseException:
+            self.abandoned.add(run.id)  # cancelled (shutdown): give it back
+            raise
         finally:
             self.in_flight.discard(run.id)
             self.finished += 1
