@@ -1,0 +1,1 @@
+"""The Model Context Protocol: JSON-RPC, lifecycle, sessions, tools; transports live in deneva.http."""
