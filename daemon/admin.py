@@ -5,14 +5,14 @@ the command and stopped after it."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
 import asyncpg
 
 from deneva.config import Config
-from deneva.db import translate_error
+from deneva.db import Database, translate_error
 from deneva.errors import DenevaError
 from deneva.pgembed import DATABASE, EmbeddedPostgres, StateLock, SyncServer, dsn_for, running_server
 
@@ -67,3 +67,21 @@ def admin_dsn(config: Config) -> Iterator[str]:
             server.stop()
     finally:
         lock.release()
+
+
+def with_database(config: Config, fn: Callable[[Database], Awaitable[T]]) -> T:
+    """Run `fn(db)` under trio for a CLI command, on a migrated database."""
+    import trio
+
+    from deneva.runtime import apply_migrations
+
+    async def main(dsn: str) -> T:
+        await apply_migrations(dsn, config.env)  # as the daemon does at start
+        db = await Database.open(dsn, min_size=1, max_size=4)
+        try:
+            return await fn(db)
+        finally:
+            await db.close()
+
+    with admin_dsn(config) as dsn:
+        return trio.run(main, dsn)

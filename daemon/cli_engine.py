@@ -9,11 +9,8 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-import trio
-
 from deneva.clock import SystemClock
 from deneva.config import Config, load_config
-from deneva.db import Database
 from deneva.engine.builtin import default_registry
 from deneva.engine.engine import Engine
 from deneva.engine.functions import CronTrigger, Function
@@ -32,20 +29,9 @@ def _config(args: argparse.Namespace) -> Config:
 
 
 def _with_engine(config: Config, fn: Callable[[Engine], Awaitable[T]]) -> T:
-    from deneva.admin import admin_dsn
-    from deneva.runtime import apply_migrations
+    from deneva.admin import with_database
 
-    async def main(dsn: str) -> T:
-        await apply_migrations(dsn, config.env)  # as the daemon does at start
-        db = await Database.open(dsn, min_size=1, max_size=4)
-        try:
-            engine = Engine(db, default_registry(), SystemClock(), owner="cli")
-            return await fn(engine)
-        finally:
-            await db.close()
-
-    with admin_dsn(config) as dsn:
-        return trio.run(main, dsn)
+    return with_database(config, lambda db: fn(Engine(db, default_registry(), SystemClock(), owner="cli")))
 
 
 def _json_arg(text: str | None, flag: str) -> dict[str, Any]:
