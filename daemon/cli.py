@@ -160,9 +160,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     from deneva.cli_engine import add_engine_commands
-    from deneva.cli_tenants import add_tenant_commands
+    from deneva.cli_tenants import add_connect_command, add_tenant_commands
 
     add_tenant_commands(add)
+    add_connect_command(add)
     add_engine_commands(commands, add)
 
     secrets = commands.add_parser("secrets", help="manage secret files", description="manage secret files")

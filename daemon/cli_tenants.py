@@ -84,3 +84,78 @@ def _tenant_entry(args: argparse.Namespace) -> Any:
     if args.action == "add" and not args.name:
         raise tenants.TenantError("tenant add: give a NAME")
     return cmd_tenant(args)
+
+
+def _kek(config: Any) -> bytes:
+    import os
+
+    from deneva.secrets import load_secrets, secrets_directory
+
+    directory = config.secrets_dir
+    if directory is None and not os.environ.get("CREDENTIALS_DIRECTORY"):
+        directory = config.state_dir / "secrets"  # where `deneva demo` keeps dev secrets
+    return load_secrets(secrets_directory(directory)).kek_bytes()
+
+
+def _read_token(path: str) -> str:
+    import sys
+    from pathlib import Path
+
+    from deneva.credentials import CredentialError
+
+    try:
+        text = sys.stdin.read() if path == "-" else Path(path).read_text()
+    except OSError as exc:
+        raise CredentialError(f"--token-file: cannot read {path} ({exc.strerror})") from None
+    except UnicodeDecodeError:
+        raise CredentialError(f"--token-file: {path} is not UTF-8 text") from None
+    return text.strip()
+
+
+def cmd_connect(args: argparse.Namespace) -> int:
+    import time
+
+    from deneva.credentials import CredentialError, PlainTokens, check_connect_input, store_credential
+
+    if not args.tenant or not args.account or not args.token_file:
+        raise CredentialError(
+            "connect: give --tenant NAME, --account ID and --token-file PATH (or - for stdin)"
+        )
+    token = _read_token(args.token_file)
+    kind = args.token_kind or ("refresh" if args.platform == "google" else "access")
+    expires = None if args.expires_in is None else time.time() + args.expires_in
+    tokens = PlainTokens(token if kind == "refresh" else None, token if kind == "access" else None, expires)
+    check_connect_input(args.platform, args.account, tokens)
+    config = _config(args)
+    kek = _kek(config)
+    result = with_database(
+        config,
+        lambda db: db.transaction(
+            lambda c: store_credential(c, kek, args.tenant, args.platform, args.account, tokens)
+        ),
+    )
+    verb = "connected" if result["new"] else "replaced the credential of"
+    print(
+        json.dumps(result)
+        if args.json
+        else f"{verb} {args.platform} account {args.account} for {args.tenant}"
+    )
+    return 0
+
+
+def add_connect_command(add: Callable[[str, str], argparse.ArgumentParser]) -> None:
+    connect = add("connect", "store a tenant's platform credential (envelope-encrypted under DENEVA_KEK)")
+    connect.add_argument("platform", metavar="PLATFORM", help="google, meta or tiktok")
+    connect.add_argument("--tenant", metavar="NAME")
+    connect.add_argument("--account", metavar="ID", help="customer / ad account / advertiser id")
+    connect.add_argument(
+        "--token-file",
+        metavar="PATH",
+        help="file holding the token, or - for stdin (never on the command line)",
+    )
+    connect.add_argument(
+        "--token-kind", choices=["refresh", "access"], help="default: refresh for google, access otherwise"
+    )
+    connect.add_argument("--expires-in", type=float, metavar="S", help="access token lifetime in seconds")
+    connect.add_argument("--json", action="store_true", help="machine-readable output")
+    connect.set_defaults(fn=cmd_connect)
