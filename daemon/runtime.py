@@ -172,7 +172,8 @@ class Daemon:
         )
         await self.supervisor.start(nursery, Scheduler(self.engine))
         await self.supervisor.start(nursery, Dispatcher(self.engine, self.drain))
-        app = create_app(self.health)
+        engine = self.engine
+        app = create_app(self.health, lambda: engine, self.secrets.event_key)
         self.http_binds = await self.supervisor.start(
             nursery, HttpServer(app, config.http_bind, self.drain, config.shutdown_grace_s)
         )

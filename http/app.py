@@ -1,21 +1,29 @@
-"""The quart-trio application: health now; MCP, metrics and admin routes join it."""
+"""The quart-trio application: health, event ingestion; MCP, metrics and admin join it."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from quart import Response, jsonify
 from quart_trio import QuartTrio
 
+from deneva.engine.engine import Engine
 from deneva.health import HealthState
+from deneva.http.events import events_blueprint
+from deneva.secrets import Secret
 
 MAX_BODY_BYTES = 1024 * 1024
 
 
-def create_app(health: HealthState) -> QuartTrio:
+def create_app(
+    health: HealthState, engine_of: Callable[[], Engine] | None = None, event_key: Secret | None = None
+) -> QuartTrio:
     app = QuartTrio("deneva")
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     app.config["PROVIDE_AUTOMATIC_OPTIONS"] = True
+    if engine_of is not None and event_key is not None:
+        app.register_blueprint(events_blueprint(engine_of, event_key))
 
     @app.get("/healthz")
     async def healthz() -> Any:

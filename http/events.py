@@ -1,0 +1,57 @@
+"""Event ingestion over HTTP (SPEC §10, seed 004): `POST /api/events` with the event
+key as `Authorization: Bearer` or `X-Event-Key`, and `POST /e/{event_key}`, the
+path Inngest's event API uses. Body: one event `{name, data, id?, ts?}` or a list.
+Answers 202 with the event ids (a repeated id is accepted and ignored)."""
+
+from __future__ import annotations
+
+import hmac
+import json
+from typing import Any
+
+from quart import Blueprint, jsonify, request
+
+from deneva.engine.engine import Engine
+from deneva.engine.errors import EngineError
+from deneva.errors import DatabaseError
+from deneva.secrets import Secret
+
+
+def events_blueprint(engine_of: Any, event_key: Secret) -> Blueprint:
+    """`engine_of()` returns the running Engine (created after the app)."""
+    blueprint = Blueprint("events", __name__)
+
+    def key_ok(given: str | None) -> bool:
+        return given is not None and hmac.compare_digest(given.encode(), event_key.reveal().encode())
+
+    async def ingest() -> Any:
+        try:
+            body = json.loads(await request.get_data(as_text=True))
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            return jsonify({"error": f"body is not valid JSON: {exc}"}), 400
+        engine: Engine = engine_of()
+        try:
+            result = await engine.send(body)
+        except EngineError as exc:
+            return jsonify({"error": str(exc)}), 400
+        except DatabaseError:
+            return jsonify({"error": "the event store is unavailable; retry later"}), 503
+        return jsonify({"ids": list(result.event_ids), "status": 202, "runs": len(result.run_ids)}), 202
+
+    @blueprint.post("/api/events")
+    async def api_events() -> Any:
+        header = request.headers.get("Authorization", "")
+        given = (
+            header[7:].strip() if header.lower().startswith("bearer ") else request.headers.get("X-Event-Key")
+        )
+        if not key_ok(given):
+            return jsonify({"error": "missing or wrong event key"}), 401, {"WWW-Authenticate": "Bearer"}
+        return await ingest()
+
+    @blueprint.post("/e/<path:key>")
+    async def inngest_style(key: str) -> Any:
+        if not key_ok(key):
+            return jsonify({"error": "missing or wrong event key"}), 401
+        return await ingest()
+
+    return blueprint
