@@ -1,9 +1,9 @@
 """The one database access layer: asyncpg on its own asyncio thread, awaited from trio.
 
-Why a thread and not trio-asyncio: measured here (docs/architecture.md), a crossing
-costs the same serially and the thread bridge does 4,663 vs 2,515 round trips/s with
-8 concurrent callers, and it needs no asyncio context in the calling trio task, so
-fixtures, tests under MockClock and actors all call it the same way.
+Why a thread and not trio-asyncio: measured here (`deneva bench bridge`, see
+docs/architecture.md) the thread bridge does about twice trio-asyncio's round trips/s
+with 8 concurrent callers, and it needs no asyncio context in the calling trio task,
+so fixtures, tests under MockClock and actors all call it the same way.
 
 Each call to `Database.run`, `.transaction`, `.tenant_transaction` or one of the
 one-statement helpers is one crossing: group the queries of a unit of work (claim a
