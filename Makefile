@@ -29,7 +29,9 @@ lint: install
 	$(BIN)/mypy -p deneva -p tests
 
 bench: install
-	@echo "no benchmarks yet"
+	$(BIN)/python -m pip install --quiet -e '.[bench]' --config-settings editable_mode=strict
+	$(BIN)/deneva bench bridge
+	$(BIN)/deneva bench engine --compare
 
 chaos: install
 	@echo "no chaos suite yet"

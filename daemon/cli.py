@@ -166,6 +166,10 @@ def build_parser() -> argparse.ArgumentParser:
     add_connect_command(add)
     add_engine_commands(commands, add)
 
+    from deneva.cli_bench import add_bench_command
+
+    add_bench_command(add)
+
     secrets = commands.add_parser("secrets", help="manage secret files", description="manage secret files")
     secrets_commands = secrets.add_subparsers(dest="secrets_command", metavar="ACTION", required=True)
     init = secrets_commands.add_parser(
