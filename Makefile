@@ -30,6 +30,7 @@ lint: install
 
 bench: install
 	$(BIN)/python -m pip install --quiet -e '.[bench]' --config-settings editable_mode=strict
+	$(BIN)/deneva bench boot
 	$(BIN)/deneva bench bridge
 	$(BIN)/deneva bench engine --compare
 

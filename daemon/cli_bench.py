@@ -10,6 +10,10 @@ from deneva.cli_engine import UsageError, _config
 
 def cmd_bench(args: argparse.Namespace) -> int:
     config = _config(args)
+    if args.which == "boot":
+        from deneva.bench.boot import run_boot_bench
+
+        return run_boot_bench(args.json)
     if args.which == "engine":
         from deneva.bench.engine import run_engine_bench
 
@@ -27,9 +31,11 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 def add_bench_command(add: Callable[[str, str], argparse.ArgumentParser]) -> None:
     bench = add(
-        "bench", "benchmarks: engine (jobs/s, latency; --compare with peers), bridge (trio to asyncpg)"
+        "bench",
+        "benchmarks: engine (jobs/s, latency; --compare with peers), bridge (trio to asyncpg), "
+        "boot (start and stop times)",
     )
-    bench.add_argument("which", choices=["engine", "bridge"], help="what to measure")
+    bench.add_argument("which", choices=["engine", "bridge", "boot"], help="what to measure")
     bench.add_argument("--jobs", type=int, default=20_000, help="engine: jobs per phase (default 20000)")
     bench.add_argument("--calls", type=int, default=3_000, help="bridge: round trips (default 3000)")
     bench.add_argument(
