@@ -1,0 +1,293 @@
+"""What the adapters take and give: credentials, report requests and data, configuration.
+
+Report types follow seed 000 §B1; each maps onto one row schema (`deneva.adapters.rows`):
+
+    report type         schema        google  meta  tiktok
+    account_health      campaign_day    x      x      x
+    budget_optimizer    campaign_day    x      x      x
+    weekly_anomaly      campaign_day    x      x      x
+    search_term_waste   search_term     x
+    quality_score       keyword         x
+    auction_insights    auction         x
+    pmax_breakdown      asset_group     x
+
+Seed 000's cadence also lists Meta `search_term_waste` and `auction_insights`; Meta's API
+has neither search terms nor auction insights, so asking for them is `invalid_request`
+with that reason (`UNSUPPORTED`). Date ranges are whole days ending yesterday, relative
+to the request's `today`: `last_7_days` is [today - 7, today - 1], as Google's
+LAST_7_DAYS.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from datetime import date, datetime, timedelta
+from typing import Any, Final, Protocol
+
+import attrs
+
+from deneva.adapters.errors import PlatformError
+
+PLATFORMS: Final = ("google", "meta", "tiktok")
+DATE_RANGES: Final[Mapping[str, int]] = {"last_7_days": 7, "last_30_days": 30, "last_90_days": 90}
+
+REPORT_SCHEMAS: Final[Mapping[str, str]] = {
+    "account_health": "campaign_day",
+    "budget_optimizer": "campaign_day",
+    "weekly_anomaly": "campaign_day",
+    "search_term_waste": "search_term",
+    "quality_score": "keyword",
+    "auction_insights": "auction",
+    "pmax_breakdown": "asset_group",
+}
+_CAMPAIGN_REPORTS = ("account_health", "budget_optimizer", "weekly_anomaly")
+REPORT_TYPES: Final[Mapping[str, tuple[str, ...]]] = {
+    "google": (
+        *_CAMPAIGN_REPORTS,
+        "search_term_waste",
+        "quality_score",
+        "auction_insights",
+        "pmax_breakdown",
+    ),
+    "meta": _CAMPAIGN_REPORTS,
+    "tiktok": _CAMPAIGN_REPORTS,
+}
+# Report types of seed 000 that a platform's API cannot answer, and why.
+UNSUPPORTED: Final[Mapping[tuple[str, str], str]] = {
+    ("meta", "search_term_waste"): "the Meta API has no search terms (a Google report)",
+    ("meta", "auction_insights"): "the Meta API has no auction insights (a Google report)",
+    ("tiktok", "search_term_waste"): "the TikTok API has no search terms (a Google report)",
+    ("tiktok", "auction_insights"): "the TikTok API has no auction insights (a Google report)",
+}
+
+# The real APIs, for a production PlatformConfig (the defaults point nowhere).
+GOOGLE_ADS_API: Final = "https://googleads.googleapis.com"
+GOOGLE_TOKEN_URL: Final = "https://oauth2.googleapis.com/token"
+META_GRAPH_API: Final = "https://graph.facebook.com"
+TIKTOK_BUSINESS_API: Final = "https://business-api.tiktok.com/open_api"
+
+
+def _listing(values: tuple[str, ...] | Mapping[str, Any]) -> str:
+    return ", ".join(values)
+
+
+def check_platform(platform: str) -> str:
+    if platform not in PLATFORMS:
+        raise PlatformError(
+            "invalid_request",
+            str(platform)[:40],
+            f"unknown platform {platform!r}; one of {_listing(PLATFORMS)}",
+        )
+    return platform
+
+
+def check_report_type(platform: str, report_type: str) -> str:
+    check_platform(platform)
+    if report_type in REPORT_TYPES[platform]:
+        return report_type
+    reason = UNSUPPORTED.get((platform, report_type))
+    if reason is None and report_type in REPORT_SCHEMAS:
+        reason = f"{platform} serves {_listing(REPORT_TYPES[platform])}"
+    if reason is None:
+        reason = f"report types are {_listing(REPORT_SCHEMAS)}"
+    raise PlatformError(
+        "invalid_request", platform, f"{platform} has no report type {report_type!r}: {reason}"
+    )
+
+
+def check_date_range(platform: str, date_range: str) -> str:
+    if date_range not in DATE_RANGES:
+        raise PlatformError(
+            "invalid_request", platform, f"unknown date range {date_range!r}; one of {_listing(DATE_RANGES)}"
+        )
+    return date_range
+
+
+def date_window(date_range: str, today: date) -> tuple[date, date]:
+    """The inclusive [start, end] of a named range: the N whole days before `today`."""
+    days = DATE_RANGES[date_range]
+    return today - timedelta(days=days), today - timedelta(days=1)
+
+
+def _hidden(value: object) -> str:
+    return "None" if value is None else "'[redacted]'"
+
+
+@attrs.frozen
+class TokenGrant:
+    """A token from a platform's token endpoint; `expires_at` in epoch seconds, None if it never does."""
+
+    access_token: str = attrs.field(repr=_hidden)
+    expires_at: float | None = None
+    refresh_token: str | None = attrs.field(default=None, repr=_hidden)
+
+
+@attrs.frozen
+class Credentials:
+    """One connected ad account's tokens. The repr never shows a token.
+
+    Google needs `refresh_token` (an `access_token` still valid for a minute is used
+    as is); Meta and TikTok need `access_token`. `login_customer_id` is Google's
+    manager-account header, when the account is reached through one.
+    """
+
+    platform: str
+    account_id: str
+    refresh_token: str | None = attrs.field(default=None, repr=_hidden)
+    access_token: str | None = attrs.field(default=None, repr=_hidden)
+    access_token_expires_at: float | None = None
+    login_customer_id: str | None = None
+
+    def with_grant(self, grant: TokenGrant) -> Credentials:
+        """These credentials after a refresh (keeps the refresh token unless a new one came)."""
+        return attrs.evolve(
+            self,
+            access_token=grant.access_token,
+            access_token_expires_at=grant.expires_at,
+            refresh_token=grant.refresh_token or self.refresh_token,
+        )
+
+    def secrets(self) -> tuple[str | None, ...]:
+        return (self.refresh_token, self.access_token)
+
+
+@attrs.frozen
+class ReportRequest:
+    """One report to fetch. Invalid combinations raise `PlatformError("invalid_request")`."""
+
+    platform: str
+    account_id: str
+    report_type: str
+    date_range: str
+    today: date
+
+    def __attrs_post_init__(self) -> None:
+        check_report_type(self.platform, self.report_type)
+        check_date_range(self.platform, self.date_range)
+        if not isinstance(self.today, date) or isinstance(self.today, datetime):
+            raise PlatformError("invalid_request", self.platform, "today must be a datetime.date")
+        if not isinstance(self.account_id, str) or not self.account_id.strip():
+            raise PlatformError("invalid_request", self.platform, "account_id must be a non-empty string")
+
+    @property
+    def schema(self) -> str:
+        return REPORT_SCHEMAS[self.report_type]
+
+    @property
+    def window(self) -> tuple[date, date]:
+        return date_window(self.date_range, self.today)
+
+
+def _row_count(rows: list[dict[str, Any]]) -> str:
+    return f"<{len(rows)} rows>"
+
+
+@attrs.frozen
+class ReportData:
+    """A fetched report: normalised `rows` (see `deneva.adapters.rows` for each schema).
+
+    `fetched_rows` counts the report rows the platform sent (before any merging);
+    `api_calls` counts every HTTP request made, token refreshes included. `refreshed`
+    is the token grant obtained on the way, if any: store it so the next call does
+    not refresh again.
+    """
+
+    platform: str
+    account_id: str
+    report_type: str
+    date_range: str
+    rows: list[dict[str, Any]] = attrs.field(repr=_row_count)
+    fetched_rows: int
+    api_calls: int
+    start_date: date | None = None
+    end_date: date | None = None
+    currency: str | None = None
+    refreshed: TokenGrant | None = None
+
+    @property
+    def schema(self) -> str:
+        return REPORT_SCHEMAS[self.report_type]
+
+
+class Platform(Protocol):
+    """An ad platform adapter. It speaks HTTP and nothing else: no MCP, database or actors."""
+
+    @property
+    def name(self) -> str: ...
+
+    async def fetch_report(self, creds: Credentials, request: ReportRequest) -> ReportData: ...
+
+    async def refresh_token(self, creds: Credentials) -> TokenGrant: ...
+
+
+def _positive(_: object, attribute: attrs.Attribute[float], value: float) -> None:
+    if not value > 0:
+        raise ValueError(f"PlatformConfig.{attribute.name} must be > 0, got {value!r}")
+
+
+def _between(low: int, high: int) -> Callable[[object, attrs.Attribute[int], int], None]:
+    def check(_: object, attribute: attrs.Attribute[int], value: int) -> None:
+        if not low <= value <= high:
+            raise ValueError(f"PlatformConfig.{attribute.name} must be in {low}..{high}, got {value!r}")
+
+    return check
+
+
+@attrs.frozen(kw_only=True)
+class PlatformConfig:
+    """Where the platforms are and how to talk to them. Base URLs default to nothing.
+
+    Base URLs are the API roots without version: `GOOGLE_ADS_API`, `META_GRAPH_API`,
+    `TIKTOK_BUSINESS_API` in production, `PlatformConfig.for_sandbox(url)` for the
+    loopback sandbox. Secrets never show in the repr. `clock` (epoch seconds) decides
+    when a token counts as expiring.
+    """
+
+    google_base_url: str = ""
+    google_token_url: str = ""
+    google_api_version: str = "v17"
+    google_client_id: str | None = None
+    google_client_secret: str | None = attrs.field(default=None, repr=_hidden)
+    google_developer_token: str | None = attrs.field(default=None, repr=_hidden)
+    meta_base_url: str = ""
+    meta_api_version: str = "v19.0"
+    meta_app_id: str | None = None
+    meta_app_secret: str | None = attrs.field(default=None, repr=_hidden)
+    tiktok_base_url: str = ""
+    tiktok_api_version: str = "v1.3"
+    # Per HTTP request (connect, read, write, pool) and per whole report or token call.
+    request_timeout_s: float = attrs.field(default=30.0, validator=_positive)
+    connect_timeout_s: float = attrs.field(default=10.0, validator=_positive)
+    operation_timeout_s: float = attrs.field(default=120.0, validator=_positive)
+    # Refresh a Google access token this close to its expiry.
+    token_refresh_margin_s: float = attrs.field(default=60.0, validator=attrs.validators.ge(0))
+    meta_page_size: int = attrs.field(default=500, validator=_between(1, 5000))
+    tiktok_page_size: int = attrs.field(default=1000, validator=_between(1, 1000))
+    # TikTok refuses daily reports spanning more than 30 days.
+    tiktok_max_days: int = attrs.field(default=30, validator=_between(1, 30))
+    # A bound on pages per listing, against a platform that pages forever.
+    max_pages: int = attrs.field(default=1000, validator=_between(1, 1_000_000))
+    user_agent: str = "deneva/0.1"
+    clock: Callable[[], float] = attrs.field(default=time.time, repr=False, eq=False)
+
+    @classmethod
+    def for_sandbox(cls, base_url: str, **overrides: Any) -> PlatformConfig:
+        """A configuration for `deneva.sandbox` served at `base_url` (e.g. http://127.0.0.1:8790)."""
+        root = base_url.rstrip("/")
+        values: dict[str, Any] = {
+            "google_base_url": f"{root}/google",
+            "google_token_url": f"{root}/google/token",
+            "google_client_id": "deneva-sandbox.apps.googleusercontent.com",
+            "google_client_secret": "sandbox-client-secret",
+            "google_developer_token": "sandbox-developer-token",
+            "meta_base_url": f"{root}/meta",
+            "meta_app_id": "100000000000001",
+            "meta_app_secret": "sandbox-app-secret",
+            "tiktok_base_url": f"{root}/tiktok/open_api",
+        }
+        values.update(overrides)
+        return cls(**values)
+
+    def secrets(self) -> tuple[str | None, ...]:
+        return (self.google_client_secret, self.google_developer_token, self.meta_app_secret)

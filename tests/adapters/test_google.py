@@ -1,0 +1,263 @@
+"""Google Ads adapter against the sandbox: every report type, normalised, and lazy token refresh."""
+
+from __future__ import annotations
+
+import math
+from datetime import date
+from typing import Any
+
+import attrs
+import pytest
+import trio
+
+from deneva.adapters import Credentials, PlatformError, TokenGrant
+from deneva.adapters.base import Platform
+from deneva.adapters.google import GoogleAds, customer_id, gaql
+from deneva.sandbox.state import SandboxConfig
+from tests.adapters import truth
+from tests.adapters.conftest import (
+    ACCOUNTS,
+    GOOGLE_REFRESH,
+    TODAY,
+    FakeClock,
+    Sandbox,
+    assert_no_secrets,
+    assert_schema,
+    creds,
+    fetch_error,
+    request,
+    sandbox_config,
+    start_sandbox,
+)
+
+CUSTOMER = ACCOUNTS["google"]
+
+
+@pytest.mark.parametrize("date_range", ["last_7_days", "last_30_days", "last_90_days"])
+async def test_campaign_days_match_the_account_day_by_day(
+    adapters: dict[str, Platform], date_range: str
+) -> None:
+    data = await adapters["google"].fetch_report(
+        creds("google"), request("google", "account_health", date_range)
+    )
+    expected = truth.campaign_days("google", date_range)
+    assert_schema("campaign_day", data.rows)
+    assert {(r["date"], r["campaign_id"]) for r in data.rows} == set(expected)
+    assert data.fetched_rows == len(data.rows) == len(expected)
+    assert (data.start_date, data.end_date) == (truth.days(date_range)[0], truth.days(date_range)[-1])
+    assert data.currency == truth.account("google").currency
+    assert data.api_calls == 2  # the token refresh and one searchStream
+    assert data.refreshed is not None
+    campaigns = {c.id: c for c in truth.account("google").campaigns}
+    for row in data.rows:
+        m = expected[(row["date"], row["campaign_id"])]
+        c = campaigns[row["campaign_id"]]
+        assert (row["impressions"], row["clicks"]) == (m.impressions, m.clicks)
+        assert row["cost"] == pytest.approx(m.cost_micros / 1e6)
+        assert row["conversions"] == pytest.approx(m.conversions, abs=0.01)
+        assert row["conversion_value"] == pytest.approx(m.conversions_value, abs=0.01)
+        assert (row["campaign_name"], row["status"], row["campaign_type"]) == (c.name, c.status, c.channel)
+        assert row["daily_budget"] == pytest.approx(c.daily_budget)
+        if c.channel == "SEARCH":
+            assert row["budget_lost_share"] is not None and 0.0 <= row["budget_lost_share"] <= 1.0
+        else:
+            assert row["budget_lost_share"] is None
+    assert data.rows == sorted(data.rows, key=lambda r: (r["date"], r["campaign_id"]))
+
+
+async def test_budget_optimizer_and_weekly_anomaly_read_the_same_campaign_days(
+    adapters: dict[str, Platform],
+) -> None:
+    health = await adapters["google"].fetch_report(creds("google"), request("google", "account_health"))
+    for report_type in ("budget_optimizer", "weekly_anomaly"):
+        data = await adapters["google"].fetch_report(creds("google"), request("google", report_type))
+        assert (data.report_type, data.schema) == (report_type, "campaign_day")
+        assert data.rows == health.rows
+
+
+async def test_search_terms_are_summed_over_the_range_costliest_first(adapters: dict[str, Platform]) -> None:
+    data = await adapters["google"].fetch_report(
+        creds("google"), request("google", "search_term_waste", "last_30_days")
+    )
+    expected = truth.search_terms("last_30_days")
+    assert_schema("search_term", data.rows)
+    assert {(r["campaign_id"], r["ad_group_id"], r["search_term"]) for r in data.rows} == set(expected)
+    for row in data.rows:
+        m = expected[(row["campaign_id"], row["ad_group_id"], row["search_term"])]
+        assert (row["impressions"], row["clicks"]) == (m.impressions, m.clicks)
+        assert row["cost"] == pytest.approx(m.cost_micros / 1e6)
+        assert row["match_type"] in ("EXACT", "PHRASE", "BROAD", "NEAR_EXACT", "NEAR_PHRASE")
+    costs = [r["cost"] for r in data.rows]
+    assert costs == sorted(costs, reverse=True)
+    # The sandbox plants wasted terms: spend and never a conversion.
+    assert any(r["cost"] > 0 and r["conversions"] == 0 for r in data.rows)
+
+
+async def test_keywords_carry_their_quality_score(adapters: dict[str, Platform]) -> None:
+    data = await adapters["google"].fetch_report(
+        creds("google"), request("google", "quality_score", "last_30_days")
+    )
+    expected = truth.keywords("last_30_days")
+    assert_schema("keyword", data.rows)
+    assert {r["keyword_id"] for r in data.rows} == set(expected)
+    for row in data.rows:
+        score, m = expected[row["keyword_id"]]
+        assert row["quality_score"] == score
+        assert (row["impressions"], row["clicks"]) == (m.impressions, m.clicks)
+        assert row["cost"] == pytest.approx(m.cost_micros / 1e6)
+        if score is None:
+            assert row["expected_ctr"] is None
+        else:
+            assert 1 <= score <= 10
+            assert row["expected_ctr"] in ("BELOW_AVERAGE", "AVERAGE", "ABOVE_AVERAGE")
+
+
+async def test_auction_insights_have_the_account_and_its_competitors(adapters: dict[str, Platform]) -> None:
+    data = await adapters["google"].fetch_report(
+        creds("google"), request("google", "auction_insights", "last_30_days")
+    )
+    assert_schema("auction", data.rows)
+    assert {(r["campaign_id"], r["domain"]) for r in data.rows} == truth.auction_domains("last_30_days")
+    for row in data.rows:
+        assert row["is_self"] == (row["domain"] == "You")
+        assert 0.0 <= row["impression_share"] <= 1.0
+        if row["is_self"]:
+            assert row["overlap_rate"] is None and row["outranking_share"] is None
+        else:
+            assert row["overlap_rate"] is not None and 0.0 <= row["overlap_rate"] <= 1.0
+    first_per_campaign: dict[str, dict[str, Any]] = {}
+    for row in data.rows:
+        first_per_campaign.setdefault(row["campaign_id"], row)
+    assert all(row["is_self"] for row in first_per_campaign.values())
+
+
+async def test_pmax_asset_groups(adapters: dict[str, Platform]) -> None:
+    data = await adapters["google"].fetch_report(
+        creds("google"), request("google", "pmax_breakdown", "last_90_days")
+    )
+    expected = truth.asset_groups("last_90_days")
+    assert_schema("asset_group", data.rows)
+    assert expected and {r["asset_group_id"] for r in data.rows} == set(expected)
+    for row in data.rows:
+        m = expected[row["asset_group_id"]]
+        assert (row["impressions"], row["clicks"]) == (m.impressions, m.clicks)
+        assert row["conversion_value"] == pytest.approx(m.conversions_value, abs=0.01)
+        assert row["ad_strength"] in ("POOR", "AVERAGE", "GOOD", "EXCELLENT")
+
+
+def test_queries_use_between_dates_never_during() -> None:
+    query = gaql("campaign_day", date(2024, 3, 3), date(2024, 5, 31))
+    assert "BETWEEN '2024-03-03' AND '2024-05-31'" in query
+    assert "DURING" not in query
+
+
+def test_customer_ids_lose_their_dashes_and_must_be_digits() -> None:
+    assert customer_id("123-456-7890") == "1234567890"
+    with pytest.raises(PlatformError) as info:
+        customer_id("12/../34")
+    assert info.value.code == "invalid_request"
+
+
+# -- tokens -----------------------------------------------------------------------------
+
+
+async def test_lazy_refresh_happens_once_and_the_grant_is_reusable(
+    sandbox: Sandbox, adapters: dict[str, Platform], clock: FakeClock
+) -> None:
+    google = adapters["google"]
+    first = await google.fetch_report(creds("google"), request("google"))
+    assert await sandbox.calls("google", "token") == 1
+    grant = first.refreshed
+    assert grant is not None and grant.expires_at == clock.now + 3599
+    assert grant.access_token in await sandbox.issued("google")
+    assert GOOGLE_REFRESH not in repr(grant) and grant.access_token not in repr(grant)
+
+    stored = creds("google").with_grant(grant)
+    again = await google.fetch_report(stored, request("google", "quality_score"))
+    assert again.refreshed is None and again.api_calls == 1
+    assert await sandbox.calls("google", "token") == 1
+
+
+async def test_an_access_token_expiring_within_a_minute_is_refreshed_first(
+    sandbox: Sandbox, adapters: dict[str, Platform], clock: FakeClock
+) -> None:
+    google = adapters["google"]
+    grant = await google.refresh_token(creds("google"))
+    soon = attrs.evolve(creds("google").with_grant(grant), access_token_expires_at=clock.now + 30)
+    data = await google.fetch_report(soon, request("google"))
+    assert data.refreshed is not None and data.refreshed.access_token != grant.access_token
+    assert await sandbox.calls("google", "token") == 2
+    assert await sandbox.calls("google", "searchStream") == 1
+
+
+async def test_a_401_gets_one_refresh_and_a_retry(
+    sandbox: Sandbox, adapters: dict[str, Platform], clock: FakeClock
+) -> None:
+    google = adapters["google"]
+    grant = await google.refresh_token(creds("google"))
+    await sandbox.token_action("expire", "google", grant.access_token)  # expired early, behind our back
+    data = await google.fetch_report(creds("google").with_grant(grant), request("google"))
+    assert data.rows and data.refreshed is not None
+    assert await sandbox.calls("google", "token") == 2
+    assert await sandbox.calls("google", "searchStream") == 2
+    assert data.api_calls == 3
+
+
+async def test_a_401_that_survives_a_fresh_token_is_token_revoked(
+    nursery: trio.Nursery, clock: FakeClock
+) -> None:
+    # Tokens that are dead on arrival: the sandbox answers 401 OAUTH_TOKEN_EXPIRED every time.
+    server = await start_sandbox(nursery, SandboxConfig(today=TODAY, google_access_token_ttl_s=0))
+    assert server.base_url is not None
+    server.state.tokens.register("google", "refresh", GOOGLE_REFRESH)
+    google = GoogleAds(sandbox_config(server.base_url, clock))
+    error = await fetch_error(google, creds("google"), request("google"))
+    assert (error.code, error.status) == ("token_revoked", 401)
+    assert "OAUTH_TOKEN_EXPIRED" in error.message
+    counts = server.state.requests.counts
+    assert counts[("google", "token", None)] == 2  # the lazy refresh and the one retry
+    assert counts[("google", "searchStream", CUSTOMER)] == 2
+    assert_no_secrets(error, *[r.token for r in server.state.tokens.records.values()])
+
+
+async def test_a_revoked_refresh_token_is_token_revoked(
+    sandbox: Sandbox, adapters: dict[str, Platform]
+) -> None:
+    await sandbox.token_action("revoke", "google", GOOGLE_REFRESH)
+    error = await fetch_error(adapters["google"], creds("google"), request("google"))
+    assert (error.code, error.platform, error.status) == ("token_revoked", "google", 400)
+    assert "invalid_grant" in error.message
+    with pytest.raises(PlatformError) as info:
+        await adapters["google"].refresh_token(creds("google"))
+    assert info.value.code == "token_revoked"
+    assert_no_secrets(info.value)
+    assert await sandbox.calls("google", "searchStream") == 0
+
+
+async def test_an_unknown_refresh_token_and_no_refresh_token_are_token_revoked(
+    adapters: dict[str, Platform],
+) -> None:
+    unknown = Credentials("google", CUSTOMER, refresh_token="never-issued-refresh-token")
+    error = await fetch_error(adapters["google"], unknown, request("google"), "never-issued-refresh-token")
+    assert error.code == "token_revoked"
+    error = await fetch_error(adapters["google"], Credentials("google", CUSTOMER), request("google"))
+    assert error.code == "token_revoked" and "no refresh token" in error.message
+
+
+async def test_refresh_token_returns_a_grant_with_expiry(
+    adapters: dict[str, Platform], clock: FakeClock
+) -> None:
+    grant = await adapters["google"].refresh_token(creds("google"))
+    assert isinstance(grant, TokenGrant)
+    assert grant.access_token.startswith("ya29.")
+    assert grant.expires_at is not None and math.isclose(grant.expires_at, clock.now + 3599)
+    assert "ya29." not in repr(grant)
+
+
+async def test_an_unknown_customer_is_not_found(adapters: dict[str, Platform]) -> None:
+    account = "12345"  # digits, but no Google customer id has five
+    error = await fetch_error(
+        adapters["google"], creds("google", account), request("google", account_id=account)
+    )
+    assert (error.code, error.status) == ("not_found", 404)
+    assert "CUSTOMER_NOT_FOUND" in error.message
