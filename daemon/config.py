@@ -35,7 +35,7 @@ class Config:
     state_dir: Path = Path(".deneva")
     database_url: str | None = None
     http_bind: Bind = Bind("127.0.0.1", 8787)
-    workers: int = 16
+    workers: int = 256
     secrets_dir: Path | None = None
     log_format: str = "auto"
     log_level: str = "info"

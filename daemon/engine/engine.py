@@ -30,7 +30,7 @@ log = logging.getLogger("deneva.engine")
 
 @attrs.frozen
 class EngineSettings:
-    workers: int = 16
+    workers: int = 256
     claim_batch: int = 500
     lease_s: float = 15.0
     poll_s: float = 1.0
