@@ -32,7 +32,8 @@ class Dispatcher:
     def __init__(self, engine: Engine, drain: trio.Event) -> None:
         self.engine = engine
         self.drain = drain
-        self.in_flight: set[uuid.UUID] = set()
+        self.in_flight: set[uuid.UUID] = set()  # claimed by us: leases to renew
+        self.executing = 0  # functions running now: what the worker limit bounds
         self.abandoned: set[uuid.UUID] = set()
         self._slot_free = trio.Event()
         self.started = 0
@@ -64,7 +65,7 @@ class Dispatcher:
         engine = self.engine
         settings = engine.settings
         while not self.drain.is_set():
-            capacity = settings.workers - len(self.in_flight)
+            capacity = settings.workers - self.executing
             if capacity <= 0:
                 self._slot_free = trio.Event()
                 with trio.move_on_after(settings.poll_s):
@@ -79,6 +80,7 @@ class Dispatcher:
                 continue
             for run in claimed:
                 self.in_flight.add(run.id)
+                self.executing += 1
                 self.started += 1
                 workers.start_soon(self._execute, run)
             if len(claimed) < want:
@@ -104,8 +106,14 @@ class Dispatcher:
         self._slot_free.set()
 
     async def _execute(self, run: ClaimedRun) -> None:
+        executing = True
         try:
             transition = await execute(self.engine, run)
+            # The worker slot is free once the function returned; writing the outcome
+            # (batched with others) no longer holds it.
+            executing = False
+            self.executing -= 1
+            self._slot_free.set()
             if transition is not None:
                 await self.engine.complete(transition)
         except DatabaseError as exc:
@@ -115,9 +123,11 @@ class Dispatcher:
             self.abandoned.add(run.id)  # cancelled (shutdown): give it back
             raise
         finally:
+            if executing:
+                self.executing -= 1
+                self._slot_free.set()
             self.in_flight.discard(run.id)
             self.finished += 1
-            self._slot_free.set()
 
     async def _release(self, run_ids: list[uuid.UUID]) -> None:
         now = self.engine.clock.now()
@@ -127,7 +137,8 @@ class Dispatcher:
         log.info("released unfinished runs", extra={"count": released})
 
     async def _listen(self) -> None:
-        async with self.engine.db.listen(store.NOTIFY_CHANNEL) as notes:
+        # Our own NOTIFYs are skipped: the engine wakes the dispatcher directly.
+        async with self.engine.db.listen(store.NOTIFY_CHANNEL, skip_own=True) as notes:
             async for _ in notes:
                 self.engine.wake()
 
@@ -153,6 +164,7 @@ class Dispatcher:
                     next_rescue = now + settings.rescue_every_s
                     rescued = await engine.db.run(functools.partial(store.rescue_orphans, now=now))
                     if rescued:
+                        engine.wake()
                         log.warning(
                             "re-queued runs of a worker that stopped renewing", extra={"count": rescued}
                         )

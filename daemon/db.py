@@ -162,6 +162,8 @@ class Database:
         self._pool = pool
         self._role = role
         self.dsn = dsn
+        # Server pids of this pool's connections: LISTEN can tell our own NOTIFYs apart.
+        self.own_pids: set[int] = set()
 
     @classmethod
     async def open(
@@ -175,11 +177,13 @@ class Database:
         command_timeout: float | None = 60.0,
     ) -> Database:
         bridge = AsyncioThread()
+        own_pids: set[int] = set()
 
         async def init(conn: Connection) -> None:
             await _init_connection(conn)
             if role is not None:
                 await conn.execute(f'SET ROLE "{role}"')
+            own_pids.add(conn.get_server_pid())
 
         async def create() -> asyncpg.Pool:
             return await asyncpg.create_pool(
@@ -197,7 +201,9 @@ class Database:
         except BaseException:
             bridge.stop()
             raise
-        return cls(bridge, pool, dsn, role)
+        database = cls(bridge, pool, dsn, role)
+        database.own_pids = own_pids
+        return database
 
     @property
     def bridge(self) -> AsyncioThread:
@@ -279,24 +285,25 @@ class Database:
 
     @asynccontextmanager
     async def listen(
-        self, *channels: str, buffer: int = 1024
+        self, *channels: str, buffer: int = 1024, skip_own: bool = False
     ) -> AsyncIterator[trio.MemoryReceiveChannel[tuple[str, str]]]:
         """Yield a channel of (channel, payload) notifications from LISTEN.
 
         The connection is re-established when it drops; after every (re)connect a
         `(channel, "")` message is delivered so consumers re-check what they may have
-        missed (polling stays the safety net).
+        missed (polling stays the safety net). With `skip_own`, notifications sent
+        from this pool's own connections are dropped (the process knows already).
         """
         send, receive = trio.open_memory_channel[tuple[str, str]](buffer)
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(self._listen_loop, channels, send)
+            nursery.start_soon(self._listen_loop, channels, send, skip_own)
             try:
                 yield receive
             finally:
                 nursery.cancel_scope.cancel()
 
     async def _listen_loop(
-        self, channels: tuple[str, ...], send: trio.MemorySendChannel[tuple[str, str]]
+        self, channels: tuple[str, ...], send: trio.MemorySendChannel[tuple[str, str]], skip_own: bool
     ) -> None:
         token = trio.lowlevel.current_trio_token()
         dsn = self.dsn
@@ -312,7 +319,9 @@ class Database:
                 except (trio.BrokenResourceError, trio.ClosedResourceError):
                     pass
 
-            def on_notify(_conn: Any, _pid: int, channel: str, payload: str) -> None:
+            def on_notify(_conn: Any, pid: int, channel: str, payload: str) -> None:
+                if skip_own and pid in self.own_pids:
+                    return
                 try:
                     token.run_sync_soon(deliver, channel, payload)
                 except trio.RunFinishedError:

@@ -63,6 +63,12 @@ class Engine:
         )
         self._finished: dict[uuid.UUID, trio.Event] = {}
 
+    @property
+    def _any_concurrency_limit(self) -> bool:
+        # Another replica may run other code, but a run with a key belongs to a function
+        # every replica registers; without one here, no limited runs can exist.
+        return any(f.concurrency is not None for f in self.registry.all())
+
     # -- sending -------------------------------------------------------------------------
 
     def wake(self) -> None:
@@ -91,7 +97,7 @@ class Engine:
         result = await self.db.run(lambda conn: store.send_events(conn, self.registry, events, now))
         for error in result.errors:
             log.warning("event did not start a run", extra={"error": error})
-        if result.run_ids:
+        if result.run_ids or result.resumed_run_ids:
             self.wake()
         return result
 
@@ -118,8 +124,9 @@ class Engine:
 
     async def claim(self, limit: int) -> tuple[list[ClaimedRun], float | None]:
         now = self.clock.now()
+        limited = self._any_concurrency_limit
         return await self.db.run(
-            lambda conn: store.claim_runs(conn, self.owner, now, self.settings.lease_s, limit)
+            lambda conn: store.claim_runs(conn, self.owner, now, self.settings.lease_s, limit, limited)
         )
 
     async def _flush_steps(self, items: Sequence[tuple[uuid.UUID, str, Any]]) -> list[tuple[bool, bool]]:
@@ -147,7 +154,7 @@ class Engine:
                 return result, flags.get(run_id, (False, False))
 
         result, (cancel, owned) = await self.db.run(send_and_record)
-        if result.run_ids:
+        if result.run_ids or result.resumed_run_ids:
             self.wake()
         if not owned:
             raise LeaseLost()

@@ -81,6 +81,7 @@ class SendResult:
     new_event_ids: tuple[str, ...]
     run_ids: tuple[uuid.UUID, ...]
     errors: tuple[str, ...] = ()
+    resumed_run_ids: tuple[uuid.UUID, ...] = ()  # waiting runs these events resolved
 
 
 @attrs.frozen

@@ -30,6 +30,9 @@ from deneva.engine.model import (
 )
 
 NOTIFY_CHANNEL = "deneva_runs"
+# Batch statements take arrays of any length: a cached generic plan (which assumes
+# ten array elements) turned the batched completion quadratic, so they plan each time.
+_CUSTOM_PLANS = "SET LOCAL plan_cache_mode = force_custom_plan"
 
 
 # -- planning (pure) -----------------------------------------------------------------
@@ -96,15 +99,19 @@ def plan_for_events(
 # -- writing runs ------------------------------------------------------------------------
 
 _INSERT_RUNS = """
-INSERT INTO engine_runs (id, function_id, status, event, max_attempts, priority, run_at,
-                         concurrency_key, concurrency_limit, debounce_key, created_at)
-SELECT id, function_id, 'queued', event, max_attempts, priority, run_at,
-       concurrency_key, concurrency_limit, debounce_key, $11
-FROM unnest($1::uuid[], $2::text[], $3::jsonb[], $4::int[], $5::int[], $6::timestamptz[],
-            $7::text[], $8::int[], $9::text[], $10::boolean[])
-     AS t(id, function_id, event, max_attempts, priority, run_at, concurrency_key,
-          concurrency_limit, debounce_key, debounced)
-WHERE NOT debounced
+WITH inserted AS (
+    INSERT INTO engine_runs (id, function_id, status, event, max_attempts, priority, run_at,
+                             concurrency_key, concurrency_limit, debounce_key, created_at)
+    SELECT id, function_id, 'queued', event, max_attempts, priority, run_at,
+           concurrency_key, concurrency_limit, debounce_key, $11
+    FROM unnest($1::uuid[], $2::text[], $3::jsonb[], $4::int[], $5::int[], $6::timestamptz[],
+                $7::text[], $8::int[], $9::text[], $10::boolean[])
+         AS t(id, function_id, event, max_attempts, priority, run_at, concurrency_key,
+              concurrency_limit, debounce_key, debounced)
+    WHERE NOT debounced
+    RETURNING 1
+)
+SELECT pg_notify($12, '') FROM (SELECT 1 FROM inserted LIMIT 1) AS any_inserted
 """
 
 _INSERT_DEBOUNCED = """
@@ -174,7 +181,7 @@ async def insert_runs(conn: Connection, runs: Sequence[NewRun], now: float) -> l
         )
     plain = [r for r in keep if r.debounce_key is None]
     if plain:
-        await conn.execute(
+        await conn.fetch(
             _INSERT_RUNS,
             [r.id for r in plain],
             [r.function_id for r in plain],
@@ -187,9 +194,10 @@ async def insert_runs(conn: Connection, runs: Sequence[NewRun], now: float) -> l
             [r.debounce_key for r in plain],
             [False] * len(plain),
             ts(now),
+            NOTIFY_CHANNEL,
         )
         inserted.extend(r.id for r in plain)
-    if inserted:
+    if len(inserted) > len(plain):  # debounced runs (plain ones notified in their statement)
         await conn.execute("SELECT pg_notify($1, '')", NOTIFY_CHANNEL)
     return inserted
 
@@ -251,18 +259,25 @@ async def send_events(
         documents = [e.document() for e in fresh]
         runs, errors = plan_for_events(registry, documents, now)
         run_ids = await insert_runs(conn, runs, now)
+        resumed: list[Any] = []
         if documents:
             resumed = await conn.fetch(_RESOLVE_WAITS, [d["name"] for d in documents], documents, ts(now))
             if resumed:
                 await conn.execute("SELECT pg_notify($1, '')", NOTIFY_CHANNEL)
-    return SendResult(tuple(e.id for e in events), tuple(e.id for e in fresh), tuple(run_ids), tuple(errors))
+    return SendResult(
+        tuple(e.id for e in events),
+        tuple(e.id for e in fresh),
+        tuple(run_ids),
+        tuple(errors),
+        tuple(row["id"] for row in resumed),
+    )
 
 
 # -- claiming ---------------------------------------------------------------------------
 
 _CLAIM_FREE = """
 WITH picked AS (
-    SELECT id, status FROM engine_runs
+    SELECT id, status, started_at FROM engine_runs
     WHERE status IN ('queued', 'sleeping', 'waiting') AND run_at <= $1 AND concurrency_key IS NULL
     ORDER BY priority DESC, run_at
     LIMIT $2
@@ -273,7 +288,8 @@ SET status = 'running',
     attempt = CASE WHEN r.status = 'queued' THEN r.attempt + 1 ELSE r.attempt END,
     lease_owner = $3, lease_expires_at = $4, started_at = coalesce(r.started_at, $1)
 FROM picked WHERE r.id = picked.id
-RETURNING r.id, r.function_id, r.event, r.attempt, r.max_attempts, r.created_at, picked.status AS was
+RETURNING r.id, r.function_id, r.event, r.attempt, r.max_attempts, r.created_at, picked.status AS was,
+          picked.started_at IS NULL AS fresh
 """
 
 _LIMITED_CANDIDATES = """
@@ -298,13 +314,14 @@ GROUP BY concurrency_key
 """
 
 _START_CHOSEN = """
-WITH picked AS (SELECT id, status FROM engine_runs WHERE id = ANY($1::uuid[]))
+WITH picked AS (SELECT id, status, started_at FROM engine_runs WHERE id = ANY($1::uuid[]))
 UPDATE engine_runs r
 SET status = 'running',
     attempt = CASE WHEN r.status = 'queued' THEN r.attempt + 1 ELSE r.attempt END,
     lease_owner = $2, lease_expires_at = $3, started_at = coalesce(r.started_at, $4)
 FROM picked WHERE r.id = picked.id
-RETURNING r.id, r.function_id, r.event, r.attempt, r.max_attempts, r.created_at, picked.status AS was
+RETURNING r.id, r.function_id, r.event, r.attempt, r.max_attempts, r.created_at, picked.status AS was,
+          picked.started_at IS NULL AS fresh
 """
 
 _NEXT_DUE = """
@@ -313,7 +330,7 @@ SELECT min(run_at) FROM engine_runs WHERE status IN ('queued', 'sleeping', 'wait
 
 
 async def claim_runs(
-    conn: Connection, owner: str, now: float, lease_s: float, limit: int
+    conn: Connection, owner: str, now: float, lease_s: float, limit: int, limited: bool = True
 ) -> tuple[list[ClaimedRun], float | None]:
     """Claim up to `limit` due runs for `owner`, honouring concurrency limits.
 
@@ -326,7 +343,7 @@ async def claim_runs(
     async with conn.transaction():
         rows = list(await conn.fetch(_CLAIM_FREE, ts(now), limit, owner, lease_until))
         room = limit - len(rows)
-        if room > 0:
+        if room > 0 and limited:
             candidates = await conn.fetch(_LIMITED_CANDIDATES, ts(now), room)
             if candidates:
                 keys = sorted({c["concurrency_key"] for c in candidates})
@@ -341,10 +358,10 @@ async def claim_runs(
                 if chosen:
                     rows += await conn.fetch(_START_CHOSEN, chosen, owner, lease_until, ts(now))
         steps: dict[uuid.UUID, dict[str, Any]] = {}
-        if rows:
+        resumed = [r["id"] for r in rows if not r["fresh"]]  # a run never started has no steps
+        if resumed:
             for step in await conn.fetch(
-                "SELECT run_id, step_id, output FROM engine_steps WHERE run_id = ANY($1::uuid[])",
-                [r["id"] for r in rows],
+                "SELECT run_id, step_id, output FROM engine_steps WHERE run_id = ANY($1::uuid[])", resumed
             ):
                 steps.setdefault(step["run_id"], {})[step["step_id"]] = step["output"]
         next_due = await conn.fetchval(_NEXT_DUE, ts(now))
@@ -382,6 +399,7 @@ async def record_steps(
     conn: Connection, owner: str, items: Sequence[tuple[uuid.UUID, str, Any]], now: float
 ) -> dict[uuid.UUID, tuple[bool, bool]]:
     """Persist completed steps in one statement; return (cancel requested, still ours) per run."""
+    await conn.execute(_CUSTOM_PLANS)
     await conn.execute(
         _RECORD_STEPS,
         [i[0] for i in items],
@@ -446,6 +464,7 @@ async def complete_runs(
         return {}
     waiting = [t for t in transitions if t.wait is not None]
     async with conn.transaction():
+        await conn.execute(_CUSTOM_PLANS)
         sleeps = [t for t in transitions if t.step is not None]
         if sleeps:
             await conn.execute(
@@ -492,7 +511,8 @@ async def complete_runs(
     for t in waiting:
         if t.wait is None or final.get(t.run_id) != "waiting":
             continue
-        await resume_if_event_arrived(conn, t.run_id, t.wait.step_id, t.wait, now)
+        if await resume_if_event_arrived(conn, t.run_id, t.wait.step_id, t.wait, now):
+            final[t.run_id] = "sleeping"  # resumes at once
     return final
 
 

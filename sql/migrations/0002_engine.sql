@@ -35,10 +35,15 @@ CREATE TABLE engine_runs (
     output            jsonb
 );
 -- What the dispatcher claims: due runs, best priority first.
-CREATE INDEX engine_runs_due ON engine_runs (priority DESC, run_at) WHERE status IN ('queued', 'sleeping', 'waiting');
+-- Two partial indexes, so the common claim (no concurrency key) never wades through keyed runs.
+CREATE INDEX engine_runs_due_free ON engine_runs (priority DESC, run_at)
+    WHERE status IN ('queued', 'sleeping', 'waiting') AND concurrency_key IS NULL;
+CREATE INDEX engine_runs_due_keyed ON engine_runs (priority DESC, run_at)
+    WHERE status IN ('queued', 'sleeping', 'waiting') AND concurrency_key IS NOT NULL;
 CREATE INDEX engine_runs_next ON engine_runs (run_at) WHERE status IN ('queued', 'sleeping', 'waiting');
 CREATE INDEX engine_runs_running ON engine_runs (lease_expires_at) WHERE status = 'running';
-CREATE INDEX engine_runs_key_running ON engine_runs (concurrency_key) WHERE status = 'running';
+CREATE INDEX engine_runs_key_running ON engine_runs (concurrency_key)
+    WHERE status = 'running' AND concurrency_key IS NOT NULL;
 CREATE INDEX engine_runs_function ON engine_runs (function_id, created_at DESC);
 CREATE INDEX engine_runs_finished ON engine_runs (finished_at) WHERE finished_at IS NOT NULL;
 CREATE UNIQUE INDEX engine_runs_debounce ON engine_runs (debounce_key) WHERE status = 'queued' AND debounce_key IS NOT NULL;

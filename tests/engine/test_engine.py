@@ -352,7 +352,7 @@ async def test_retry_requeues_a_failed_run_keeping_its_steps(
 
 
 async def test_cron_fires_each_tick_once_for_a_day_even_with_two_schedulers(
-    db: Database, autojump_clock: trio.testing.MockClock
+    db: Database, database_url: str, autojump_clock: trio.testing.MockClock
 ) -> None:
     registry = Registry()
     ticks: list[str] = []
@@ -365,13 +365,15 @@ async def test_cron_fires_each_tick_once_for_a_day_even_with_two_schedulers(
     async def paris(ctx: Context) -> None:
         ticks.append("paris " + ctx.data["tick"])
 
+    replica = await Database.open(database_url)  # the second scheduler: another process's pool
     async with (
         running_engine(db, registry, owner="a", poll_s=600, rescue_every_s=3600) as engine,
-        running_engine(db, registry, owner="b", dispatcher=False, poll_s=600, rescue_every_s=3600),
+        running_engine(replica, registry, owner="b", dispatcher=False, poll_s=600, rescue_every_s=3600),
     ):
         await trio.sleep(24 * 3600)
         await trio.sleep(120)  # let the last runs finish
         assert engine.clock.now() >= EPOCH + 24 * 3600
+    await replica.close()
     five = [t for t in ticks if not t.startswith("paris")]
     assert len(five) == 288 and len(set(five)) == 288
     assert [t for t in ticks if t.startswith("paris")] == ["paris 2026-01-01T08:00:00+00:00"]
