@@ -1,0 +1,1 @@
+"""Ad-platform sync: cadences and TTLs, the metric cache and its read-or-fetch."""

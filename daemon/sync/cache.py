@@ -1,0 +1,192 @@
+"""The metric cache: one row per (tenant, platform, account, report type, date range).
+
+Reads never block on staleness: a stale or expired row is returned as a hit, marked
+`stale`, while the eager refresh brings it up to date. A miss is fetched once, however
+many callers and processes miss the same key at the same moment: the first to claim
+the key in `metric_cache_fetches` fetches, the others wait for its row. All of it runs
+in tenant transactions, so row-level security scopes every read and write.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+import attrs
+import trio
+
+from deneva.clock import Clock
+from deneva.db import Connection, Database
+from deneva.errors import DenevaError
+
+
+class CacheWaitTimeout(DenevaError):
+    """Another process was fetching this key and did not finish in time."""
+
+
+@attrs.frozen
+class CacheKey:
+    tenant_id: uuid.UUID
+    platform: str
+    account_id: str
+    report_type: str
+    date_range: str
+
+    @property
+    def text(self) -> str:
+        return f"{self.platform}|{self.account_id}|{self.report_type}|{self.date_range}"
+
+
+@attrs.frozen
+class CacheResult:
+    data: Any
+    cache: Literal["hit", "miss"]
+    fetched_at: float
+    stale: bool
+    last_failure_code: str | None = None
+
+    def envelope(self) -> dict[str, Any]:
+        """The shape tools return (SPEC §9): {data, cache, fetchedAt, stale?, lastFailureCode?}."""
+        body: dict[str, Any] = {
+            "data": self.data,
+            "cache": self.cache,
+            "fetchedAt": datetime.fromtimestamp(self.fetched_at, UTC).isoformat(),
+        }
+        if self.stale:
+            body["stale"] = True
+        if self.last_failure_code:
+            body["lastFailureCode"] = self.last_failure_code
+        return body
+
+
+def _ts(value: float) -> datetime:
+    return datetime.fromtimestamp(value, UTC)
+
+
+_READ = """
+SELECT c.payload, c.fetched_at, c.expires_at, c.is_stale, p.last_error_code, p.healthy
+FROM metric_cache c
+LEFT JOIN platform_credentials p
+       ON p.tenant_id = c.tenant_id AND p.platform = c.platform AND p.account_id = c.account_id
+WHERE c.tenant_id = $1 AND c.platform = $2 AND c.account_id = $3 AND c.report_type = $4 AND c.date_range = $5
+"""
+
+_WRITE = """
+INSERT INTO metric_cache (tenant_id, platform, account_id, report_type, date_range, payload,
+                          fetched_at, expires_at, is_stale)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, false)
+ON CONFLICT (tenant_id, platform, account_id, report_type, date_range) DO UPDATE SET
+    payload = excluded.payload, fetched_at = excluded.fetched_at,
+    expires_at = excluded.expires_at, is_stale = false
+"""
+
+_CLAIM = """
+INSERT INTO metric_cache_fetches (tenant_id, cache_key, owner, expires_at) VALUES ($1, $2, $3, $4)
+ON CONFLICT (tenant_id, cache_key) DO UPDATE SET owner = excluded.owner, expires_at = excluded.expires_at
+    WHERE metric_cache_fetches.expires_at < $5
+RETURNING owner
+"""
+
+
+def _key_args(key: CacheKey) -> tuple[Any, ...]:
+    return (key.tenant_id, key.platform, key.account_id, key.report_type, key.date_range)
+
+
+async def _read(conn: Connection, key: CacheKey, now: float) -> CacheResult | None:
+    row = await conn.fetchrow(_READ, *_key_args(key))
+    if row is None:
+        return None
+    stale = bool(row["is_stale"]) or row["expires_at"].timestamp() <= now
+    failure = row["last_error_code"] if row["healthy"] is False else None
+    return CacheResult(row["payload"], "hit", row["fetched_at"].timestamp(), stale, failure)
+
+
+async def read(db: Database, key: CacheKey, now: float) -> CacheResult | None:
+    return await db.tenant_transaction(str(key.tenant_id), lambda conn: _read(conn, key, now))
+
+
+async def write(db: Database, key: CacheKey, payload: Any, fetched_at: float, ttl_s: float) -> None:
+    async def upsert(conn: Connection) -> None:
+        await conn.execute(_WRITE, *_key_args(key), payload, _ts(fetched_at), _ts(fetched_at + ttl_s))
+
+    await db.tenant_transaction(str(key.tenant_id), upsert)
+
+
+async def read_or_fetch(
+    db: Database,
+    key: CacheKey,
+    fetch: Callable[[], Awaitable[Any]],
+    *,
+    clock: Clock,
+    ttl_s: float,
+    owner: str,
+    claim_s: float = 120.0,
+    wait_s: float = 60.0,
+) -> CacheResult:
+    """The cached report, or fetch it: exactly once across callers and processes."""
+    tenant = str(key.tenant_id)
+    cached = await read(db, key, clock.now())
+    if cached is not None:
+        return cached
+    poll = 0.02
+    with trio.move_on_after(wait_s):
+        while True:
+            now = clock.now()
+
+            async def claim(conn: Connection, now: float = now) -> bool:
+                got = await conn.fetchval(
+                    _CLAIM, key.tenant_id, key.text, owner, _ts(now + claim_s), _ts(now)
+                )
+                return got is not None
+
+            if await db.tenant_transaction(tenant, claim):
+                return await _fetch_as_owner(db, key, fetch, clock, ttl_s)
+            await trio.sleep(poll)  # another fetch is under way: its row will appear
+            poll = min(poll * 2, 0.5)
+            cached = await read(db, key, clock.now())
+            if cached is not None:
+                return attrs.evolve(cached, cache="miss")
+    raise CacheWaitTimeout(
+        f"{key.platform} {key.report_type}: another fetch of this report did not finish in {wait_s:.0f} s"
+    )
+
+
+async def _fetch_as_owner(
+    db: Database, key: CacheKey, fetch: Callable[[], Awaitable[Any]], clock: Clock, ttl_s: float
+) -> CacheResult:
+    tenant = str(key.tenant_id)
+
+    async def release(conn: Connection) -> None:
+        await conn.execute(
+            "DELETE FROM metric_cache_fetches WHERE tenant_id = $1 AND cache_key = $2",
+            key.tenant_id,
+            key.text,
+        )
+
+    try:
+        payload = await fetch()
+    except BaseException:
+        with trio.CancelScope(shield=True):
+            await db.tenant_transaction(tenant, release)
+        raise
+    fetched_at = clock.now()
+
+    async def store_and_release(conn: Connection) -> None:
+        await conn.execute(_WRITE, *_key_args(key), payload, _ts(fetched_at), _ts(fetched_at + ttl_s))
+        await release(conn)
+
+    await db.tenant_transaction(tenant, store_and_release)
+    return CacheResult(payload, "miss", fetched_at, False)
+
+
+async def mark_stale(conn: Connection, tenant_id: uuid.UUID, platform: str, account_id: str) -> int:
+    """Mark every cached report of one account stale (sync exhaustion); returns the count."""
+    result: str = await conn.execute(
+        "UPDATE metric_cache SET is_stale = true WHERE tenant_id = $1 AND platform = $2 AND account_id = $3",
+        tenant_id,
+        platform,
+        account_id,
+    )
+    return int(result.split()[-1])

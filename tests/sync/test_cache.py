@@ -1,0 +1,121 @@
+"""The metric cache: hits never block on staleness, a miss is fetched once across
+processes, a failed fetch lets the next caller try, tenants never see each other's rows."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+import trio
+import trio.testing
+
+from deneva import tenants
+from deneva.clock import TrioClock
+from deneva.db import Database
+from deneva.sync.cache import CacheKey, mark_stale, read, read_or_fetch, write
+from deneva.sync.cadence import CADENCES, cadence_for, refresh_due
+
+EPOCH = 1_767_225_600.0
+
+
+async def _tenant(db: Database, name: str) -> uuid.UUID:
+    return (await db.transaction(lambda c: tenants.add_tenant(c, name))).id
+
+
+def _key(tenant_id: uuid.UUID, report: str = "account_health") -> CacheKey:
+    return CacheKey(tenant_id, "google", "1234567890", report, "last_7_days")
+
+
+async def test_miss_then_hit_then_stale_after_the_ttl(
+    db: Database, autojump_clock: trio.testing.MockClock
+) -> None:
+    clock = TrioClock(EPOCH - trio.current_time())
+    key = _key(await _tenant(db, "acme"))
+    calls = []
+
+    async def fetch() -> dict[str, int]:
+        calls.append(1)
+        return {"spend": 42}
+
+    first = await read_or_fetch(db, key, fetch, clock=clock, ttl_s=3600, owner="p1")
+    assert first.cache == "miss" and first.data == {"spend": 42} and not first.stale
+    second = await read_or_fetch(db, key, fetch, clock=clock, ttl_s=3600, owner="p1")
+    assert second.cache == "hit" and second.fetched_at == first.fetched_at and len(calls) == 1
+    await trio.sleep(3601)
+    expired = await read_or_fetch(db, key, fetch, clock=clock, ttl_s=3600, owner="p1")
+    assert expired.cache == "hit" and expired.stale and len(calls) == 1  # reads never block
+    envelope = expired.envelope()
+    assert (
+        envelope["stale"] is True
+        and envelope["cache"] == "hit"
+        and envelope["fetchedAt"].startswith("2026-01-01")
+    )
+
+
+async def test_concurrent_misses_in_two_processes_fetch_once(
+    db: Database, database_url: str, autojump_clock: trio.testing.MockClock
+) -> None:
+    clock = TrioClock(EPOCH - trio.current_time())
+    key = _key(await _tenant(db, "acme"))
+    other_process = await Database.open(database_url)
+    calls = []
+    results = []
+
+    async def slow_fetch() -> dict[str, str]:
+        calls.append(1)
+        await trio.sleep(2)  # a platform call
+        return {"rows": "fresh"}
+
+    async def caller(pool: Database, owner: str) -> None:
+        results.append(await read_or_fetch(pool, key, slow_fetch, clock=clock, ttl_s=3600, owner=owner))
+
+    async with trio.open_nursery() as nursery:
+        for i in range(10):
+            nursery.start_soon(caller, db if i % 2 else other_process, f"p{i % 2}")
+    await other_process.close()
+    assert len(calls) == 1
+    assert [r.data for r in results] == [{"rows": "fresh"}] * 10
+    assert sorted(r.cache for r in results) == ["miss"] * 10
+
+
+async def test_a_failed_fetch_lets_the_next_caller_fetch(
+    db: Database, autojump_clock: trio.testing.MockClock
+) -> None:
+    clock = TrioClock(EPOCH - trio.current_time())
+    key = _key(await _tenant(db, "acme"))
+
+    async def broken() -> None:
+        raise RuntimeError("platform down")
+
+    async def working() -> dict[str, int]:
+        return {"ok": 1}
+
+    with pytest.raises(RuntimeError, match="platform down"):
+        await read_or_fetch(db, key, broken, clock=clock, ttl_s=60, owner="p1")
+    assert (await read_or_fetch(db, key, working, clock=clock, ttl_s=60, owner="p2")).data == {"ok": 1}
+
+
+async def test_tenants_never_see_each_others_rows_and_stale_marking(db: Database) -> None:
+    acme, globex = await _tenant(db, "acme"), await _tenant(db, "globex")
+    await write(db, _key(acme), {"secret": "acme-data"}, EPOCH, 3600)
+    assert await read(db, _key(globex), EPOCH) is None
+    # A key naming acme's tenant, read in globex's transaction, still finds nothing (RLS).
+    forged = CacheKey(acme, "google", "1234567890", "account_health", "last_7_days")
+    rows = await db.tenant_transaction(str(globex), lambda c: c.fetch("SELECT * FROM metric_cache"))
+    assert rows == []
+    hit = await read(db, forged, EPOCH)
+    assert hit is not None and hit.data == {"secret": "acme-data"} and not hit.stale
+    marked = await db.transaction(lambda c: mark_stale(c, acme, "google", "1234567890"))
+    assert marked == 1
+    again = await read(db, _key(acme), EPOCH)
+    assert again is not None and again.stale
+
+
+def test_cadences_cover_the_seed_and_refresh_inside_the_headroom() -> None:
+    assert cadence_for("google", "auction_insights") is not None
+    assert cadence_for("google", "auction_insights").ttl_s == 4 * 3600  # type: ignore[union-attr]
+    assert cadence_for("meta", "search_term_waste") is None  # Meta has no search terms
+    assert len(CADENCES) == 13
+    for _ in range(200):
+        due = refresh_due(0.0, 3600.0)
+        assert 0.8 * 3600 <= due <= 0.9 * 3600
