@@ -157,6 +157,11 @@ class Context:
     run_id: uuid.UUID
     function_id: str
     attempt: int
+    max_attempts: int = 1
+
+    @property
+    def last_attempt(self) -> bool:
+        return self.attempt >= self.max_attempts
 
     @property
     def data(self) -> dict[str, Any]:

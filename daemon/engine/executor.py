@@ -45,7 +45,7 @@ async def execute(engine: Engine, run: ClaimedRun) -> Transition | None:
     except UnknownFunction as exc:
         return _failed(engine, run, None, str(exc))
     step = Step(engine, run, engine.clock)
-    ctx = Context(run.event, step, run.id, run.function_id, run.attempt)
+    ctx = Context(run.event, step, run.id, run.function_id, run.attempt, run.max_attempts)
     try:
         if function.timeout_s is not None:
             with trio.fail_after(function.timeout_s):
