@@ -20,6 +20,7 @@ import trio
 from deneva.clock import Clock
 from deneva.db import Connection, Database
 from deneva.errors import DenevaError
+from deneva.sync.cadence import refresh_due
 
 
 class CacheWaitTimeout(DenevaError):
@@ -73,14 +74,26 @@ LEFT JOIN platform_credentials p
 WHERE c.tenant_id = $1 AND c.platform = $2 AND c.account_id = $3 AND c.report_type = $4 AND c.date_range = $5
 """
 
-_WRITE = """
+WRITE_SQL = """
 INSERT INTO metric_cache (tenant_id, platform, account_id, report_type, date_range, payload,
-                          fetched_at, expires_at, is_stale)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, false)
+                          fetched_at, expires_at, refresh_at, is_stale)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, false)
 ON CONFLICT (tenant_id, platform, account_id, report_type, date_range) DO UPDATE SET
     payload = excluded.payload, fetched_at = excluded.fetched_at,
-    expires_at = excluded.expires_at, is_stale = false
+    expires_at = excluded.expires_at, refresh_at = excluded.refresh_at, is_stale = false
 """
+
+
+def write_args(key: CacheKey, payload: Any, fetched_at: float, ttl_s: float) -> tuple[Any, ...]:
+    """Arguments of the cache upsert; the row's refresh falls at 80-90 % of its TTL."""
+    return (
+        *_key_args(key),
+        payload,
+        _ts(fetched_at),
+        _ts(fetched_at + ttl_s),
+        _ts(refresh_due(fetched_at, ttl_s)),
+    )
+
 
 _CLAIM = """
 INSERT INTO metric_cache_fetches (tenant_id, cache_key, owner, expires_at) VALUES ($1, $2, $3, $4)
@@ -109,7 +122,7 @@ async def read(db: Database, key: CacheKey, now: float) -> CacheResult | None:
 
 async def write(db: Database, key: CacheKey, payload: Any, fetched_at: float, ttl_s: float) -> None:
     async def upsert(conn: Connection) -> None:
-        await conn.execute(_WRITE, *_key_args(key), payload, _ts(fetched_at), _ts(fetched_at + ttl_s))
+        await conn.execute(WRITE_SQL, *write_args(key, payload, fetched_at, ttl_s))
 
     await db.tenant_transaction(str(key.tenant_id), upsert)
 
@@ -174,7 +187,7 @@ async def _fetch_as_owner(
     fetched_at = clock.now()
 
     async def store_and_release(conn: Connection) -> None:
-        await conn.execute(_WRITE, *_key_args(key), payload, _ts(fetched_at), _ts(fetched_at + ttl_s))
+        await conn.execute(WRITE_SQL, *write_args(key, payload, fetched_at, ttl_s))
         await release(conn)
 
     await db.tenant_transaction(tenant, store_and_release)

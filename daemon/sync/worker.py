@@ -32,7 +32,7 @@ from deneva.engine.context import Context
 from deneva.engine.errors import NonRetriableError, RetryAfterError
 from deneva.engine.functions import Backoff, Concurrency, EventTrigger, Function, Registry
 from deneva.sync.analyse import analyse
-from deneva.sync.cache import CacheKey, mark_stale
+from deneva.sync.cache import WRITE_SQL, CacheKey, mark_stale, write_args
 from deneva.sync.cadence import cadence_for
 
 REFRESH_EVENT = "sync/report.refresh-requested"
@@ -188,20 +188,7 @@ def register_sync(registry: Registry, services: SyncServices, backoff: Backoff |
             fetched_at = clock.now()
 
             async def store(conn: Connection) -> None:
-                await conn.execute(
-                    """
-                    INSERT INTO metric_cache (tenant_id, platform, account_id, report_type, date_range,
-                                              payload, fetched_at, expires_at, is_stale)
-                    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, false)
-                    ON CONFLICT (tenant_id, platform, account_id, report_type, date_range) DO UPDATE SET
-                        payload = excluded.payload, fetched_at = excluded.fetched_at,
-                        expires_at = excluded.expires_at, is_stale = false
-                    """,
-                    *attrs.astuple(target),
-                    payload,
-                    as_datetime(fetched_at),
-                    as_datetime(fetched_at + ttl_s),
-                )
+                await conn.execute(WRITE_SQL, *write_args(target.key, payload, fetched_at, ttl_s))
                 ms = int((time.perf_counter() - started) * 1000)
                 await _record_success(conn, target, ctx.run_id, ctx.attempt, ms, fetched_at)
 
@@ -234,4 +221,8 @@ def register_sync(registry: Registry, services: SyncServices, backoff: Backoff |
         timeout_s=300,
         concurrency=Concurrency(2, key="data.tenant_id, data.platform"),
     )
-    return registry.add(function)
+    registry.add(function)
+    from deneva.sync.schedule import register_schedules
+
+    register_schedules(registry, db)
+    return function

@@ -14,3 +14,7 @@ CREATE POLICY system_all ON metric_cache_fetches TO deneva_system USING (true) W
 GRANT SELECT, INSERT, UPDATE, DELETE ON metric_cache_fetches TO deneva_app, deneva_system;
 -- Tools read the cache and, on a miss, fill it, as the tenant (row-level security applies).
 GRANT INSERT, UPDATE ON metric_cache TO deneva_app;
+
+-- Eager refresh: each row says when to refresh it (80-90 % of its TTL, jittered).
+ALTER TABLE metric_cache ADD COLUMN refresh_at timestamptz;
+CREATE INDEX metric_cache_refresh_at ON metric_cache (refresh_at);
