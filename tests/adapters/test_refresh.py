@@ -116,3 +116,27 @@ async def test_transient_failure_is_retried_and_logged_per_attempt(
         record = await _refresh(engine, acme)
     assert record.status == "succeeded" and record.attempt == 2
     assert await _log(db) == [(1, "failure_retry", "transient"), (2, "success", None)]
+
+
+async def test_rate_limit_retry_after_delays_the_next_attempt(
+    db: Database, sandbox: Sandbox, adapters: dict[str, Platform]
+) -> None:
+    acme = (await db.transaction(lambda c: tenants.add_tenant(c, "acme"))).id
+    await db.transaction(
+        lambda c: store_credential(
+            c, KEK, "acme", "google", ACCOUNTS["google"], PlainTokens(GOOGLE_REFRESH, None)
+        )
+    )
+    await sandbox.faults(
+        "google", {"rate_limit": {"next": 1, "retry_after_s": 2}, "endpoints": ["searchStream"]}
+    )
+    async with sync_engine(db, adapters) as engine:
+        record = await _refresh(engine, acme)
+    assert record.status == "succeeded" and record.attempt == 2
+    rows = await db.fetch("SELECT outcome, error_code, created_at FROM sync_log ORDER BY id")
+    assert [(r["outcome"], r["error_code"]) for r in rows] == [
+        ("failure_retry", "rate_limited"),
+        ("success", None),
+    ]
+    # The backoff here is 10 ms; only the platform's Retry-After explains the wait.
+    assert (rows[1]["created_at"] - rows[0]["created_at"]).total_seconds() >= 2
