@@ -55,6 +55,12 @@ def key_of(paths: tuple[tuple[str, ...], ...], document: Mapping[str, Any], what
     return ":".join(values)
 
 
+# The parsed form of a class's `key` expression, computed once at construction.
+_KEY_PATHS: Any = attrs.field(
+    init=False, default=attrs.Factory(lambda self: _paths(self.key), takes_self=True)
+)
+
+
 @attrs.frozen
 class Backoff:
     """Exponential backoff with jitter, capped: base * factor**(attempt-1), +-jitter."""
@@ -76,10 +82,7 @@ class Concurrency:
 
     limit: int = attrs.field(validator=attrs.validators.ge(1))
     key: str | None = None
-    paths: tuple[tuple[str, ...], ...] = attrs.field(init=False)
-
-    def __attrs_post_init__(self) -> None:
-        object.__setattr__(self, "paths", _paths(self.key))
+    paths: tuple[tuple[str, ...], ...] = _KEY_PATHS
 
 
 @attrs.frozen
@@ -88,10 +91,7 @@ class Idempotency:
 
     key: str
     window_s: float = 86_400.0
-    paths: tuple[tuple[str, ...], ...] = attrs.field(init=False)
-
-    def __attrs_post_init__(self) -> None:
-        object.__setattr__(self, "paths", _paths(self.key))
+    paths: tuple[tuple[str, ...], ...] = _KEY_PATHS
 
 
 @attrs.frozen
@@ -101,10 +101,7 @@ class RateLimit:
     limit: int = attrs.field(validator=attrs.validators.ge(1))
     period_s: float = attrs.field(validator=attrs.validators.gt(0))
     key: str | None = None
-    paths: tuple[tuple[str, ...], ...] = attrs.field(init=False)
-
-    def __attrs_post_init__(self) -> None:
-        object.__setattr__(self, "paths", _paths(self.key))
+    paths: tuple[tuple[str, ...], ...] = _KEY_PATHS
 
 
 @attrs.frozen
@@ -113,10 +110,7 @@ class Debounce:
 
     period_s: float = attrs.field(validator=attrs.validators.gt(0))
     key: str | None = None
-    paths: tuple[tuple[str, ...], ...] = attrs.field(init=False)
-
-    def __attrs_post_init__(self) -> None:
-        object.__setattr__(self, "paths", _paths(self.key))
+    paths: tuple[tuple[str, ...], ...] = _KEY_PATHS
 
 
 @attrs.frozen

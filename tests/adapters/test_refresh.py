@@ -52,6 +52,17 @@ async def _refresh(engine: Engine, tenant_id: uuid.UUID) -> Any:
         return await engine.wait_for_run(result.run_ids[0], 30)
 
 
+async def _acme_on_google(db: Database) -> uuid.UUID:
+    """Tenant `acme` with the sandbox's Google account connected."""
+    acme = (await db.transaction(lambda c: tenants.add_tenant(c, "acme"))).id
+    await db.transaction(
+        lambda c: store_credential(
+            c, KEK, "acme", "google", ACCOUNTS["google"], PlainTokens(GOOGLE_REFRESH, None)
+        )
+    )
+    return acme
+
+
 async def _log(db: Database) -> list[tuple[int, str, str | None]]:
     rows = await db.fetch("SELECT attempt, outcome, error_code FROM sync_log ORDER BY id")
     return [(r["attempt"], r["outcome"], r["error_code"]) for r in rows]
@@ -60,12 +71,7 @@ async def _log(db: Database) -> list[tuple[int, str, str | None]]:
 async def test_revoked_token_exhausts_marks_unhealthy_and_stale_then_recovery_clears(
     db: Database, sandbox: Sandbox, adapters: dict[str, Platform]
 ) -> None:
-    acme = (await db.transaction(lambda c: tenants.add_tenant(c, "acme"))).id
-    await db.transaction(
-        lambda c: store_credential(
-            c, KEK, "acme", "google", ACCOUNTS["google"], PlainTokens(GOOGLE_REFRESH, None)
-        )
-    )
+    acme = await _acme_on_google(db)
     async with sync_engine(db, adapters) as engine:
         ok = await _refresh(engine, acme)
         assert ok.status == "succeeded", ok.last_error
@@ -103,12 +109,7 @@ async def test_revoked_token_exhausts_marks_unhealthy_and_stale_then_recovery_cl
 async def test_transient_failure_is_retried_and_logged_per_attempt(
     db: Database, sandbox: Sandbox, adapters: dict[str, Platform]
 ) -> None:
-    acme = (await db.transaction(lambda c: tenants.add_tenant(c, "acme"))).id
-    await db.transaction(
-        lambda c: store_credential(
-            c, KEK, "acme", "google", ACCOUNTS["google"], PlainTokens(GOOGLE_REFRESH, None)
-        )
-    )
+    acme = await _acme_on_google(db)
     await sandbox.faults(
         "google", {"server_error": {"next": 1, "status": 503}, "endpoints": ["searchStream"]}
     )
@@ -121,12 +122,7 @@ async def test_transient_failure_is_retried_and_logged_per_attempt(
 async def test_rate_limit_retry_after_delays_the_next_attempt(
     db: Database, sandbox: Sandbox, adapters: dict[str, Platform]
 ) -> None:
-    acme = (await db.transaction(lambda c: tenants.add_tenant(c, "acme"))).id
-    await db.transaction(
-        lambda c: store_credential(
-            c, KEK, "acme", "google", ACCOUNTS["google"], PlainTokens(GOOGLE_REFRESH, None)
-        )
-    )
+    acme = await _acme_on_google(db)
     await sandbox.faults(
         "google", {"rate_limit": {"next": 1, "retry_after_s": 2}, "endpoints": ["searchStream"]}
     )
