@@ -34,12 +34,12 @@ def _describe_db_error(config: Config, exc: DatabaseUnavailable) -> str:
 # -- run / demo -------------------------------------------------------------------
 
 
-def _serve(config: Config, *, announce: bool = False) -> int:
+def _serve(config: Config, *, announce: bool = False, demo: bool = False) -> int:
     from deneva.runtime import Daemon
     from deneva.secrets import load_secrets, secrets_directory
 
     secrets = load_secrets(secrets_directory(config.secrets_dir))
-    daemon = Daemon(config, secrets)
+    daemon = Daemon(config, secrets, demo=demo)
 
     async def main() -> None:
         async with trio.open_nursery() as nursery:
@@ -50,6 +50,12 @@ def _serve(config: Config, *, announce: bool = False) -> int:
                     f"(state in {config.state_dir}; Ctrl-C stops it)",
                     flush=True,
                 )
+                if daemon.demo_key_file is not None:
+                    print(
+                        f"demo tenant 'demo' on the sandbox ad platforms; its API key is in "
+                        f"{daemon.demo_key_file}",
+                        flush=True,
+                    )
 
     try:
         trio.run(main)
@@ -82,7 +88,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     assert config.secrets_dir is not None
     init_secrets(config.secrets_dir)
     setup_logging(config.log_format, config.log_level)
-    return _serve(config, announce=True)
+    return _serve(config, announce=True, demo=True)
 
 
 # -- migrate / secrets ---------------------------------------------------------------

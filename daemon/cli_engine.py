@@ -11,11 +11,11 @@ from typing import Any, TypeVar
 
 from deneva.clock import SystemClock
 from deneva.config import Config, load_config
-from deneva.engine.builtin import default_registry
 from deneva.engine.engine import Engine
 from deneva.engine.functions import CronTrigger, Function
 from deneva.engine.model import STATUSES, RunRecord
 from deneva.errors import DenevaError
+from deneva.functions import app_registry
 
 T = TypeVar("T")
 
@@ -31,7 +31,7 @@ def _config(args: argparse.Namespace) -> Config:
 def _with_engine(config: Config, fn: Callable[[Engine], Awaitable[T]]) -> T:
     from deneva.admin import with_database
 
-    return with_database(config, lambda db: fn(Engine(db, default_registry(), SystemClock(), owner="cli")))
+    return with_database(config, lambda db: fn(Engine(db, app_registry()[0], SystemClock(), owner="cli")))
 
 
 def _json_arg(text: str | None, flag: str) -> dict[str, Any]:
@@ -69,7 +69,7 @@ def _triggers(function: Function) -> list[str]:
 
 
 def cmd_functions(args: argparse.Namespace) -> int:
-    functions = default_registry().all()
+    functions = app_registry()[0].all()
     rows: list[dict[str, Any]] = []
     for f in functions:
         rows.append(

@@ -21,6 +21,7 @@ import os
 import signal
 import socket
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import trio
@@ -29,13 +30,15 @@ from deneva.actors.dispatcher import Dispatcher
 from deneva.actors.heartbeat import Heartbeat
 from deneva.actors.postgres import PostgresKeeper
 from deneva.actors.scheduler import Scheduler
+from deneva.adapters import PlatformConfig, adapters_for
 from deneva.clock import Clock, SystemClock
 from deneva.config import Config, load_config
 from deneva.db import AsyncioThread, Database, connect_once
-from deneva.engine.builtin import default_registry
+from deneva.demo import DemoSandbox, provision_demo, warm_cache
 from deneva.engine.engine import Engine, EngineSettings
 from deneva.engine.functions import Registry
 from deneva.errors import DenevaError
+from deneva.functions import app_registry
 from deneva.health import HealthState
 from deneva.http.app import create_app
 from deneva.http.server import HttpServer
@@ -45,6 +48,7 @@ from deneva.pgembed import DATABASE, EmbeddedPostgres, StateLock
 from deneva.sdnotify import Notifier
 from deneva.secrets import Secrets
 from deneva.supervisor import Supervisor
+from deneva.sync.worker import SyncRuntime, SyncServices
 
 log = logging.getLogger("deneva.daemon")
 
@@ -91,6 +95,7 @@ class Daemon:
         notifier: Notifier | None = None,
         reload: Callable[[], Config] | None = None,
         registry: Registry | None = None,
+        demo: bool = False,
     ) -> None:
         self.config = config
         self.secrets = secrets
@@ -104,8 +109,13 @@ class Daemon:
         self.health = HealthState(self.supervisor, self.clock, node_name(config))
         self.http_binds: list[str] = []
         self.pg: EmbeddedPostgres | None = None
-        self.registry = registry or default_registry()
+        self.demo = demo
+        self.sync_runtime: SyncRuntime | None = None
+        if registry is None:
+            registry, self.sync_runtime = app_registry()
+        self.registry = registry
         self.engine: Engine | None = None
+        self.demo_key_file: Path | None = None
         for secret in secrets.all():
             register_secret(secret.reveal())
 
@@ -166,6 +176,11 @@ class Daemon:
     async def _start_actors(self, nursery: trio.Nursery, db: Database) -> None:
         config = self.config
         owner = f"{self.health.node}:{os.getpid()}"
+        if self.demo and self.sync_runtime is not None:
+            base_url = await self.supervisor.start(nursery, DemoSandbox())
+            adapters = adapters_for(PlatformConfig.for_sandbox(base_url))
+            self.sync_runtime.services = SyncServices(db, self.secrets.kek_bytes(), adapters, self.clock)
+            self.demo_key_file = await provision_demo(db, self.secrets.kek_bytes(), config.state_dir)
         self.engine = Engine(db, self.registry, self.clock, owner, EngineSettings(workers=config.workers))
         await self.supervisor.start(
             nursery, Heartbeat(db, self.clock, self.health.node, config.heartbeat_interval_s)
@@ -177,6 +192,8 @@ class Daemon:
         self.http_binds = await self.supervisor.start(
             nursery, HttpServer(app, config.http_bind, self.drain, config.shutdown_grace_s)
         )
+        if self.demo and self.sync_runtime is not None:
+            await warm_cache(self.engine)
 
     async def _drain(self) -> None:
         grace = self.config.shutdown_grace_s

@@ -79,7 +79,7 @@ def _remove_stale_socket(path: Path) -> None:
 
 
 @asynccontextmanager
-async def running_daemon(tmp_path: Path, **extra: str) -> AsyncIterator[RunningDaemon]:
+async def running_daemon(tmp_path: Path, command: str = "run", **extra: str) -> AsyncIterator[RunningDaemon]:
     port = _free_port()
     env = _env(tmp_path, port, **extra)
     notify = trio.socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
@@ -87,7 +87,7 @@ async def running_daemon(tmp_path: Path, **extra: str) -> AsyncIterator[RunningD
     await notify.bind(env["NOTIFY_SOCKET"])
     stdout = bytearray()
     process = await trio.lowlevel.open_process(
-        [sys.executable, "-m", "deneva", "run"], env=env, cwd=str(tmp_path), stdout=subprocess.PIPE
+        [sys.executable, "-m", "deneva", command], env=env, cwd=str(tmp_path), stdout=subprocess.PIPE
     )
     daemon = RunningDaemon(process, port, tmp_path / "state", notify, stdout)
 
@@ -310,3 +310,29 @@ def test_secrets_init_command_never_overwrites(tmp_path: Path) -> None:
     again = _run_cli(tmp_path, "secrets", "init", str(target))
     assert again.returncode == 0 and "nothing changed" in again.stdout
     assert (target / "DENEVA_KEK").read_text() == before
+
+
+async def test_demo_connects_a_tenant_to_the_sandbox_and_warms_its_cache(tmp_path: Path) -> None:
+    import asyncpg
+
+    from deneva.pgembed import dsn_for, running_server
+
+    async with running_daemon(tmp_path, command="demo") as daemon:
+        key_file = daemon.state_dir / "demo-api-key"
+        assert key_file.read_text().startswith("dnv_")
+        info = running_server(daemon.state_dir)
+        assert info is not None
+
+        async def cached() -> int:
+            conn = await asyncpg.connect(dsn_for(info))
+            try:
+                return int(await conn.fetchval("SELECT count(*) FROM metric_cache WHERE NOT is_stale"))
+            finally:
+                await conn.close()
+
+        with trio.fail_after(60):  # "warm within a minute"
+            while await trio.to_thread.run_sync(lambda: __import__("asyncio").run(cached())) < 25:
+                await trio.sleep(0.2)
+        daemon.process.send_signal(signal.SIGTERM)
+        with trio.fail_after(10):
+            assert await daemon.process.wait() == 0

@@ -10,10 +10,11 @@ Credentials whose token was revoked are left alone until they are connected agai
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from deneva.clock import as_datetime
-from deneva.db import Connection
+from deneva.db import Connection, Database
 from deneva.engine.context import Context
 from deneva.engine.events import MAX_BATCH
 from deneva.engine.functions import CronTrigger, Function, Registry
@@ -91,10 +92,10 @@ async def missing_reports(
     ]
 
 
-def register_schedules(registry: Registry, db: Any) -> None:
+def register_schedules(registry: Registry, db_of: Callable[[], Database]) -> None:
     async def eager_cache_refresh(ctx: Context) -> dict[str, int]:
         now = ctx.event["ts"] / 1000
-        events = await ctx.step.run("find-due", lambda: db.run(lambda conn: due_refreshes(conn, now)))
+        events = await ctx.step.run("find-due", lambda: db_of().run(lambda conn: due_refreshes(conn, now)))
         if events:
             await ctx.step.send_event("refresh", events)
         return {"refreshes": len(events)}
@@ -106,7 +107,7 @@ def register_schedules(registry: Registry, db: Any) -> None:
         async def fan_out(ctx: Context, cadence: Cadence = cadence) -> dict[str, int]:
             tick_ms = int(ctx.event["ts"])
             events = await ctx.step.run(
-                "find-missing", lambda: db.run(lambda conn: missing_reports(conn, cadence, tick_ms))
+                "find-missing", lambda: db_of().run(lambda conn: missing_reports(conn, cadence, tick_ms))
             )
             if events:
                 await ctx.step.send_event("fan-out", events)

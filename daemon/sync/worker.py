@@ -168,10 +168,27 @@ async def _record_failure(
     )
 
 
-def register_sync(registry: Registry, services: SyncServices, backoff: Backoff | None = None) -> Function:
-    db, clock = services.db, services.clock
+class SyncRuntime:
+    """What the sync functions need at run time, bound once the daemon has it (the
+    functions are registered before: `deneva functions` lists them either way)."""
+
+    def __init__(self, services: SyncServices | None = None) -> None:
+        self.services = services
+
+    def get(self) -> SyncServices:
+        if self.services is None:
+            raise NonRetriableError("ad-platform sync is not configured in this process")
+        return self.services
+
+
+def register_sync(
+    registry: Registry, services: SyncServices | SyncRuntime, backoff: Backoff | None = None
+) -> Function:
+    runtime = services if isinstance(services, SyncRuntime) else SyncRuntime(services)
 
     async def refresh_tenant_report(ctx: Context) -> dict[str, Any]:
+        services = runtime.get()
+        db, clock = services.db, services.clock
         target = RefreshTarget.from_event(ctx.data)
         cadence = cadence_for(target.platform, target.report_type)
         ttl_s = cadence.ttl_s if cadence else 3600.0
@@ -224,5 +241,5 @@ def register_sync(registry: Registry, services: SyncServices, backoff: Backoff |
     registry.add(function)
     from deneva.sync.schedule import register_schedules
 
-    register_schedules(registry, db)
+    register_schedules(registry, lambda: runtime.get().db)
     return function
