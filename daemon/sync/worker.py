@@ -242,4 +242,7 @@ def register_sync(
     from deneva.sync.schedule import register_schedules
 
     register_schedules(registry, lambda: runtime.get().db)
+    from deneva.sync.tokens import register_token_refresh
+
+    register_token_refresh(registry, runtime.get)
     return function
