@@ -160,3 +160,27 @@ async def store_credential(
         "account": account_id,
         "new": row["inserted"],
     }
+
+
+async def store_tokens(
+    conn: Connection, kek: bytes, tenant_id: uuid.UUID, platform: str, account_id: str, tokens: PlainTokens
+) -> None:
+    """Replace a credential's tokens (after a refresh), sealed under a fresh data key."""
+    sealed = seal_tokens(kek, tenant_id, platform, account_id, tokens)
+    expires = (
+        None
+        if tokens.access_token_expires_at is None
+        else datetime.fromtimestamp(tokens.access_token_expires_at, UTC)
+    )
+    await conn.execute(
+        "UPDATE platform_credentials SET wrapped_key = $4, refresh_token_ct = $5, access_token_ct = $6, "
+        "access_token_expires_at = $7, updated_at = now() "
+        "WHERE tenant_id = $1 AND platform = $2 AND account_id = $3",
+        tenant_id,
+        platform,
+        account_id,
+        sealed.wrapped_key,
+        sealed.refresh_token_ct,
+        sealed.access_token_ct,
+        expires,
+    )

@@ -16,7 +16,7 @@ from typing import Any
 
 from deneva.adapters import PlatformError
 from deneva.clock import as_datetime
-from deneva.credentials import PlainTokens, seal_tokens
+from deneva.credentials import PlainTokens, store_tokens
 from deneva.db import Connection
 from deneva.engine.context import Context
 from deneva.engine.errors import NonRetriableError, RetryAfterError
@@ -100,16 +100,10 @@ def register_token_refresh(registry: Registry, services_of: Callable[[], SyncSer
             tokens = PlainTokens(
                 grant.refresh_token or creds.refresh_token, grant.access_token, grant.expires_at
             )
-            sealed = seal_tokens(services.kek, target.tenant_id, target.platform, target.account_id, tokens)
-            await db.execute(
-                "UPDATE platform_credentials SET wrapped_key = $2, refresh_token_ct = $3, "
-                "access_token_ct = $4, access_token_expires_at = $5, updated_at = $6 WHERE id = $1",
-                credential_id,
-                sealed.wrapped_key,
-                sealed.refresh_token_ct,
-                sealed.access_token_ct,
-                None if grant.expires_at is None else as_datetime(grant.expires_at),
-                as_datetime(clock.now()),
+            await db.run(
+                lambda conn: store_tokens(
+                    conn, services.kek, target.tenant_id, target.platform, target.account_id, tokens
+                )
             )
             return {"platform": target.platform, "expiresAt": grant.expires_at}
 

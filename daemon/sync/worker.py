@@ -26,7 +26,7 @@ from deneva.adapters import Credentials, PlatformError, ReportRequest
 from deneva.adapters.base import Platform
 from deneva.adapters.registry import check_report
 from deneva.clock import Clock, as_datetime
-from deneva.credentials import SealedCredential, open_tokens
+from deneva.credentials import PlainTokens, SealedCredential, open_tokens, store_tokens
 from deneva.db import Connection, Database
 from deneva.engine.context import Context
 from deneva.engine.errors import NonRetriableError, RetryAfterError
@@ -201,6 +201,16 @@ def register_sync(
                 target.platform, target.account_id, target.report_type, target.date_range, today
             )
             data = await services.adapters[target.platform].fetch_report(creds, request)
+            if data.refreshed is not None:  # keep the access token the adapter had to fetch
+                grant = data.refreshed
+                tokens = PlainTokens(
+                    grant.refresh_token or creds.refresh_token, grant.access_token, grant.expires_at
+                )
+                await db.run(
+                    lambda conn: store_tokens(
+                        conn, services.kek, target.tenant_id, target.platform, target.account_id, tokens
+                    )
+                )
             payload = analyse(target.report_type, data.rows, today, target.date_range)
             fetched_at = clock.now()
 

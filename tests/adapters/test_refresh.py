@@ -136,3 +136,20 @@ async def test_rate_limit_retry_after_delays_the_next_attempt(
     ]
     # The backoff here is 10 ms; only the platform's Retry-After explains the wait.
     assert (rows[1]["created_at"] - rows[0]["created_at"]).total_seconds() >= 2
+
+
+async def test_the_access_token_a_fetch_obtained_is_kept_for_the_next_fetch(
+    db: Database, sandbox: Sandbox, adapters: dict[str, Platform]
+) -> None:
+    acme = await _acme_on_google(db)
+    async with sync_engine(db, adapters) as engine:
+        assert (await _refresh(engine, acme)).status == "succeeded"
+        after_first = await sandbox.calls("google", "token")
+        stored = await db.fetchrow(
+            "SELECT access_token_ct, access_token_expires_at FROM platform_credentials"
+        )
+        assert stored is not None and stored["access_token_ct"] is not None
+        assert stored["access_token_expires_at"] is not None
+        assert (await _refresh(engine, acme)).status == "succeeded"
+    assert after_first == 1
+    assert await sandbox.calls("google", "token") == 1  # the second fetch reused it
