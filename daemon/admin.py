@@ -19,7 +19,8 @@ from deneva.pgembed import DATABASE, EmbeddedPostgres, StateLock, SyncServer, ds
 T = TypeVar("T")
 
 
-async def _create_database(admin_dsn: str, name: str) -> None:
+async def create_database(admin_dsn: str, name: str) -> None:
+    """Create the application database on first boot (asyncio side)."""
     conn = await asyncpg.connect(admin_dsn, timeout=10)
     try:
         if not await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name):
@@ -61,7 +62,7 @@ def admin_dsn(config: Config) -> Iterator[str]:
         server = SyncServer(pg, log_file=pg.root / "postgres.log")
         server.start()
         try:
-            run_async(lambda: _create_database(pg.dsn("postgres"), DATABASE))
+            run_async(lambda: create_database(pg.dsn("postgres"), DATABASE))
             yield pg.dsn()
         finally:
             server.stop()

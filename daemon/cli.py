@@ -11,7 +11,8 @@ from pathlib import Path
 import trio
 
 from deneva import __version__
-from deneva.config import Config, load_config
+from deneva.cli_engine import _config
+from deneva.config import Config
 from deneva.errors import DatabaseUnavailable, DenevaError, root_cause
 from deneva.logs import setup_logging
 
@@ -20,10 +21,6 @@ log = logging.getLogger("deneva.cli")
 
 class CliError(DenevaError):
     """A usage problem reported as one line."""
-
-
-def _config(args: argparse.Namespace) -> Config:
-    return load_config(Path(args.config) if getattr(args, "config", None) else None)
 
 
 def _describe_db_error(config: Config, exc: DatabaseUnavailable) -> str:

@@ -25,6 +25,7 @@ class UsageError(DenevaError):
 
 
 def _config(args: argparse.Namespace) -> Config:
+    """The Config for a command: its --config file, if given, and the environment."""
     return load_config(Path(args.config) if getattr(args, "config", None) else None)
 
 

@@ -65,6 +65,20 @@ class SealedCredential:
     refresh_token_ct: bytes | None
     access_token_ct: bytes | None
 
+    @classmethod
+    def from_row(cls, row: Any) -> SealedCredential:
+        """From a `platform_credentials` row (its three bytea columns)."""
+
+        def blob(value: Any) -> bytes | None:
+            return None if value is None else bytes(value)
+
+        return cls(bytes(row["wrapped_key"]), blob(row["refresh_token_ct"]), blob(row["access_token_ct"]))
+
+
+def _expires(tokens: PlainTokens) -> datetime | None:
+    at = tokens.access_token_expires_at
+    return None if at is None else datetime.fromtimestamp(at, UTC)
+
 
 def seal_tokens(
     kek: bytes, tenant_id: uuid.UUID, platform: str, account_id: str, tokens: PlainTokens
@@ -121,11 +135,6 @@ async def store_credential(
     check_connect_input(platform, account_id, tokens)
     tenant = await tenant_by_name(conn, tenant_name)
     sealed = seal_tokens(kek, tenant.id, platform, account_id, tokens)
-    expires = (
-        None
-        if tokens.access_token_expires_at is None
-        else datetime.fromtimestamp(tokens.access_token_expires_at, UTC)
-    )
     row = await conn.fetchrow(
         """
         INSERT INTO platform_credentials (tenant_id, platform, account_id, wrapped_key, refresh_token_ct,
@@ -144,7 +153,7 @@ async def store_credential(
         sealed.wrapped_key,
         sealed.refresh_token_ct,
         sealed.access_token_ct,
-        expires,
+        _expires(tokens),
     )
     assert row is not None
     await conn.execute(
@@ -167,11 +176,6 @@ async def store_tokens(
 ) -> None:
     """Replace a credential's tokens (after a refresh), sealed under a fresh data key."""
     sealed = seal_tokens(kek, tenant_id, platform, account_id, tokens)
-    expires = (
-        None
-        if tokens.access_token_expires_at is None
-        else datetime.fromtimestamp(tokens.access_token_expires_at, UTC)
-    )
     await conn.execute(
         "UPDATE platform_credentials SET wrapped_key = $4, refresh_token_ct = $5, access_token_ct = $6, "
         "access_token_expires_at = $7, updated_at = now() "
@@ -182,5 +186,5 @@ async def store_tokens(
         sealed.wrapped_key,
         sealed.refresh_token_ct,
         sealed.access_token_ct,
-        expires,
+        _expires(tokens),
     )

@@ -31,6 +31,7 @@ from deneva.actors.heartbeat import Heartbeat
 from deneva.actors.postgres import PostgresKeeper
 from deneva.actors.scheduler import Scheduler
 from deneva.adapters import PlatformConfig, adapters_for
+from deneva.admin import create_database
 from deneva.clock import Clock, SystemClock
 from deneva.config import Config, load_config
 from deneva.db import AsyncioThread, Database, connect_once
@@ -55,22 +56,6 @@ log = logging.getLogger("deneva.daemon")
 
 def node_name(config: Config) -> str:
     return f"{socket.gethostname()}:{config.http_bind.port}"
-
-
-async def ensure_database(bridge: AsyncioThread, admin_dsn: str, name: str) -> None:
-    """Create the embedded cluster's application database on first boot."""
-    import asyncpg
-
-    async def create() -> None:
-        conn = await asyncpg.connect(admin_dsn, timeout=10)
-        try:
-            exists = await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name)
-            if not exists:
-                await conn.execute(f'CREATE DATABASE "{name}"')
-        finally:
-            await conn.close()
-
-    await bridge.call(create)
 
 
 async def apply_migrations(dsn: str, env: str) -> tuple[str, ...]:
@@ -142,7 +127,7 @@ class Daemon:
                     dsn = await self.supervisor.start(outer, PostgresKeeper(self.pg))
                     bridge = AsyncioThread()
                     try:
-                        await ensure_database(bridge, self.pg.dsn("postgres"), DATABASE)
+                        await bridge.call(create_database, self.pg.dsn("postgres"), DATABASE)
                     finally:
                         bridge.stop()
                 else:

@@ -58,7 +58,7 @@ async def test_store_credential_encrypts_and_replaces(db: Database) -> None:
     assert first["new"] is True and again["new"] is False and first["id"] == again["id"]
     row = await db.fetchrow("SELECT * FROM platform_credentials")
     assert row is not None and b"tt-secret" not in bytes(row["access_token_ct"])
-    sealed = SealedCredential(bytes(row["wrapped_key"]), None, bytes(row["access_token_ct"]))
+    sealed = SealedCredential.from_row(row)
     assert open_tokens(KEK, row["tenant_id"], "tiktok", "7001", sealed).access_token == "tt-secret-2"
 
 

@@ -63,12 +63,6 @@ class Engine:
         )
         self._finished: dict[uuid.UUID, trio.Event] = {}
 
-    @property
-    def _any_concurrency_limit(self) -> bool:
-        # Another replica may run other code, but a run with a key belongs to a function
-        # every replica registers; without one here, no limited runs can exist.
-        return any(f.concurrency is not None for f in self.registry.all())
-
     # -- sending -------------------------------------------------------------------------
 
     def wake(self) -> None:
@@ -124,7 +118,9 @@ class Engine:
 
     async def claim(self, limit: int) -> tuple[list[ClaimedRun], float | None]:
         now = self.clock.now()
-        limited = self._any_concurrency_limit
+        # A run with a concurrency key belongs to a function every replica registers:
+        # with none registered here, no such runs exist and that query is skipped.
+        limited = self.registry.has_concurrency_limits
         return await self.db.run(
             lambda conn: store.claim_runs(conn, self.owner, now, self.settings.lease_s, limit, limited)
         )

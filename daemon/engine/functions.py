@@ -198,6 +198,7 @@ class Registry:
     def __init__(self) -> None:
         self._functions: dict[str, Function] = {}
         self._by_event: dict[str, list[tuple[Function, EventTrigger]]] = {}
+        self.has_concurrency_limits = False
 
     def add(self, function: Function) -> Function:
         if function.id in self._functions:
@@ -205,6 +206,7 @@ class Registry:
         if not function.id or len(function.id) > 100:
             raise EngineError(f"function id {function.id!r}: expected 1-100 characters")
         self._functions[function.id] = function
+        self.has_concurrency_limits |= function.concurrency is not None
         for trigger in function.event_triggers():
             self._by_event.setdefault(trigger.name, []).append((function, trigger))
         if function.on_failure is not None:

@@ -275,14 +275,11 @@ async def send_events(
 
 # -- claiming ---------------------------------------------------------------------------
 
-_CLAIM_FREE = """
-WITH picked AS (
-    SELECT id, status, started_at FROM engine_runs
-    WHERE status IN ('queued', 'sleeping', 'waiting') AND run_at <= $1 AND concurrency_key IS NULL
-    ORDER BY priority DESC, run_at
-    LIMIT $2
-    FOR UPDATE SKIP LOCKED
-)
+
+def _start_picked(picked: str) -> str:
+    """Start the runs `picked` selects: $1 now, $3 owner, $4 lease end (one statement)."""
+    return f"""
+WITH picked AS ({picked})
 UPDATE engine_runs r
 SET status = 'running',
     attempt = CASE WHEN r.status = 'queued' THEN r.attempt + 1 ELSE r.attempt END,
@@ -291,6 +288,15 @@ FROM picked WHERE r.id = picked.id
 RETURNING r.id, r.function_id, r.event, r.attempt, r.max_attempts, r.created_at, picked.status AS was,
           picked.started_at IS NULL AS fresh
 """
+
+
+# Due runs without a concurrency key ($2: how many).
+_CLAIM_FREE = _start_picked("""
+    SELECT id, status, started_at FROM engine_runs
+    WHERE status IN ('queued', 'sleeping', 'waiting') AND run_at <= $1 AND concurrency_key IS NULL
+    ORDER BY priority DESC, run_at
+    LIMIT $2
+    FOR UPDATE SKIP LOCKED""")
 
 _LIMITED_CANDIDATES = """
 SELECT id, concurrency_key, concurrency_limit FROM engine_runs
@@ -313,16 +319,8 @@ WHERE status = 'running' AND concurrency_key = ANY($1::text[])
 GROUP BY concurrency_key
 """
 
-_START_CHOSEN = """
-WITH picked AS (SELECT id, status, started_at FROM engine_runs WHERE id = ANY($1::uuid[]))
-UPDATE engine_runs r
-SET status = 'running',
-    attempt = CASE WHEN r.status = 'queued' THEN r.attempt + 1 ELSE r.attempt END,
-    lease_owner = $2, lease_expires_at = $3, started_at = coalesce(r.started_at, $4)
-FROM picked WHERE r.id = picked.id
-RETURNING r.id, r.function_id, r.event, r.attempt, r.max_attempts, r.created_at, picked.status AS was,
-          picked.started_at IS NULL AS fresh
-"""
+# Runs chosen under their concurrency keys' locks ($2: their ids).
+_START_CHOSEN = _start_picked("SELECT id, status, started_at FROM engine_runs WHERE id = ANY($2::uuid[])")
 
 _NEXT_DUE = """
 SELECT min(run_at) FROM engine_runs WHERE status IN ('queued', 'sleeping', 'waiting') AND run_at > $1
@@ -356,7 +354,7 @@ async def claim_runs(
                         running[key] = running.get(key, 0) + 1
                         chosen.append(candidate["id"])
                 if chosen:
-                    rows += await conn.fetch(_START_CHOSEN, chosen, owner, lease_until, ts(now))
+                    rows += await conn.fetch(_START_CHOSEN, ts(now), chosen, owner, lease_until)
         steps: dict[uuid.UUID, dict[str, Any]] = {}
         resumed = [r["id"] for r in rows if not r["fresh"]]  # a run never started has no steps
         if resumed:

@@ -90,11 +90,7 @@ async def _load_credentials(conn: Connection, kek: bytes, target: RefreshTarget)
     if row is None:
         raise NonRetriableError(f"no {target.platform} credential for account {target.account_id}")
     expires = row["access_token_expires_at"]
-    sealed = SealedCredential(
-        bytes(row["wrapped_key"]),
-        None if row["refresh_token_ct"] is None else bytes(row["refresh_token_ct"]),
-        None if row["access_token_ct"] is None else bytes(row["access_token_ct"]),
-    )
+    sealed = SealedCredential.from_row(row)
     tokens = open_tokens(kek, target.tenant_id, target.platform, target.account_id, sealed)
     return Credentials(
         target.platform,

@@ -25,11 +25,7 @@ async def _connect(db: Database, platform: str, tokens: PlainTokens) -> None:
 async def _access_token(db: Database, platform: str) -> tuple[str | None, float | None]:
     row = await db.fetchrow("SELECT * FROM platform_credentials WHERE platform = $1", platform)
     assert row is not None
-    sealed = SealedCredential(
-        bytes(row["wrapped_key"]),
-        None if row["refresh_token_ct"] is None else bytes(row["refresh_token_ct"]),
-        None if row["access_token_ct"] is None else bytes(row["access_token_ct"]),
-    )
+    sealed = SealedCredential.from_row(row)
     tokens = open_tokens(KEK, row["tenant_id"], platform, ACCOUNTS[platform], sealed)
     expires = row["access_token_expires_at"]
     return tokens.access_token, None if expires is None else expires.timestamp()
