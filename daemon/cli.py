@@ -47,6 +47,11 @@ def _serve(config: Config, *, announce: bool = False, demo: bool = False) -> int
                     f"(state in {config.state_dir}; Ctrl-C stops it)",
                     flush=True,
                 )
+                base = binds[0]
+                print(
+                    f"MCP: {base}/mcp (Streamable HTTP), {base.replace('http', 'ws', 1)}/mcp/ws (WebSocket)",
+                    flush=True,
+                )
                 if daemon.demo_key_file is not None:
                     print(
                         f"demo tenant 'demo' on the sandbox ad platforms; its API key is in "
@@ -138,6 +143,24 @@ def cmd_secrets_init(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bridge(args: argparse.Namespace) -> int:
+    from deneva.bridge import load_key, run_bridge
+
+    # Logs to stderr only: stdout carries the protocol.
+    logging.basicConfig(stream=sys.stderr, level=logging.WARNING, format="deneva bridge: %(message)s")
+    key = load_key(args.api_key_file)
+    try:
+        trio.run(run_bridge, args.url, key)
+    except BaseException as exc:
+        cause = root_cause(exc)
+        if isinstance(cause, DenevaError):
+            raise CliError(str(cause)) from None
+        if isinstance(cause, KeyboardInterrupt):
+            return 130
+        raise
+    return 0
+
+
 # -- parser ----------------------------------------------------------------------------
 
 
@@ -172,6 +195,17 @@ def build_parser() -> argparse.ArgumentParser:
     from deneva.cli_bench import add_bench_command
 
     add_bench_command(add)
+
+    bridge = commands.add_parser(
+        "bridge",
+        help="relay MCP between stdio and a remote deneva (for stdio-only desktop clients)",
+        description="Relay MCP between stdio (newline-delimited JSON-RPC) and a deneva daemon's "
+        "/mcp/ws (ws://, wss://) or /mcp (http://, https://). The API key comes from DENEVA_API_KEY "
+        "or --api-key-file, never the command line.",
+    )
+    bridge.add_argument("url", help="e.g. ws://127.0.0.1:8787/mcp/ws or http://127.0.0.1:8787/mcp")
+    bridge.add_argument("--api-key-file", metavar="FILE", help="file holding the API key")
+    bridge.set_defaults(fn=cmd_bridge)
 
     secrets = commands.add_parser("secrets", help="manage secret files", description="manage secret files")
     secrets_commands = secrets.add_subparsers(dest="secrets_command", metavar="ACTION", required=True)

@@ -43,6 +43,9 @@ class Config:
     heartbeat_interval_s: float = 30.0
     pg_bin: Path | None = None
     pg_user: str | None = None
+    # Host and Origin values /mcp accepts (DNS-rebinding protection); None: see http/mcp.py.
+    mcp_allowed_hosts: tuple[str, ...] | None = None
+    mcp_allowed_origins: tuple[str, ...] | None = None
     config_file: Path | None = None
 
     @property
@@ -119,6 +122,18 @@ def _parse_seconds(key: str, value: Any) -> float:
     return number
 
 
+def _parse_names(key: str, value: Any) -> tuple[str, ...]:
+    """A TOML list of strings, or a comma-separated string (environment)."""
+    items = value.split(",") if isinstance(value, str) else value
+    if not isinstance(items, list | tuple) or not all(isinstance(i, str) for i in items):
+        raise ConfigError(f"{key}: expected a list of names or a comma-separated string, got {value!r}")
+    names = tuple(i.strip().lower() for i in items if i.strip())
+    bad = [n for n in names if any(c.isspace() or c in "?#@" for c in n)]
+    if bad:
+        raise ConfigError(f"{key}: {bad[0]!r} is not a host name or origin")
+    return names
+
+
 def _choice(options: tuple[str, ...]) -> Callable[[str, Any], str]:
     def parse(key: str, value: Any) -> str:
         text = _parse_str(key, value).lower()
@@ -142,6 +157,8 @@ _PARSERS: dict[str, Callable[[str, Any], Any]] = {
     "heartbeat_interval_s": _parse_seconds,
     "pg_bin": _parse_path,
     "pg_user": _parse_str,
+    "mcp_allowed_hosts": _parse_names,
+    "mcp_allowed_origins": _parse_names,
 }
 
 KEYS = tuple(_PARSERS)

@@ -42,8 +42,10 @@ from deneva.errors import DenevaError
 from deneva.functions import app_registry
 from deneva.health import HealthState
 from deneva.http.app import create_app
+from deneva.http.mcp_ws import McpEndpoints
 from deneva.http.server import HttpServer
 from deneva.logs import register_secret, setup_logging
+from deneva.mcp.tools import ToolRegistry
 from deneva.migrations import load_migrations, migrate
 from deneva.pgembed import DATABASE, EmbeddedPostgres, StateLock
 from deneva.sdnotify import Notifier
@@ -101,6 +103,7 @@ class Daemon:
         self.registry = registry
         self.engine: Engine | None = None
         self.demo_key_file: Path | None = None
+        self.mcp: McpEndpoints | None = None
         for secret in secrets.all():
             register_secret(secret.reveal())
 
@@ -174,11 +177,17 @@ class Daemon:
         await self.supervisor.start(nursery, Dispatcher(self.engine, self.drain))
         engine = self.engine
         app = create_app(self.health, lambda: engine, self.secrets.event_key)
+        self.mcp = McpEndpoints.build(db, self.mcp_tools(db, engine), config, self.clock, self.drain)
+        self.mcp.mount(app)
         self.http_binds = await self.supervisor.start(
             nursery, HttpServer(app, config.http_bind, self.drain, config.shutdown_grace_s)
         )
         if self.demo and self.sync_runtime is not None:
             await warm_cache(self.engine)
+
+    def mcp_tools(self, db: Database, engine: Engine) -> ToolRegistry:
+        """The MCP tools this daemon serves."""
+        return ToolRegistry()
 
     async def _drain(self) -> None:
         grace = self.config.shutdown_grace_s

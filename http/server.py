@@ -28,7 +28,8 @@ ASGIApp = Any
 
 
 class InFlight:
-    """ASGI wrapper counting HTTP requests under way, so a drain knows when they are done."""
+    """ASGI wrapper counting HTTP requests and WebSockets under way, so a drain knows when
+    they are done (MCP sockets close themselves with 1001 when the drain starts)."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -36,7 +37,7 @@ class InFlight:
         self._idle = trio.Event()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] not in ("http", "websocket"):  # a WebSocket closes itself on drain
             await self.app(scope, receive, send)
             return
         self.count += 1

@@ -46,6 +46,11 @@ _ANNOTATIONS = frozenset({"description", "title", "examples", "$schema", "$comme
 _TYPES = frozenset({"object", "array", "string", "integer", "number", "boolean"})
 
 
+# progress(done, total, message): report progress of a long call; the transport turns it
+# into `notifications/progress` when the client asked for it (a `_meta.progressToken`).
+ProgressFn = Callable[[float, "float | None", "str | None"], Awaitable[None]]
+
+
 @attrs.frozen
 class ToolContext:
     """Who is calling: handlers scope every read to `tenant_id`."""
@@ -53,6 +58,7 @@ class ToolContext:
     tenant_id: str
     session_id: str | None = None
     request_id: RequestId | None = None
+    progress: ProgressFn | None = attrs.field(default=None, eq=False, repr=False)
 
 
 Handler = Callable[[JsonObject, ToolContext], Awaitable[JsonObject]]

@@ -4,6 +4,7 @@ import pytest
 
 from deneva.mcp.jsonrpc import INVALID_PARAMS, JsonRpcError
 from deneva.mcp.protocol import (
+    INSTRUCTIONS,
     LATEST_VERSION,
     SUPPORTED_VERSIONS,
     allowed_before_initialize,
@@ -39,6 +40,7 @@ def test_initialize_result() -> None:
         "protocolVersion": "2025-06-18",
         "capabilities": {"tools": {"listChanged": False}},
         "serverInfo": {"name": "deneva", "version": "1.2.3"},
+        "instructions": INSTRUCTIONS,
     }
 
 

@@ -15,6 +15,7 @@ from deneva.mcp.jsonrpc import (
     Request,
     Response,
 )
+from deneva.mcp.protocol import INSTRUCTIONS
 from deneva.mcp.server import McpServer, SessionContext
 from deneva.mcp.sessions import SessionStore
 from deneva.mcp.tools import Tool, ToolContext, ToolRegistry
@@ -75,6 +76,7 @@ async def test_full_flow() -> None:
         "protocolVersion": "2025-06-18",
         "capabilities": {"tools": {"listChanged": False}},
         "serverInfo": {"name": "deneva", "version": "9.9.9"},
+        "instructions": INSTRUCTIONS,
     }
     assert await server.handle(Notification("notifications/initialized"), ctx) is None
     listed = await call(server, ctx, 1, "tools/list")
