@@ -45,15 +45,28 @@ from deneva.http.app import create_app
 from deneva.http.mcp_ws import McpEndpoints
 from deneva.http.server import HttpServer
 from deneva.logs import register_secret, setup_logging
+from deneva.mcp.report_tools import ToolServices, build_tools
 from deneva.mcp.tools import ToolRegistry
 from deneva.migrations import load_migrations, migrate
 from deneva.pgembed import DATABASE, EmbeddedPostgres, StateLock
 from deneva.sdnotify import Notifier
 from deneva.secrets import Secrets
 from deneva.supervisor import Supervisor
+from deneva.sync.platforms import platform_setup
 from deneva.sync.worker import SyncRuntime, SyncServices
 
 log = logging.getLogger("deneva.daemon")
+# Keys read once at start, by the ad-platform sync.
+_PLATFORM_KEYS = (
+    "platforms",
+    "google_ads_url",
+    "google_token_url",
+    "meta_graph_url",
+    "tiktok_api_url",
+    "google_ads_api_version",
+    "meta_api_version",
+    "tiktok_api_version",
+)
 
 
 def node_name(config: Config) -> str:
@@ -169,6 +182,8 @@ class Daemon:
             adapters = adapters_for(PlatformConfig.for_sandbox(base_url))
             self.sync_runtime.services = SyncServices(db, self.secrets.kek_bytes(), adapters, self.clock)
             self.demo_key_file = await provision_demo(db, self.secrets.kek_bytes(), config.state_dir)
+        elif self.sync_runtime is not None:
+            self._bind_platforms(self.sync_runtime, db)
         self.engine = Engine(db, self.registry, self.clock, owner, EngineSettings(workers=config.workers))
         await self.supervisor.start(
             nursery, Heartbeat(db, self.clock, self.health.node, config.heartbeat_interval_s)
@@ -176,7 +191,13 @@ class Daemon:
         await self.supervisor.start(nursery, Scheduler(self.engine))
         await self.supervisor.start(nursery, Dispatcher(self.engine, self.drain))
         engine = self.engine
-        app = create_app(self.health, lambda: engine, self.secrets.event_key)
+        app = create_app(
+            self.health,
+            lambda: engine,
+            self.secrets.event_key,
+            admin_token=self.secrets.admin_token,
+            db_of=lambda: db,
+        )
         self.mcp = McpEndpoints.build(db, self.mcp_tools(db, engine), config, self.clock, self.drain)
         self.mcp.mount(app)
         self.http_binds = await self.supervisor.start(
@@ -186,8 +207,20 @@ class Daemon:
             await warm_cache(self.engine)
 
     def mcp_tools(self, db: Database, engine: Engine) -> ToolRegistry:
-        """The MCP tools this daemon serves."""
-        return ToolRegistry()
+        """The MCP tools this daemon serves (SPEC §9), over the sync's cache and the engine."""
+        sync = None if self.sync_runtime is None else self.sync_runtime.get
+        return build_tools(
+            ToolServices(db=db, engine=engine, clock=self.clock, sync=sync, owner=engine.owner)
+        )
+
+    def _bind_platforms(self, runtime: SyncRuntime, db: Database) -> None:
+        """`deneva run`: sync the platforms that are configured (said once, without values)."""
+        setup = platform_setup(self.config, self.secrets)
+        log.info(
+            "ad-platform sync", extra={"synced": list(setup.synced), "not_synced": dict(setup.not_synced)}
+        )
+        if setup.synced:
+            runtime.services = SyncServices(db, self.secrets.kek_bytes(), setup.adapters(), self.clock)
 
     async def _drain(self) -> None:
         grace = self.config.shutdown_grace_s
@@ -228,7 +261,15 @@ class Daemon:
         setup_logging(fresh.log_format, fresh.log_level)
         needs_restart = [
             k
-            for k in ("database_url", "http_bind", "state_dir", "env", "workers", "secrets_dir")
+            for k in (
+                "database_url",
+                "http_bind",
+                "state_dir",
+                "env",
+                "workers",
+                "secrets_dir",
+                *_PLATFORM_KEYS,
+            )
             if getattr(fresh, k) != getattr(self.config, k)
         ]
         log.info("config reloaded", extra={"applied": changed, "needs_restart": needs_restart})

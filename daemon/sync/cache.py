@@ -107,13 +107,17 @@ def _key_args(key: CacheKey) -> tuple[Any, ...]:
     return (key.tenant_id, key.platform, key.account_id, key.report_type, key.date_range)
 
 
-async def _read(conn: Connection, key: CacheKey, now: float) -> CacheResult | None:
-    row = await conn.fetchrow(_READ, *_key_args(key))
-    if row is None:
-        return None
+def hit_from_row(row: Any, now: float) -> CacheResult:
+    """A cache row (payload, fetched_at, expires_at, is_stale, and its credential's
+    healthy, last_error_code) as a hit: stale once expired or marked so."""
     stale = bool(row["is_stale"]) or row["expires_at"].timestamp() <= now
     failure = row["last_error_code"] if row["healthy"] is False else None
     return CacheResult(row["payload"], "hit", row["fetched_at"].timestamp(), stale, failure)
+
+
+async def _read(conn: Connection, key: CacheKey, now: float) -> CacheResult | None:
+    row = await conn.fetchrow(_READ, *_key_args(key))
+    return None if row is None else hit_from_row(row, now)
 
 
 async def read(db: Database, key: CacheKey, now: float) -> CacheResult | None:

@@ -11,7 +11,7 @@ asks `refresh-one-token` to refresh every access token that expires within the h
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from deneva.adapters import PlatformError
@@ -29,15 +29,19 @@ WINDOW_S = 3600.0
 _EXPIRING = """
 SELECT id, (extract(epoch FROM access_token_expires_at) * 1000)::bigint AS expires_ms
 FROM platform_credentials
-WHERE platform IN ('google', 'meta') AND access_token_expires_at IS NOT NULL
+WHERE platform = ANY($2::text[]) AND access_token_expires_at IS NOT NULL
   AND access_token_expires_at < $1 AND coalesce(last_error_code, '') <> 'token_revoked'
 ORDER BY access_token_expires_at
 LIMIT 10000
 """
 
 
-async def expiring_tokens(conn: Connection, now: float) -> list[dict[str, Any]]:
-    rows = await conn.fetch(_EXPIRING, as_datetime(now + WINDOW_S))
+async def expiring_tokens(
+    conn: Connection, now: float, platforms: Sequence[str] = ("google", "meta")
+) -> list[dict[str, Any]]:
+    """Refresh events for the tokens of `platforms` that expire within the hour (TikTok's never do)."""
+    expiring = [p for p in platforms if p in ("google", "meta")]
+    rows = await conn.fetch(_EXPIRING, as_datetime(now + WINDOW_S), expiring)
     return [
         {
             "name": TOKEN_EVENT,
@@ -62,8 +66,11 @@ async def _credential_target(conn: Connection, credential_id: uuid.UUID) -> Refr
 def register_token_refresh(registry: Registry, services_of: Callable[[], SyncServices]) -> None:
     async def eager_token_refresh(ctx: Context) -> dict[str, int]:
         now = ctx.event["ts"] / 1000
-        db = services_of().db
-        events = await ctx.step.run("find-expiring", lambda: db.run(lambda conn: expiring_tokens(conn, now)))
+        services = services_of()
+        db, platforms = services.db, tuple(services.adapters)
+        events = await ctx.step.run(
+            "find-expiring", lambda: db.run(lambda conn: expiring_tokens(conn, now, platforms))
+        )
         if events:
             await ctx.step.send_event("refresh", events)
         return {"tokens": len(events)}
@@ -80,6 +87,8 @@ def register_token_refresh(registry: Registry, services_of: Callable[[], SyncSer
             return {"skipped": "credential was removed"}
         if target.platform == "tiktok":
             return {"skipped": "tiktok tokens do not expire"}
+        if target.platform not in services.adapters:
+            return {"skipped": f"{target.platform} is not synced by this daemon"}
 
         async def refresh() -> dict[str, Any]:
             creds = await db.run(lambda conn: _load_credentials(conn, services.kek, target))

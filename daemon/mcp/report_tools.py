@@ -1,0 +1,676 @@
+"""The MCP tools of SPEC §9: cached ad reports, on-demand refresh, sync status.
+
+Wiring (the transport's side), once the pool, the engine and the sync services exist:
+
+    from deneva.mcp.report_tools import ToolServices, build_tools
+
+    tools = build_tools(
+        ToolServices(db=db, engine=lambda: engine, clock=clock, sync=sync_runtime.get, owner=owner)
+    )
+    server = McpServer(tools, sessions)
+
+`engine` and `sync` may be the objects themselves or functions returning them (read at
+call time, so they may be bound after the tools are built). `sync` may be None: cache
+hits are still served, a miss is then a tool error. `owner` names this process in the
+cache's fetch claims (the engine's owner is fine).
+
+Tools, each with an inputSchema and an outputSchema:
+
+- `get_account_health`, `get_search_term_waste`, `get_auction_insights`,
+  `get_quality_score`, `get_pmax_breakdown`, `get_budget_optimizer`, `get_weekly_anomaly`
+  (`platform`, `dateRange`, optional `accountId`): the cached analysis as
+  `{data, cache: "hit"|"miss", fetchedAt, stale?, lastFailureCode?}`. Without
+  `accountId`, the tenant's only account on the platform. A hit is one database
+  crossing (account resolution and the cache row in one tenant transaction); a miss is
+  fetched once across processes (`deneva.sync.cache.read_or_fetch`) through the
+  worker's own fetch (`deneva.sync.worker.fetch_report`) and stored.
+- `refresh_report` (`platform`, `reportType`, `dateRange`, optional `accountId`, `wait`,
+  `timeoutS`): sends the refresh event and returns `{runId, status: "queued"}`; with
+  `wait`, the final status (`completed` with `fetchedAt`, `failed` with `errorCode` and
+  `error`) or `timed_out_waiting` while the run carries on. While waiting it reports
+  progress about once a second through `ToolContext.progress`, when the transport set it.
+- `get_sync_status` (optional `platform`): per connected account its health and cached
+  reports, and the sync failures of the last 24 hours.
+
+Every read and write runs in `Database.tenant_transaction(ctx.tenant_id, ...)`, so
+row-level security scopes it to the caller's tenant whatever the arguments say.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import attrs
+import trio
+
+from deneva.adapters.base import DATE_RANGES, PLATFORMS, REPORT_SCHEMAS
+from deneva.adapters.errors import PlatformError
+from deneva.adapters.registry import check_report
+from deneva.clock import Clock
+from deneva.credentials import CredentialError
+from deneva.db import Connection, Database
+from deneva.engine.engine import Engine
+from deneva.engine.errors import NonRetriableError
+from deneva.engine.model import RunRecord
+from deneva.mcp.jsonrpc import JsonObject
+from deneva.mcp.tools import ProgressFn, Tool, ToolContext, ToolError, ToolRegistry
+from deneva.reports.inputs import ReportInputError
+from deneva.sync.cache import CacheResult, CacheWaitTimeout, hit_from_row, read_or_fetch
+from deneva.sync.worker import REFRESH_EVENT, RefreshTarget, SyncServices, fetch_report
+
+log = logging.getLogger(__name__)
+
+REPORT_TOOLS: dict[str, str] = {
+    "get_account_health": "account_health",
+    "get_search_term_waste": "search_term_waste",
+    "get_auction_insights": "auction_insights",
+    "get_quality_score": "quality_score",
+    "get_pmax_breakdown": "pmax_breakdown",
+    "get_budget_optimizer": "budget_optimizer",
+    "get_weekly_anomaly": "weekly_anomaly",
+}
+_DESCRIPTIONS = {
+    "account_health": "Account health: period totals against the previous period, week-over-week deltas, "
+    "top movers and flags.",
+    "search_term_waste": "Search-term waste: terms that spent and never converted, ranked, with suggested "
+    "negatives (Google only).",
+    "auction_insights": "Auction insights: who you compete with, who outranks you, your share against the "
+    "leader (Google only).",
+    "quality_score": "Quality-score distribution over keywords, impressions and spend, and the costly low "
+    "scorers (Google only).",
+    "pmax_breakdown": "Performance Max: spend and results per asset group, the best, the worst, the "
+    "non-converting (Google only).",
+    "budget_optimizer": "Budget optimizer: budget-limited campaigns with a good CPA, and budget to move to "
+    "them from others.",
+    "weekly_anomaly": "Weekly anomaly: the last 7 days' metrics that fall outside the band of the weeks "
+    "before.",
+}
+FINISHED = ("succeeded", "failed", "cancelled")
+PROGRESS_EVERY_S = 1.0
+MAX_ACCOUNTS = 50  # listed in an ambiguity error, and per platform in get_sync_status
+MAX_CACHED_REPORTS = 1000
+MAX_FAILURES = 50
+RECENT_FAILURES_S = 24 * 3600.0
+_TYPED_ERROR = re.compile(r"^([a-z_]+): (.+)$", re.DOTALL)
+_HINTS = {
+    "token_revoked": "The platform no longer accepts this account's credential: reconnect it.",
+    "rate_limited": "The platform asked us to slow down: try again later.",
+    "transient": "The platform is unavailable for now: try again shortly.",
+    "not_found": "The account does not exist or its credential cannot see it.",
+    "invalid_request": "The platform refused the request.",
+    "internal": "The platform answered something deneva could not read.",
+}
+
+
+@attrs.frozen
+class ToolServices:
+    """What the tools need; `engine` and `sync` may be functions returning them."""
+
+    db: Database
+    engine: Engine | Callable[[], Engine]
+    clock: Clock
+    sync: SyncServices | Callable[[], SyncServices] | None
+    owner: str
+    fetch_wait_s: float = 60.0  # how long a miss waits for another process's fetch of the same key
+
+    def get_engine(self) -> Engine:
+        return self.engine if isinstance(self.engine, Engine) else self.engine()
+
+    def get_sync(self) -> SyncServices:
+        if self.sync is None:
+            raise ToolError("Reports cannot be fetched: ad-platform sync is not configured in this daemon.")
+        if isinstance(self.sync, SyncServices):
+            return self.sync
+        try:
+            return self.sync()
+        except NonRetriableError as exc:  # SyncRuntime.get before the services are bound
+            raise ToolError(f"Reports cannot be fetched: {exc}") from None
+
+
+# -- schemas ------------------------------------------------------------------------------
+
+_PLATFORM: JsonObject = {
+    "type": "string",
+    "enum": list(PLATFORMS),
+    "description": "Ad platform: google, meta or tiktok.",
+}
+_DATE_RANGE: JsonObject = {
+    "type": "string",
+    "enum": list(DATE_RANGES),
+    "description": "Whole days ending yesterday.",
+}
+_ACCOUNT: JsonObject = {
+    "type": "string",
+    "minLength": 1,
+    "maxLength": 64,
+    "description": "Account id on the platform; optional when the tenant has one account there.",
+}
+_TIMESTAMP: JsonObject = {"type": "string", "format": "date-time"}
+_NULLABLE_TIMESTAMP: JsonObject = {"type": ["string", "null"], "format": "date-time"}
+_NULLABLE_STRING: JsonObject = {"type": ["string", "null"]}
+
+REPORT_INPUT: JsonObject = {
+    "type": "object",
+    "properties": {"platform": _PLATFORM, "dateRange": _DATE_RANGE, "accountId": _ACCOUNT},
+    "required": ["platform", "dateRange"],
+    "additionalProperties": False,
+}
+REPORT_OUTPUT: JsonObject = {
+    "type": "object",
+    "properties": {
+        "data": {"type": "object", "description": "The analysis."},
+        "cache": {"type": "string", "enum": ["hit", "miss"]},
+        "fetchedAt": _TIMESTAMP,
+        "stale": {"type": "boolean", "description": "Past its TTL or its last sync failed; refresh pending."},
+        "lastFailureCode": {
+            "type": "string",
+            "description": "Why the account's last sync failed (token_revoked, rate_limited, ...).",
+        },
+    },
+    "required": ["data", "cache", "fetchedAt"],
+}
+REFRESH_INPUT: JsonObject = {
+    "type": "object",
+    "properties": {
+        "platform": _PLATFORM,
+        "reportType": {"type": "string", "enum": list(REPORT_SCHEMAS)},
+        "dateRange": _DATE_RANGE,
+        "accountId": _ACCOUNT,
+        "wait": {
+            "type": "boolean",
+            "default": False,
+            "description": "Wait for the refresh to finish (default: return at once with the run id).",
+        },
+        "timeoutS": {
+            "type": "integer",
+            "minimum": 1,
+            "maximum": 300,
+            "default": 30,
+            "description": "With wait: how long to wait before answering timed_out_waiting.",
+        },
+    },
+    "required": ["platform", "reportType", "dateRange"],
+    "additionalProperties": False,
+}
+REFRESH_OUTPUT: JsonObject = {
+    "type": "object",
+    "properties": {
+        "runId": {"type": "string"},
+        "status": {
+            "type": "string",
+            "enum": ["queued", "completed", "failed", "cancelled", "timed_out_waiting"],
+        },
+        "fetchedAt": _TIMESTAMP,
+        "errorCode": {"type": "string"},
+        "error": {"type": "string"},
+        "runStatus": {"type": "string", "description": "With timed_out_waiting: where the run is now."},
+        "attempt": {"type": "integer"},
+    },
+    "required": ["runId", "status"],
+}
+STATUS_INPUT: JsonObject = {
+    "type": "object",
+    "properties": {"platform": _PLATFORM},
+    "additionalProperties": False,
+}
+STATUS_OUTPUT: JsonObject = {
+    "type": "object",
+    "properties": {
+        "accounts": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "platform": {"type": "string"},
+                    "accountId": {"type": "string"},
+                    "healthy": {"type": "boolean"},
+                    "lastErrorCode": _NULLABLE_STRING,
+                    "lastSyncFailureAt": _NULLABLE_TIMESTAMP,
+                    "lastSuccessAt": _NULLABLE_TIMESTAMP,
+                    "reports": {
+                        "type": "array",
+                        "items": {
+                            "type": "object",
+                            "properties": {
+                                "reportType": {"type": "string"},
+                                "dateRange": {"type": "string"},
+                                "fetchedAt": _TIMESTAMP,
+                                "expiresAt": _TIMESTAMP,
+                                "stale": {"type": "boolean"},
+                            },
+                            "required": ["reportType", "dateRange", "fetchedAt", "expiresAt", "stale"],
+                        },
+                    },
+                },
+                "required": [
+                    "platform",
+                    "accountId",
+                    "healthy",
+                    "lastErrorCode",
+                    "lastSyncFailureAt",
+                    "lastSuccessAt",
+                    "reports",
+                ],
+            },
+        },
+        "recentFailures": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "platform": {"type": "string"},
+                    "accountId": {"type": "string"},
+                    "reportType": {"type": "string"},
+                    "dateRange": {"type": "string"},
+                    "attempt": {"type": "integer"},
+                    "final": {"type": "boolean", "description": "The last attempt (retries exhausted)."},
+                    "errorCode": _NULLABLE_STRING,
+                    "error": _NULLABLE_STRING,
+                    "at": _TIMESTAMP,
+                },
+                "required": ["platform", "accountId", "reportType", "dateRange", "attempt", "final", "at"],
+            },
+        },
+    },
+    "required": ["accounts", "recentFailures"],
+}
+
+
+# -- SQL ------------------------------------------------------------------------------------
+
+# The tenant's accounts on a platform (one when accountId is given), each with its cache
+# row for the report asked for: account resolution and the cache read in one query.
+_ACCOUNTS_WITH_REPORT = """
+SELECT p.account_id, p.healthy, p.last_error_code,
+       c.payload, c.fetched_at, c.expires_at, c.is_stale
+FROM platform_credentials p
+LEFT JOIN metric_cache c
+       ON c.tenant_id = p.tenant_id AND c.platform = p.platform AND c.account_id = p.account_id
+      AND c.report_type = $3 AND c.date_range = $4
+WHERE p.tenant_id = $1 AND p.platform = $2 AND ($5::text IS NULL OR p.account_id = $5)
+ORDER BY p.account_id
+LIMIT $6
+"""
+_ACCOUNT_IDS = """
+SELECT account_id FROM platform_credentials WHERE tenant_id = $1 AND platform = $2
+ORDER BY account_id LIMIT $3
+"""
+_STATUS_ACCOUNTS = """
+SELECT platform, account_id, healthy, last_error_code, last_sync_failure_at, last_success_at
+FROM platform_credentials
+WHERE tenant_id = $1 AND ($2::text IS NULL OR platform = $2)
+ORDER BY platform, account_id
+LIMIT $3
+"""
+_STATUS_REPORTS = """
+SELECT platform, account_id, report_type, date_range, fetched_at, expires_at, is_stale
+FROM metric_cache
+WHERE tenant_id = $1 AND ($2::text IS NULL OR platform = $2)
+ORDER BY platform, account_id, report_type, date_range
+LIMIT $3
+"""
+_STATUS_FAILURES = """
+SELECT platform, account_id, report_type, date_range, attempt, outcome, error_code, error_message, created_at
+FROM sync_log
+WHERE tenant_id = $1 AND ($2::text IS NULL OR platform = $2)
+  AND outcome <> 'success' AND created_at > $4
+ORDER BY id DESC
+LIMIT $3
+"""
+_RUN_FAILURE = """
+SELECT error_code, error_message FROM sync_log
+WHERE tenant_id = $1 AND run_id = $2 AND outcome <> 'success'
+ORDER BY id DESC
+LIMIT 1
+"""
+
+
+# -- account resolution -------------------------------------------------------------------
+
+
+@attrs.frozen
+class Resolved:
+    """The account a call is about, with its cache row for the report when one exists."""
+
+    account_id: str
+    healthy: bool
+    last_error_code: str | None
+    cached: CacheResult | None
+
+
+async def _resolve(
+    conn: Connection,
+    tenant: uuid.UUID,
+    platform: str,
+    account_id: str | None,
+    report: tuple[str, str] | None,
+    now: float,
+) -> Resolved | str:
+    """The account (and, with `report` = (type, range), its cache row), or an error message."""
+    report_type, date_range = report or ("", "")
+    rows = await conn.fetch(
+        _ACCOUNTS_WITH_REPORT, tenant, platform, report_type, date_range, account_id, MAX_ACCOUNTS + 1
+    )
+    if len(rows) == 1:
+        row = rows[0]
+        cached = hit_from_row(row, now) if report and row["payload"] is not None else None
+        return Resolved(row["account_id"], bool(row["healthy"]), row["last_error_code"], cached)
+    if not rows and account_id is None:
+        return f"{platform} is not connected for this tenant: connect an account first (deneva connect)."
+    if not rows:
+        ids = [r["account_id"] for r in await conn.fetch(_ACCOUNT_IDS, tenant, platform, MAX_ACCOUNTS + 1)]
+        if not ids:
+            return f"{platform} is not connected for this tenant: connect an account first (deneva connect)."
+        return f"Argument 'accountId': {platform} account {account_id!r} is not connected; {_listing(ids)}."
+    ids = [r["account_id"] for r in rows]
+    return f"Several {platform} accounts are connected; pass 'accountId': {_listing(ids)}."
+
+
+def _listing(ids: list[str]) -> str:
+    shown = ", ".join(ids[:MAX_ACCOUNTS])
+    more = f" and {len(ids) - MAX_ACCOUNTS} more" if len(ids) > MAX_ACCOUNTS else ""
+    return f"connected accounts: {shown}{more}"
+
+
+# -- helpers --------------------------------------------------------------------------------
+
+
+def _tenant(ctx: ToolContext) -> uuid.UUID:
+    try:
+        return uuid.UUID(str(ctx.tenant_id))
+    except ValueError:
+        log.error("MCP tool called with a malformed tenant id")
+        raise ToolError("This API key is not bound to a valid tenant.") from None
+
+
+def _iso(value: datetime | float | None) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, int | float):
+        value = datetime.fromtimestamp(value, UTC)
+    return value.isoformat()
+
+
+def _check_report(platform: str, report_type: str, date_range: str) -> None:
+    try:
+        check_report(platform, report_type, date_range)
+    except PlatformError as exc:
+        raise ToolError(f"{exc.message}.") from None
+
+
+def _fetch_failure(exc: BaseException, target: RefreshTarget) -> ToolError:
+    """A failed miss as a tool error led by its typed code; anything unforeseen is re-raised
+    (the registry logs it and answers a generic failure, never a stack trace)."""
+    what = f"{target.platform} {target.report_type} for account {target.account_id}"
+    if isinstance(exc, PlatformError):
+        hint = _HINTS.get(exc.code, "")
+        if exc.code == "rate_limited" and exc.retry_after_s:
+            hint = f"The platform asked us to slow down: try again in {exc.retry_after_s:.0f} s."
+        return ToolError(f"{exc.code}: could not fetch {what}: {exc.message.rstrip('.')}. {hint}".rstrip())
+    if isinstance(exc, CacheWaitTimeout):
+        return ToolError(f"transient: {exc} Try again shortly.")
+    if isinstance(exc, CredentialError):
+        return ToolError(
+            f"credential_unreadable: could not fetch {what}: the stored credential cannot be decrypted; "
+            "reconnect the account."
+        )
+    if isinstance(exc, ReportInputError):
+        return ToolError(f"internal: could not fetch {what}: the platform's answer could not be analysed.")
+    if isinstance(exc, NonRetriableError):  # the credential was removed meanwhile
+        return ToolError(f"not_found: could not fetch {what}: {exc}.")
+    raise exc
+
+
+# -- the report tools -------------------------------------------------------------------------
+
+
+def _report_handler(
+    services: ToolServices, report_type: str
+) -> Callable[[JsonObject, ToolContext], Awaitable[JsonObject]]:
+    async def handler(args: JsonObject, ctx: ToolContext) -> JsonObject:
+        tenant = _tenant(ctx)
+        platform, date_range = args["platform"], args["dateRange"]
+        account_id: str | None = args.get("accountId")
+        _check_report(platform, report_type, date_range)
+        now = services.clock.now()
+        resolved = await services.db.tenant_transaction(
+            str(tenant),
+            lambda conn: _resolve(conn, tenant, platform, account_id, (report_type, date_range), now),
+        )
+        if isinstance(resolved, str):
+            raise ToolError(resolved)
+        if resolved.cached is not None:
+            return resolved.cached.envelope()
+        target = RefreshTarget(tenant, platform, resolved.account_id, report_type, date_range)
+        if not resolved.healthy and resolved.last_error_code == "token_revoked":
+            # Asking the platform again would only be refused again (and count against limits).
+            raise ToolError(
+                f"token_revoked: {platform} account {resolved.account_id} has no cached {report_type} "
+                f"and its credential was revoked. {_HINTS['token_revoked']}"
+            )
+        sync = services.get_sync()
+
+        async def fetch() -> dict[str, Any]:
+            return (await fetch_report(sync, target, as_tenant=True)).payload
+
+        try:
+            result = await read_or_fetch(
+                services.db,
+                target.key,
+                fetch,
+                clock=services.clock,
+                ttl_s=target.ttl_s,
+                owner=services.owner,
+                wait_s=services.fetch_wait_s,
+            )
+        except Exception as exc:
+            raise _fetch_failure(exc, target) from None
+        return result.envelope()
+
+    return handler
+
+
+# -- refresh_report ---------------------------------------------------------------------------
+
+
+async def _report_progress(progress: ProgressFn | None, done: float, total: float, message: str) -> bool:
+    """Report progress; False once the transport's callback failed (then stop calling it)."""
+    if progress is None:
+        return False
+    try:
+        await progress(done, total, message)
+    except Exception:
+        log.debug("progress notification failed", exc_info=True)
+        return False
+    return True
+
+
+async def _wait(
+    engine: Engine, run_id: uuid.UUID, timeout_s: float, progress: ProgressFn | None
+) -> RunRecord:
+    """The run once finished, or its latest record after `timeout_s` (reporting progress)."""
+    started = trio.current_time()
+    deadline = started + timeout_s
+    while True:
+        left = deadline - trio.current_time()
+        record = await engine.wait_for_run(run_id, max(0.0, min(PROGRESS_EVERY_S, left)))
+        if record.status in FINISHED or trio.current_time() >= deadline:
+            return record
+        message = f"refresh {record.status} (attempt {record.attempt} of {record.max_attempts})"
+        if progress is not None and not await _report_progress(
+            progress, round(trio.current_time() - started, 3), timeout_s, message
+        ):
+            progress = None
+
+
+async def _run_failure(conn: Connection, tenant: uuid.UUID, record: RunRecord) -> tuple[str, str]:
+    """The failed run's error code and message: its last sync_log failure, else its error."""
+    row = await conn.fetchrow(_RUN_FAILURE, tenant, str(record.id))
+    if row is not None and row["error_code"]:
+        return row["error_code"], row["error_message"] or row["error_code"]
+    error = record.last_error or "the refresh failed"
+    typed = _TYPED_ERROR.match(error)  # the worker's "code: message"
+    if typed:
+        return typed[1], typed[2]
+    return ("transient" if "timed out" in error else "internal"), error
+
+
+def _refresh_handler(services: ToolServices) -> Callable[[JsonObject, ToolContext], Awaitable[JsonObject]]:
+    async def handler(args: JsonObject, ctx: ToolContext) -> JsonObject:
+        tenant = _tenant(ctx)
+        platform, report_type, date_range = args["platform"], args["reportType"], args["dateRange"]
+        _check_report(platform, report_type, date_range)
+        now = services.clock.now()
+        resolved = await services.db.tenant_transaction(
+            str(tenant), lambda conn: _resolve(conn, tenant, platform, args.get("accountId"), None, now)
+        )
+        if isinstance(resolved, str):
+            raise ToolError(resolved)
+        engine = services.get_engine()
+        data = {
+            "tenant_id": str(tenant),
+            "platform": platform,
+            "account_id": resolved.account_id,
+            "report_type": report_type,
+            "date_range": date_range,
+            "force": True,  # asked for by a user: refresh even if the cached row is fresh
+        }
+        sent = await engine.send({"name": REFRESH_EVENT, "data": data})
+        if not sent.run_ids:
+            log.error("refresh_report started no run", extra={"errors": list(sent.errors)})
+            raise ToolError("Refreshing reports is not available in this daemon (no refresh function runs).")
+        run_id = sent.run_ids[0]
+        if not args["wait"]:
+            return {"runId": str(run_id), "status": "queued"}
+        record = await _wait(engine, run_id, float(args["timeoutS"]), ctx.progress)
+        out: JsonObject = {"runId": str(run_id), "attempt": record.attempt}
+        if record.status == "succeeded":
+            output = record.output if isinstance(record.output, dict) else {}
+            out["status"] = "completed"
+            fetched_at = output.get("fetchedAt")
+            if isinstance(fetched_at, int | float):
+                out["fetchedAt"] = _iso(fetched_at)
+        elif record.status == "failed":
+            failed = record
+            code, message = await services.db.tenant_transaction(
+                str(tenant), lambda conn: _run_failure(conn, tenant, failed)
+            )
+            out.update(status="failed", errorCode=code, error=message)
+        elif record.status == "cancelled":
+            out["status"] = "cancelled"
+        else:
+            out.update(status="timed_out_waiting", runStatus=record.status)
+        return out
+
+    return handler
+
+
+# -- get_sync_status ----------------------------------------------------------------------------
+
+
+async def _sync_status(conn: Connection, tenant: uuid.UUID, platform: str | None, now: float) -> JsonObject:
+    accounts = await conn.fetch(_STATUS_ACCOUNTS, tenant, platform, MAX_ACCOUNTS * len(PLATFORMS))
+    reports = await conn.fetch(_STATUS_REPORTS, tenant, platform, MAX_CACHED_REPORTS)
+    since = datetime.fromtimestamp(now - RECENT_FAILURES_S, UTC)  # sync_log is stamped on the clock
+    failures = await conn.fetch(_STATUS_FAILURES, tenant, platform, MAX_FAILURES, since)
+    by_account: dict[tuple[str, str], list[JsonObject]] = {}
+    for r in reports:
+        by_account.setdefault((r["platform"], r["account_id"]), []).append(
+            {
+                "reportType": r["report_type"],
+                "dateRange": r["date_range"],
+                "fetchedAt": _iso(r["fetched_at"]),
+                "expiresAt": _iso(r["expires_at"]),
+                "stale": bool(r["is_stale"]) or r["expires_at"].timestamp() <= now,
+            }
+        )
+    return {
+        "accounts": [
+            {
+                "platform": a["platform"],
+                "accountId": a["account_id"],
+                "healthy": bool(a["healthy"]),
+                "lastErrorCode": a["last_error_code"],
+                "lastSyncFailureAt": _iso(a["last_sync_failure_at"]),
+                "lastSuccessAt": _iso(a["last_success_at"]),
+                "reports": by_account.get((a["platform"], a["account_id"]), []),
+            }
+            for a in accounts
+        ],
+        "recentFailures": [
+            {
+                "platform": f["platform"],
+                "accountId": f["account_id"],
+                "reportType": f["report_type"],
+                "dateRange": f["date_range"],
+                "attempt": f["attempt"],
+                "final": f["outcome"] == "failure_final",
+                "errorCode": f["error_code"],
+                "error": f["error_message"],
+                "at": _iso(f["created_at"]),
+            }
+            for f in failures
+        ],
+    }
+
+
+def _status_handler(services: ToolServices) -> Callable[[JsonObject, ToolContext], Awaitable[JsonObject]]:
+    async def handler(args: JsonObject, ctx: ToolContext) -> JsonObject:
+        tenant = _tenant(ctx)
+        platform: str | None = args.get("platform")
+        now = services.clock.now()
+        status: JsonObject = await services.db.tenant_transaction(
+            str(tenant), lambda conn: _sync_status(conn, tenant, platform, now)
+        )
+        return status
+
+    return handler
+
+
+# -- the factory ---------------------------------------------------------------------------------
+
+
+def report_tools(services: ToolServices) -> list[Tool]:
+    tools = [
+        Tool(
+            name,
+            f"{_DESCRIPTIONS[report_type]} Served from deneva's cache (kept warm in the background); "
+            "'stale' means a refresh is pending or the account's last sync failed.",
+            REPORT_INPUT,
+            REPORT_OUTPUT,
+            _report_handler(services, report_type),
+        )
+        for name, report_type in REPORT_TOOLS.items()
+    ]
+    tools.append(
+        Tool(
+            "refresh_report",
+            "Refresh one cached report from the ad platform now. Returns {runId, status: 'queued'} at once; "
+            "with wait=true, waits up to timeoutS for 'completed' or 'failed' (else 'timed_out_waiting' "
+            "while the refresh carries on).",
+            REFRESH_INPUT,
+            REFRESH_OUTPUT,
+            _refresh_handler(services),
+        )
+    )
+    tools.append(
+        Tool(
+            "get_sync_status",
+            "Sync health of the connected ad accounts: per account whether its last sync worked, its "
+            "cached reports with their age, and the sync failures of the last 24 hours.",
+            STATUS_INPUT,
+            STATUS_OUTPUT,
+            _status_handler(services),
+        )
+    )
+    return tools
+
+
+def build_tools(services: ToolServices) -> ToolRegistry:
+    """The registry of every deneva tool, for `McpServer(build_tools(services), sessions)`."""
+    return ToolRegistry(report_tools(services))
