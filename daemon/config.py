@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 import tomllib
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -14,6 +15,13 @@ from typing import Any
 
 import attrs
 
+from deneva.adapters.base import (
+    GOOGLE_ADS_API,
+    GOOGLE_TOKEN_URL,
+    META_GRAPH_API,
+    PLATFORMS,
+    TIKTOK_BUSINESS_API,
+)
 from deneva.errors import ConfigError
 
 LOG_FORMATS = ("auto", "json", "text")
@@ -46,6 +54,16 @@ class Config:
     # Host and Origin values /mcp accepts (DNS-rebinding protection); None: see http/mcp.py.
     mcp_allowed_hosts: tuple[str, ...] | None = None
     mcp_allowed_origins: tuple[str, ...] | None = None
+    # Ad platforms `deneva run` syncs (each also needs its secret files; see deneva.secrets)
+    # and where their APIs are; API versions default to the adapters' (None).
+    platforms: tuple[str, ...] = PLATFORMS
+    google_ads_url: str = GOOGLE_ADS_API
+    google_token_url: str = GOOGLE_TOKEN_URL
+    meta_graph_url: str = META_GRAPH_API
+    tiktok_api_url: str = TIKTOK_BUSINESS_API
+    google_ads_api_version: str | None = None
+    meta_api_version: str | None = None
+    tiktok_api_version: str | None = None
     config_file: Path | None = None
 
     @property
@@ -134,6 +152,41 @@ def _parse_names(key: str, value: Any) -> tuple[str, ...]:
     return names
 
 
+def _parse_platforms(key: str, value: Any) -> tuple[str, ...]:
+    """A TOML list of platform names, or a comma-separated string (environment); `[]` or
+    "none" syncs none."""
+    if isinstance(value, str) and value.strip().lower() == "none":
+        return ()
+    items = value.split(",") if isinstance(value, str) else value
+    if not isinstance(items, list | tuple) or not all(isinstance(i, str) for i in items):
+        raise ConfigError(f"{key}: expected a list of platforms or a comma-separated string, got {value!r}")
+    names = tuple(dict.fromkeys(i.strip().lower() for i in items if i.strip()))
+    unknown = [n for n in names if n not in PLATFORMS]
+    if unknown:
+        raise ConfigError(f"{key}: unknown platform {unknown[0]!r}; expected some of {', '.join(PLATFORMS)}")
+    return names
+
+
+def _parse_url(key: str, value: Any) -> str:
+    """An http(s) API root without query or fragment (a trailing slash is dropped)."""
+    text = _parse_str(key, value)
+    if not re.fullmatch(r"https?://[^\s/?#@]+(/[^\s?#]*)?", text):
+        raise ConfigError(
+            f"{key}: expected an http:// or https:// URL without query or fragment, got {text!r}"
+        )
+    return text.rstrip("/")
+
+
+def _version(pattern: str, example: str) -> Callable[[str, Any], str]:
+    def parse(key: str, value: Any) -> str:
+        text = _parse_str(key, value)
+        if not re.fullmatch(pattern, text):
+            raise ConfigError(f"{key}: expected an API version like {example!r}, got {text!r}")
+        return text
+
+    return parse
+
+
 def _choice(options: tuple[str, ...]) -> Callable[[str, Any], str]:
     def parse(key: str, value: Any) -> str:
         text = _parse_str(key, value).lower()
@@ -159,6 +212,14 @@ _PARSERS: dict[str, Callable[[str, Any], Any]] = {
     "pg_user": _parse_str,
     "mcp_allowed_hosts": _parse_names,
     "mcp_allowed_origins": _parse_names,
+    "platforms": _parse_platforms,
+    "google_ads_url": _parse_url,
+    "google_token_url": _parse_url,
+    "meta_graph_url": _parse_url,
+    "tiktok_api_url": _parse_url,
+    "google_ads_api_version": _version(r"v\d{1,3}", "v17"),
+    "meta_api_version": _version(r"v\d{1,3}\.\d{1,3}", "v19.0"),
+    "tiktok_api_version": _version(r"v\d{1,3}\.\d{1,3}", "v1.3"),
 }
 
 KEYS = tuple(_PARSERS)

@@ -2,6 +2,10 @@
 
 A `Secret` never shows its value in repr/str, and every loaded value is registered
 with the log redactor so it cannot reach a log line by accident.
+
+`REQUIRED` secrets stop the start when missing. The ad platforms' API credentials
+(`PLATFORM_SECRETS`) are optional: a platform whose files are not all there is not
+synced by `deneva run`; a file that is there must be readable, non-empty, one line.
 """
 
 from __future__ import annotations
@@ -17,6 +21,14 @@ import attrs
 from deneva.errors import SecretError
 
 REQUIRED = ("DENEVA_KEK", "DENEVA_ADMIN_TOKEN", "DENEVA_EVENT_KEY", "DENEVA_SIGNING_KEY")
+# The OAuth client, developer token and app credentials each platform's API needs
+# (TikTok's Business API needs only each account's access token).
+PLATFORM_SECRETS: Mapping[str, tuple[str, ...]] = {
+    "google": ("DENEVA_GOOGLE_CLIENT_ID", "DENEVA_GOOGLE_CLIENT_SECRET", "DENEVA_GOOGLE_DEVELOPER_TOKEN"),
+    "meta": ("DENEVA_META_APP_ID", "DENEVA_META_APP_SECRET"),
+    "tiktok": (),
+}
+OPTIONAL = tuple(name for names in PLATFORM_SECRETS.values() for name in names)
 MAX_SECRET_BYTES = 4096
 MIN_TOKEN_CHARS = 16
 
@@ -41,9 +53,14 @@ class Secrets:
     admin_token: Secret
     event_key: Secret
     signing_key: Secret
+    # The optional secrets that are present, by name.
+    optional: Mapping[str, Secret] = attrs.field(factory=dict)
 
     def all(self) -> tuple[Secret, ...]:
-        return (self.kek, self.admin_token, self.event_key, self.signing_key)
+        return (self.kek, self.admin_token, self.event_key, self.signing_key, *self.optional.values())
+
+    def get(self, name: str) -> Secret | None:
+        return self.optional.get(name)
 
     def kek_bytes(self) -> bytes:
         return base64.b64decode(self.kek.reveal())
@@ -84,15 +101,21 @@ def _read_secret(directory: Path, name: str) -> Secret:
             raise SecretError(f"{name}: {path} must hold 32 bytes in base64") from None
         if len(key) != 32:
             raise SecretError(f"{name}: {path} must hold 32 bytes in base64, got {len(key)} bytes")
+    elif name in OPTIONAL:
+        if any(c.isspace() for c in value):
+            raise SecretError(f"{name}: {path} must hold one value on one line, without spaces")
     elif len(value) < MIN_TOKEN_CHARS:
         raise SecretError(f"{name}: {path} must hold at least {MIN_TOKEN_CHARS} characters")
     return Secret(name, value)
 
 
 def load_secrets(directory: Path) -> Secrets:
-    """Read and check every required secret; the first problem found is raised, named."""
+    """Read and check every required secret and the optional ones present; the first
+    problem found is raised, named."""
     loaded = [_read_secret(directory, name) for name in REQUIRED]
-    return Secrets(*loaded)
+    optional = {name: _read_secret(directory, name) for name in OPTIONAL if (directory / name).exists()}
+    kek, admin_token, event_key, signing_key = loaded
+    return Secrets(kek, admin_token, event_key, signing_key, optional)
 
 
 def _generate(name: str) -> str:

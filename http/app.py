@@ -8,8 +8,10 @@ from typing import Any
 from quart import Response, jsonify
 from quart_trio import QuartTrio
 
+from deneva.db import Database
 from deneva.engine.engine import Engine
 from deneva.health import HealthState
+from deneva.http.admin import admin_blueprint
 from deneva.http.events import events_blueprint
 from deneva.secrets import Secret
 
@@ -17,13 +19,22 @@ MAX_BODY_BYTES = 1024 * 1024
 
 
 def create_app(
-    health: HealthState, engine_of: Callable[[], Engine] | None = None, event_key: Secret | None = None
+    health: HealthState,
+    engine_of: Callable[[], Engine] | None = None,
+    event_key: Secret | None = None,
+    *,
+    admin_token: Secret | None = None,
+    db_of: Callable[[], Database | None] | None = None,
 ) -> QuartTrio:
+    """The app; event ingestion with `engine_of` and `event_key`, the admin endpoints
+    with `admin_token` (on `db_of()`, by default the database `health` knows)."""
     app = QuartTrio("deneva")
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     app.config["PROVIDE_AUTOMATIC_OPTIONS"] = True
     if engine_of is not None and event_key is not None:
         app.register_blueprint(events_blueprint(engine_of, event_key))
+    if admin_token is not None:
+        app.register_blueprint(admin_blueprint(db_of or (lambda: health.db), admin_token, health.clock))
 
     @app.get("/healthz")
     async def healthz() -> Any:

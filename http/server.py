@@ -71,6 +71,7 @@ class HttpServer:
         config.accesslog = None
         config.errorlog = logging.getLogger("deneva.http.hypercorn")
         config.keep_alive_timeout = 30
+        config.keep_alive_max_requests = 1_000_000  # MCP clients keep one connection for a session
         config.h11_max_incomplete_size = 64 * 1024
         config.websocket_max_message_size = 1024 * 1024
         return config

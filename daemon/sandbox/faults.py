@@ -12,6 +12,7 @@ by default every endpoint of the platform except its token endpoint.
 from __future__ import annotations
 
 import collections
+import json
 import random
 from collections.abc import Callable
 from typing import Any, Literal
@@ -20,7 +21,7 @@ import attrs
 import cattrs
 
 from deneva.sandbox.data import stable_hash
-from deneva.sandbox.wire import ApiResponse, Incoming
+from deneva.sandbox.wire import ApiResponse, Incoming, dumps
 
 ENDPOINTS: dict[str, tuple[str, ...]] = {
     "google": ("token", "revoke", "searchStream", "search"),
@@ -66,11 +67,13 @@ class TimeoutFault:
 
 @attrs.frozen
 class MalformedFault:
-    """`truncated`: the real body cut in half; `html`: a proxy's HTML error page."""
+    """`truncated`: the real body cut in half; `html`: a proxy's HTML error page;
+    `wrong_types`: the real JSON with every metric value (`WRONG_TYPE_FIELDS`) wrapped in
+    an object, `{"value": ...}` (a body without metrics is left as it is)."""
 
     probability: float = attrs.field(default=0.0, validator=_probability)
     next: int = attrs.field(default=0, validator=_count)
-    kind: Literal["truncated", "html"] = "truncated"
+    kind: Literal["truncated", "html", "wrong_types"] = "truncated"
     status: int = attrs.field(default=502, validator=[attrs.validators.ge(200), attrs.validators.le(599)])
 
 
@@ -219,10 +222,32 @@ HTML_ERROR_PAGE = (
 )
 
 
+# The metric fields of the three platforms' report rows (Google's under `metrics`).
+WRONG_TYPE_FIELDS = frozenset({"impressions", "clicks", "spend", "costMicros", "conversions"})
+
+
+def _wrong_types(node: Any) -> Any:
+    if isinstance(node, list):
+        return [_wrong_types(item) for item in node]
+    if isinstance(node, dict):
+        return {
+            key: {"value": value} if key in WRONG_TYPE_FIELDS else _wrong_types(value)
+            for key, value in node.items()
+        }
+    return node
+
+
 def malform(response: ApiResponse, fault: MalformedFault) -> ApiResponse:
     if fault.kind == "html":
         page = HTML_ERROR_PAGE.format(status=fault.status).encode()
         return ApiResponse(fault.status, page, "text/html; charset=UTF-8")
+    if fault.kind == "wrong_types":
+        try:
+            document = json.loads(response.body)
+        except ValueError:
+            return response
+        body = dumps(_wrong_types(document))
+        return ApiResponse(response.status, body, response.content_type, response.headers)
     cut = response.body[: max(1, len(response.body) // 2)]
     return ApiResponse(response.status, cut, response.content_type, response.headers)
 

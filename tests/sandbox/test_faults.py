@@ -200,3 +200,18 @@ async def test_faulted_calls_count_in_the_request_log(client: httpx.AsyncClient)
         200,
         200,
     ]
+
+
+async def test_wrong_types_wraps_every_metric_value_in_an_object(client: httpx.AsyncClient) -> None:
+    headers = await google_headers(client)
+    meta = await meta_token(client)
+    await set_faults(client, "google", {"malformed": {"next": 1, "kind": "wrong_types"}})
+    response = await gaql(client, headers, QUERY)
+    assert response.status_code == 200
+    rows = [row for batch in response.json() for row in batch["results"]]
+    assert rows and all(set(row["metrics"]["clicks"]) == {"value"} for row in rows)
+    assert all(isinstance(row["campaign"]["id"], str) for row in rows)  # only metrics change
+    assert isinstance((await gaql(client, headers, QUERY)).json()[0]["results"][0]["metrics"]["clicks"], str)
+    await set_faults(client, "meta", {"malformed": {"next": 1, "kind": "wrong_types"}})
+    insights = (await client.get(INSIGHTS, params={"access_token": meta})).json()
+    assert insights["data"] and all(set(row["impressions"]) == {"value"} for row in insights["data"])
