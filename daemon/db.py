@@ -68,6 +68,10 @@ def translate_error(exc: BaseException) -> BaseException:
     return exc
 
 
+# Delivered by `Database.listen(report_loss=True)` when its connection drops.
+LISTEN_LOST = "\x00lost"
+
+
 class AsyncioThread:
     """One asyncio event loop on a daemon thread; trio tasks await coroutines on it."""
 
@@ -285,25 +289,31 @@ class Database:
 
     @asynccontextmanager
     async def listen(
-        self, *channels: str, buffer: int = 1024, skip_own: bool = False
+        self, *channels: str, buffer: int = 1024, skip_own: bool = False, report_loss: bool = False
     ) -> AsyncIterator[trio.MemoryReceiveChannel[tuple[str, str]]]:
         """Yield a channel of (channel, payload) notifications from LISTEN.
 
         The connection is re-established when it drops; after every (re)connect a
         `(channel, "")` message is delivered so consumers re-check what they may have
-        missed (polling stays the safety net). With `skip_own`, notifications sent
+        missed (polling stays the safety net). With `report_loss`, a dropped connection
+        is delivered as `(channel, LISTEN_LOST)` first, for consumers whose state is only
+        valid while they hear every notification. With `skip_own`, notifications sent
         from this pool's own connections are dropped (the process knows already).
         """
         send, receive = trio.open_memory_channel[tuple[str, str]](buffer)
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(self._listen_loop, channels, send, skip_own)
+            nursery.start_soon(self._listen_loop, channels, send, skip_own, report_loss)
             try:
                 yield receive
             finally:
                 nursery.cancel_scope.cancel()
 
     async def _listen_loop(
-        self, channels: tuple[str, ...], send: trio.MemorySendChannel[tuple[str, str]], skip_own: bool
+        self,
+        channels: tuple[str, ...],
+        send: trio.MemorySendChannel[tuple[str, str]],
+        skip_own: bool,
+        report_loss: bool = False,
     ) -> None:
         token = trio.lowlevel.current_trio_token()
         dsn = self.dsn
@@ -359,6 +369,9 @@ class Database:
                     deliver(channel, "")
                 await lost.wait()
                 log.warning("listen connection lost; reconnecting")
+                if report_loss:
+                    for channel in channels:
+                        deliver(channel, LISTEN_LOST)
             finally:
                 with trio.CancelScope(shield=True), trio.move_on_after(5):
                     await self._bridge.call(_close_quietly, conn)

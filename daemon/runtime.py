@@ -45,6 +45,7 @@ from deneva.http.app import create_app
 from deneva.http.mcp_ws import McpEndpoints
 from deneva.http.server import HttpServer
 from deneva.logs import register_secret, setup_logging
+from deneva.mcp.auth import KeyCache
 from deneva.mcp.report_tools import ToolServices, build_tools
 from deneva.mcp.tools import ToolRegistry
 from deneva.migrations import load_migrations, migrate
@@ -198,7 +199,11 @@ class Daemon:
             admin_token=self.secrets.admin_token,
             db_of=lambda: db,
         )
-        self.mcp = McpEndpoints.build(db, self.mcp_tools(db, engine), config, self.clock, self.drain)
+        keys = KeyCache(db)
+        await self.supervisor.start(nursery, keys)
+        self.mcp = McpEndpoints.build(
+            db, self.mcp_tools(db, engine), config, self.clock, self.drain, keys.authenticate
+        )
         self.mcp.mount(app)
         self.http_binds = await self.supervisor.start(
             nursery, HttpServer(app, config.http_bind, self.drain, config.shutdown_grace_s)

@@ -60,6 +60,9 @@ def check_tenant_name(name: str) -> str:
     return name
 
 
+KEYS_CHANNEL = "deneva_api_keys"
+
+
 def hash_key(plaintext: str) -> bytes:
     return hashlib.sha256(plaintext.encode()).digest()
 
@@ -125,6 +128,8 @@ async def revoke_key(conn: Connection, prefix: str) -> str:
     )
     if row is None:
         raise TenantError(f"no API key with prefix {prefix!r}")
+    # Daemons cache valid keys; this tells them (on commit) to forget this one.
+    await conn.execute("SELECT pg_notify($1, $2)", KEYS_CHANNEL, prefix)
     await conn.execute(
         "INSERT INTO audit_log (tenant_id, event_type, actor, details) "
         "VALUES ($1, 'api_key.revoked', 'cli', $2)",

@@ -248,9 +248,16 @@ class McpEndpoints:
 
     @classmethod
     def build(
-        cls, db: Database, tools: ToolRegistry, config: Config, clock: Clock, drain: trio.Event
+        cls,
+        db: Database,
+        tools: ToolRegistry,
+        config: Config,
+        clock: Clock,
+        drain: trio.Event,
+        authenticate: Authenticate | None = None,
     ) -> McpEndpoints:
-        authenticate = database_authenticator(db)
+        """`authenticate` defaults to a database lookup per request (the daemon passes a KeyCache)."""
+        authenticate = authenticate or database_authenticator(db)
         policy = HostPolicy.for_bind(
             config.http_bind.host, config.mcp_allowed_hosts, config.mcp_allowed_origins
         )
