@@ -101,8 +101,36 @@ def error_response(id: RequestId | None, code: int, message: str, data: Any = No
     return Response(id=id, error=ErrorObject(code, message, data))
 
 
+class PreEncoded(dict[str, Any]):
+    """A JSON object some of whose members are already encoded: `raw[key]` is the JSON
+    text of `self[key]`, written as is by `encode` (a tool result's structuredContent is
+    serialised once for its text content, not twice)."""
+
+    def __init__(self, *args: Any, raw: dict[str, str] | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.raw: dict[str, str] = dict(raw or {})
+
+    def with_fields(self, **fields: Any) -> PreEncoded:
+        out = PreEncoded(self, raw=self.raw)
+        out.update(fields)
+        return out
+
+
+def _dumps(obj: Any) -> str:
+    return json.dumps(obj, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+
+
+def _encode_pre(id: RequestId | None, result: PreEncoded) -> bytes:
+    plain = _dumps({k: v for k, v in result.items() if k not in result.raw})
+    spliced = "".join(f",{_dumps(k)}:{text}" for k, text in result.raw.items() if k in result)
+    body = plain[:-1] + spliced + "}" if plain != "{}" else "{" + spliced[1:] + "}"
+    return f'{{"jsonrpc":"2.0","id":{_dumps(id)},"result":{body}}}'.encode()
+
+
 def encode(message: Response | Request | Notification | JsonObject) -> bytes:
     """Compact UTF-8 JSON for one message."""
+    if isinstance(message, Response) and isinstance(message.result, PreEncoded):
+        return _encode_pre(message.id, message.result)
     if isinstance(message, Response):
         obj: JsonObject = message.to_dict()
     elif isinstance(message, Request):
@@ -115,7 +143,7 @@ def encode(message: Response | Request | Notification | JsonObject) -> bytes:
             obj["params"] = message.params
     else:
         obj = message
-    return json.dumps(obj, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
+    return _dumps(obj).encode()
 
 
 def _reject_constant(name: str) -> Any:

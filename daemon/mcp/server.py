@@ -37,6 +37,7 @@ from deneva.mcp.jsonrpc import (
     JsonRpcError,
     Message,
     Notification,
+    PreEncoded,
     Request,
     RequestId,
     Response,
@@ -224,4 +225,7 @@ class McpServer:
             )
         else:
             return error_response(request.id, METHOD_NOT_FOUND, f"Method not found: {method}")
-        return result_response(request.id, {**result, "resultType": "complete", "_meta": self._meta})
+        fields = {"resultType": "complete", "_meta": self._meta}
+        if isinstance(result, PreEncoded):
+            return result_response(request.id, result.with_fields(**fields))
+        return result_response(request.id, {**result, **fields})

@@ -21,7 +21,7 @@ from typing import Any
 
 import attrs
 
-from deneva.mcp.jsonrpc import INVALID_PARAMS, JsonObject, JsonRpcError, RequestId
+from deneva.mcp.jsonrpc import INVALID_PARAMS, JsonObject, JsonRpcError, PreEncoded, RequestId
 
 log = logging.getLogger(__name__)
 
@@ -195,8 +195,12 @@ class Tool:
 
 
 def text_result(structured: JsonObject) -> JsonObject:
-    text = json.dumps(structured, ensure_ascii=False, separators=(",", ":"), default=str)
-    return {"content": [{"type": "text", "text": text}], "structuredContent": structured, "isError": False}
+    """structuredContent plus the same JSON as text, serialised once (see PreEncoded)."""
+    text = json.dumps(structured, ensure_ascii=False, separators=(",", ":"), default=str, allow_nan=False)
+    return PreEncoded(
+        {"content": [{"type": "text", "text": text}], "structuredContent": structured, "isError": False},
+        raw={"structuredContent": text},
+    )
 
 
 def error_result(message: str) -> JsonObject:

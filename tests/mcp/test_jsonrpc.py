@@ -165,3 +165,25 @@ def test_serialisation() -> None:
         Response(id=1)
     with pytest.raises(ValueError):
         Response(id=1, result={}, error=ErrorObject(1, "x"))
+
+
+def test_pre_encoded_members_are_written_once_and_parse_the_same() -> None:
+    from deneva.mcp.jsonrpc import PreEncoded, Response, encode
+    from deneva.mcp.tools import text_result
+
+    structured = {"data": {"cost": 1.5, "name": 'é "quoted"'}, "cache": "hit"}
+    result = text_result(structured)
+    assert isinstance(result, PreEncoded)
+    wire = encode(Response(id="r1", result=result))
+    assert wire.count(b'"cost"') == 1 and wire.count(b'cost') == 2  # once as JSON, once escaped in the text
+    parsed = json.loads(wire)
+    assert parsed["id"] == "r1" and parsed["result"]["structuredContent"] == structured
+    assert json.loads(parsed["result"]["content"][0]["text"]) == structured
+    extended = result.with_fields(resultType="complete")
+    assert json.loads(encode(Response(id=2, result=extended)))["result"]["resultType"] == "complete"
+    only_raw = PreEncoded({"x": [1]}, raw={"x": "[1]"})
+    assert json.loads(encode(Response(id=3, result=only_raw))) == {
+        "jsonrpc": "2.0",
+        "id": 3,
+        "result": {"x": [1]},
+    }
