@@ -531,8 +531,13 @@ class McpHttp:
             if response is not None:
                 await self._respond(send, 200, response, headers, json_ok)
             return
+        if not stream and not self.server.tools.may_wait(request.params.get("name")):
+            response = await handle(None)  # short: it finishes even if the client has gone
+            if response is not None:
+                await send_response(send, 200, encode(response), headers)
+            return
         if not stream:
-            # A call may wait (refresh_report with wait): a client that hangs up cancels it.
+            # A call that may wait (refresh_report with wait): a client that hangs up cancels it.
             response = await self._watching_disconnect(receive, lambda: handle(None))
             if response is not None:
                 await send_response(send, 200, encode(response), headers)

@@ -656,6 +656,7 @@ def report_tools(services: ToolServices) -> list[Tool]:
             REFRESH_INPUT,
             REFRESH_OUTPUT,
             _refresh_handler(services),
+            waits=True,
         )
     )
     tools.append(

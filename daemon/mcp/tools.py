@@ -173,6 +173,9 @@ class Tool:
     input_schema: JsonObject
     output_schema: JsonObject | None
     handler: Handler = attrs.field(eq=False, repr=False)
+    # May wait a long time (refresh_report with wait): a client hanging up should cancel it.
+    # Other calls are short and finish even if their client is gone.
+    waits: bool = attrs.field(default=False, kw_only=True)
 
     def __attrs_post_init__(self) -> None:
         if not self.name:
@@ -220,6 +223,10 @@ class ToolRegistry:
 
     def __contains__(self, name: object) -> bool:
         return name in self._tools
+
+    def may_wait(self, name: object) -> bool:
+        tool = self._tools.get(name) if isinstance(name, str) else None
+        return tool is None or tool.waits
 
     def list_tools(self) -> JsonObject:
         """The `tools/list` result (one page: deneva has a handful of tools)."""

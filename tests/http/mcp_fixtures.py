@@ -74,7 +74,7 @@ def test_tools(slow: Slow) -> ToolRegistry:
                 add,
             ),
             Tool("whoami", "The caller's tenant.", {**obj, "properties": {}}, None, whoami),
-            Tool("slow", "Waits until released.", {**obj, "properties": {}}, None, wait),
+            Tool("slow", "Waits until released.", {**obj, "properties": {}}, None, wait, waits=True),
         ]
     )
 
