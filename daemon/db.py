@@ -195,6 +195,7 @@ class Database:
                 min_size=min_size,
                 max_size=max_size,
                 init=init,
+                reset=_keep_session,
                 timeout=connect_timeout,
                 command_timeout=command_timeout,
                 server_settings={"application_name": "deneva"},
@@ -375,6 +376,12 @@ class Database:
             finally:
                 with trio.CancelScope(shield=True), trio.move_on_after(5):
                     await self._bridge.call(_close_quietly, conn)
+
+
+async def _keep_session(conn: Connection) -> None:
+    """Pool release: asyncpg still rolls back an open transaction, but skips its reset
+    query (a round trip per release). Pooled connections hold no session state to undo:
+    settings are SET LOCAL, LISTEN and advisory locks use connections of their own."""
 
 
 async def _close_quietly(conn: Connection) -> None:
