@@ -265,10 +265,17 @@ def _sse_event(payload: bytes) -> bytes:
 class McpHttp:
     """The `/mcp` endpoint as an ASGI application."""
 
-    def __init__(self, server: McpServer, authenticate: Authenticate, policy: HostPolicy) -> None:
+    def __init__(
+        self,
+        server: McpServer,
+        authenticate: Authenticate,
+        policy: HostPolicy,
+        body_timeout_s: float = BODY_TIMEOUT_S,
+    ) -> None:
         self.server = server
         self.authenticate = authenticate
         self.policy = policy
+        self.body_timeout_s = body_timeout_s
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
@@ -311,7 +318,7 @@ class McpHttp:
             raise HttpError(
                 406, "Not acceptable: the client must accept application/json or text/event-stream"
             )
-        body = await read_body(receive)
+        body = await read_body(receive, timeout_s=self.body_timeout_s)
         try:
             message = parse_message(body)
         except JsonRpcError as exc:

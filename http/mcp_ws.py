@@ -10,7 +10,7 @@
   (hypercorn does). The key is checked again before every request, so a revoked key
   stops working at once: the request gets an error and the socket closes (1008).
 - One JSON-RPC message per text frame. Binary frames close the socket (1003);
-  frames over `MAX_FRAME_BYTES` close it (1009, enforced by hypercorn).
+  messages over `MAX_FRAME_BYTES` close it (1009).
 - The connection is the session: `initialize` then requests, as on Streamable HTTP
   2025-06-18 / 2025-11-25; or stateless 2026-07-28 requests carrying `_meta`.
   Requests run concurrently (up to `MAX_CONCURRENT` per socket), so `ping` and
@@ -63,6 +63,7 @@ CLOSE_NORMAL = 1000
 CLOSE_GOING_AWAY = 1001
 CLOSE_UNSUPPORTED_DATA = 1003
 CLOSE_POLICY = 1008
+CLOSE_TOO_BIG = 1009
 CLOSE_TRY_AGAIN = 1013
 
 
@@ -176,6 +177,9 @@ class Connection:
                 await self.close(
                     CLOSE_UNSUPPORTED_DATA, "binary frames are not supported: send JSON text frames"
                 )
+                return
+            if len(text) > MAX_FRAME_BYTES // 4 and len(text.encode()) > MAX_FRAME_BYTES:
+                await self.close(CLOSE_TOO_BIG, f"messages are limited to {MAX_FRAME_BYTES} bytes")
                 return
             try:
                 message = parse_message(text)

@@ -73,7 +73,9 @@ class HttpServer:
         config.keep_alive_timeout = 30
         config.keep_alive_max_requests = 1_000_000  # MCP clients keep one connection for a session
         config.h11_max_incomplete_size = 64 * 1024
-        config.websocket_max_message_size = 1024 * 1024
+        # Hypercorn's own limit answers 1009 but leaves the socket hanging; /mcp/ws enforces
+        # 1 MiB itself (a clean 1009 close), this is only the memory bound per message.
+        config.websocket_max_message_size = 4 * 1024 * 1024
         return config
 
     async def run(self, *, task_status: trio.TaskStatus[Any] = trio.TASK_STATUS_IGNORED) -> None:

@@ -381,3 +381,19 @@ async def test_notifications_cancelled_cancels_a_legacy_call(
         assert (await http.post(srv.url, json=cancel, headers=headers)).status_code == 202
     assert srv.slow.cancelled.is_set()
     assert answer[0].json()["error"]["code"] == -32800
+
+
+async def test_a_client_that_never_finishes_its_body_gets_408(srv: McpTestServer) -> None:
+    srv.endpoints.http.body_timeout_s = 0.2
+    stream = await trio.open_tcp_stream("127.0.0.1", int(srv.url.split(":")[2].split("/")[0]))
+    head = (
+        f"POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {srv.key_a}\r\n"
+        "Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{"
+    )
+    await stream.send_all(head.encode())
+    answer = b""
+    with trio.fail_after(10):
+        while b"\r\n\r\n" not in answer:
+            answer += await stream.receive_some(4096)
+    assert answer.startswith(b"HTTP/1.1 408")
+    await stream.aclose()

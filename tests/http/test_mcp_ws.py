@@ -149,3 +149,13 @@ async def test_drain_closes_sockets_with_going_away(srv: McpTestServer) -> None:
         with pytest.raises(ConnectionClosed) as closed, trio.fail_after(5):
             await ws.get_message()
     assert closed.value.reason is not None and closed.value.reason.code == 1001
+
+
+async def test_frames_over_the_limit_close_the_socket(srv: McpTestServer) -> None:
+    async with open_websocket_url(
+        srv.ws_url, subprotocols=["mcp"], extra_headers=bearer(srv.key_a), max_message_size=4 * 1024 * 1024
+    ) as ws:
+        with pytest.raises(ConnectionClosed) as closed, trio.fail_after(10):
+            await ws.send_message(rpc(1, "ping", padding="x" * (2 * 1024 * 1024)))
+            await ws.get_message()
+    assert closed.value.reason is not None and closed.value.reason.code == 1009
