@@ -175,7 +175,7 @@ def test_pre_encoded_members_are_written_once_and_parse_the_same() -> None:
     result = text_result(structured)
     assert isinstance(result, PreEncoded)
     wire = encode(Response(id="r1", result=result))
-    assert wire.count(b'"cost"') == 1 and wire.count(b'cost') == 2  # once as JSON, once escaped in the text
+    assert wire.count(b'"cost"') == 1 and wire.count(b"cost") == 2  # once as JSON, once escaped in the text
     parsed = json.loads(wire)
     assert parsed["id"] == "r1" and parsed["result"]["structuredContent"] == structured
     assert json.loads(parsed["result"]["content"][0]["text"]) == structured
