@@ -265,7 +265,8 @@ class McpEndpoints:
         policy = HostPolicy.for_bind(
             config.http_bind.host, config.mcp_allowed_hosts, config.mcp_allowed_origins
         )
-        http_sessions = SessionStore(clock.now)
+        # Bounded: 10,000 sessions, 1,000 per tenant (one tenant cannot take them all), idle 30 min.
+        http_sessions = SessionStore(clock.now, max_per_tenant=1_000)
         # A socket is its session: it lives as long as the socket, however idle.
         ws_sessions = SessionStore(clock.now, idle_timeout_s=WS_SESSION_LIFETIME_S)
         return cls(
