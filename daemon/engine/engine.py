@@ -170,7 +170,11 @@ class Engine:
         final = await self.db.run(
             lambda conn: store.complete_runs(conn, self.registry, self.owner, transitions, now)
         )
-        if any(status in ("queued", "sleeping") for status in final.values()):
+        # A run that ends or pauses also frees its concurrency slot: runs of the same key
+        # queued behind it are claimable now, not at the next poll.
+        if (self.registry.has_concurrency_limits and final) or any(
+            status in ("queued", "sleeping") for status in final.values()
+        ):
             self.wake()
         for run_id, status in final.items():
             if status in ("succeeded", "failed", "cancelled") and run_id in self._finished:

@@ -108,6 +108,28 @@ async def test_concurrency_key_with_limit_one_never_runs_two_at_once(
     assert in_flight["max"] == 1
 
 
+async def test_a_finished_run_starts_the_next_one_of_its_key_at_once(
+    db: Database, autojump_clock: trio.testing.MockClock
+) -> None:
+    """Not at the next poll (30 s here): finishing frees the key's slot and wakes the dispatcher."""
+    registry = Registry()
+    started: list[float] = []
+    finished: list[float] = []
+
+    @registry.function("one-at-a-time", EventTrigger("x/one"), concurrency=Concurrency(1, key="data.k"))
+    async def one(ctx: Context) -> None:
+        started.append(trio.current_time())
+        await trio.sleep(5)
+        finished.append(trio.current_time())
+
+    async with running_engine(db, registry, workers=4, poll_s=30) as engine:
+        result = await engine.send([{"name": "x/one", "data": {"k": "a"}} for _ in range(3)])
+        records = [await _finished(engine, run_id) for run_id in result.run_ids]
+    assert [r.status for r in records] == ["succeeded"] * 3
+    gaps = [nxt - end for end, nxt in zip(sorted(finished), sorted(started)[1:], strict=False)]
+    assert len(gaps) == 2 and max(gaps) < 1.0, gaps
+
+
 async def test_always_failing_function_makes_four_attempts_then_on_failure_once(
     db: Database, autojump_clock: trio.testing.MockClock
 ) -> None:
