@@ -33,6 +33,8 @@ bench: install
 	$(BIN)/deneva bench boot
 	$(BIN)/deneva bench bridge
 	$(BIN)/deneva bench engine --compare
+	$(BIN)/deneva bench mcp
+	$(BIN)/deneva bench sync --tenants 1000 --hours 24
 
 chaos: install
 	@echo "no chaos suite yet"

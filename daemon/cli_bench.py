@@ -20,6 +20,26 @@ def cmd_bench(args: argparse.Namespace) -> int:
         if not 100 <= args.jobs <= 1_000_000:
             raise UsageError("--jobs: expected 100 to 1000000")
         return run_engine_bench(config, args.jobs, args.json, args.compare)
+    if args.which == "mcp":
+        from deneva.bench.mcp import run_mcp_bench
+
+        if not 1 <= args.sessions <= 500:
+            raise UsageError("--sessions: expected 1 to 500")
+        if not 1 <= args.rate <= 100_000:
+            raise UsageError("--rate: expected 1 to 100000 calls/s")
+        if not 1 <= args.duration <= 3600:
+            raise UsageError("--duration: expected 1 to 3600 s")
+        return run_mcp_bench(config, args.sessions, args.rate, args.duration, args.json)
+    if args.which == "sync":
+        from deneva.bench.sync import run_sync_bench
+
+        if not 1 <= args.tenants <= 100_000:
+            raise UsageError("--tenants: expected 1 to 100000")
+        if not 1.1 <= args.hours <= 168:
+            raise UsageError("--hours: expected 1.1 to 168 (the first hour is warm-up)")
+        if not 1 <= args.platforms <= 3:
+            raise UsageError("--platforms: expected 1 to 3")
+        return run_sync_bench(config, args.tenants, args.hours, args.platforms, args.json)
     from deneva.admin import admin_dsn
     from deneva.bench.bridge import run_bridge_bench
 
@@ -33,13 +53,22 @@ def add_bench_command(add: Callable[[str, str], argparse.ArgumentParser]) -> Non
     bench = add(
         "bench",
         "benchmarks: engine (jobs/s, latency; --compare with peers), bridge (trio to asyncpg), "
-        "boot (start and stop times)",
+        "boot (start and stop times), mcp (tools/call latency and peak beside the MCP Python SDK), "
+        "sync (a simulated day of keeping the cache warm)",
     )
-    bench.add_argument("which", choices=["engine", "bridge", "boot"], help="what to measure")
+    bench.add_argument("which", choices=["engine", "bridge", "boot", "mcp", "sync"], help="what to measure")
     bench.add_argument("--jobs", type=int, default=20_000, help="engine: jobs per phase (default 20000)")
     bench.add_argument("--calls", type=int, default=3_000, help="bridge: round trips (default 3000)")
     bench.add_argument(
         "--compare", action="store_true", help="engine: also measure Procrastinate and DBOS (extra: bench)"
+    )
+    bench.add_argument("--sessions", type=int, default=50, help="mcp: MCP sessions (default 50)")
+    bench.add_argument("--rate", type=float, default=500.0, help="mcp: calls/s offered (default 500)")
+    bench.add_argument("--duration", type=float, default=10.0, help="mcp: seconds per phase (default 10)")
+    bench.add_argument("--tenants", type=int, default=1000, help="sync: tenants (default 1000)")
+    bench.add_argument("--hours", type=float, default=24.0, help="sync: simulated hours (default 24)")
+    bench.add_argument(
+        "--platforms", type=int, default=1, help="sync: platforms per tenant, 1 to 3 (default 1)"
     )
     bench.add_argument("--json", action="store_true", help="machine-readable output")
     bench.set_defaults(fn=cmd_bench)

@@ -16,6 +16,7 @@ import asyncio
 import json
 import logging
 import threading
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from contextlib import asynccontextmanager
 from typing import Any, TypeAlias, TypeVar
@@ -40,6 +41,8 @@ _UNAVAILABLE: tuple[type[BaseException], ...] = (
     asyncio.TimeoutError,
     asyncpg.exceptions.PostgresConnectionError,
     asyncpg.exceptions.InterfaceError,
+    # asyncpg's protocol can trip over a connection killed mid-operation (seen under load).
+    asyncpg.exceptions.InternalClientError,
     asyncpg.exceptions.CannotConnectNowError,
     asyncpg.exceptions.AdminShutdownError,
     asyncpg.exceptions.CrashShutdownError,
@@ -66,6 +69,18 @@ def translate_error(exc: BaseException) -> BaseException:
         sqlstate = getattr(exc, "sqlstate", "")
         return QueryError(f"{exc} (SQLSTATE {sqlstate})")
     return exc
+
+
+_TENANT_BEGIN = (
+    "BEGIN; SELECT set_config('role', '{role}', true), set_config('deneva.tenant_id', '{tenant}', true)"
+)
+
+
+def _uuid_literal(tenant_id: str) -> str:
+    try:
+        return str(uuid.UUID(str(tenant_id)))
+    except ValueError:
+        raise QueryError(f"tenant id {str(tenant_id)[:40]!r} is not a UUID") from None
 
 
 # Delivered by `Database.listen(report_loss=True)` when its connection drops.
@@ -255,15 +270,26 @@ class Database:
         Row-level security then hides every other tenant's rows whatever SQL `fn` runs.
         """
         pool = self._pool
+        # BEGIN and the switch in one round trip (a simple query can hold both; it takes no
+        # parameters, so the tenant id goes in as a literal, after checking it is a UUID).
+        begin = _TENANT_BEGIN.format(role=APP_ROLE, tenant=_uuid_literal(tenant_id))
 
         async def job() -> T:
-            async with pool.acquire() as conn, conn.transaction():
-                await conn.execute(
-                    "SELECT set_config('role', $1, true), set_config('deneva.tenant_id', $2, true)",
-                    APP_ROLE,
-                    str(tenant_id),
-                )
-                return await fn(conn)
+            async with pool.acquire() as conn:
+                await conn.execute(begin)
+                try:
+                    result = await fn(conn)
+                except asyncio.CancelledError:
+                    raise  # the query may still be in flight: the pool's release rolls back
+                except BaseException:
+                    if not conn.is_closed():
+                        try:
+                            await conn.execute("ROLLBACK")
+                        except Exception:  # the original error matters more; release cleans up
+                            pass
+                    raise
+                await conn.execute("COMMIT")
+                return result
 
         return await self._bridge.call(job)
 

@@ -63,6 +63,30 @@ async def test_tenant_cannot_write_rows_for_another_tenant(db: Database) -> None
         await db.tenant_transaction(acme, forge)
 
 
+async def test_a_failed_tenant_transaction_rolls_back_and_leaves_the_connection_as_it_was(
+    db: Database,
+) -> None:
+    acme = await _add_tenant(db, "acme")
+
+    async def write_then_fail(conn: Connection) -> None:
+        await conn.execute(
+            "INSERT INTO audit_log (tenant_id, event_type) VALUES ($1, 'rolled.back')", uuid.UUID(acme)
+        )
+        raise RuntimeError("boom")
+
+    for _ in range(3):  # more times than the pool has idle connections
+        with pytest.raises(RuntimeError, match="boom"):
+            await db.tenant_transaction(acme, write_then_fail)
+    assert await db.fetchval("SELECT count(*) FROM audit_log WHERE event_type = 'rolled.back'") == 0
+    # Back on the system role, outside any transaction, with no tenant set.
+    state = await db.fetchrow(
+        "SELECT current_user AS who, current_setting('deneva.tenant_id', true) AS tenant"
+    )
+    assert state is not None and state["who"] == "deneva_system" and not state["tenant"]
+    with pytest.raises(QueryError, match="not a UUID"):
+        await db.tenant_transaction("acme'; DROP TABLE tenants; --", write_then_fail)
+
+
 async def test_audit_log_is_insert_only_for_the_daemon(db: Database) -> None:
     acme = await _add_tenant(db, "acme")
     await _add_audit(db, acme, "kept")
