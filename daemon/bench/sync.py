@@ -8,12 +8,16 @@ What runs is the daemon's own: its function registry (`deneva.functions.app_regi
 minutes, the `refresh-tenant-report` worker, `eager-token-refresh` and
 `refresh-one-token`), the engine's Dispatcher and Scheduler actors with the daemon's
 settings (`workers` from the configuration, a 20-connection pool), the real adapters over
-HTTP (one shared client), on a throwaway database `deneva_bench_sync_<pid>` made on the
-configured server and dropped at the end.
+HTTP, on a throwaway database `deneva_bench_sync_<pid>` made on the configured server and
+dropped at the end.
 
 - Platforms: the sandbox (`deneva.sandbox`) serves in a process of its own on loopback,
   as real platforms work on their own machines; its clock (token expiry, the reporting
-  date) is the simulation's virtual clock.
+  date) is the simulation's virtual clock. The adapters share one HTTP client (the
+  daemon's wiring opens a client per call, whose TLS context alone costs about 20 ms of
+  CPU); at most 16 platform calls are under way at once, as one sandbox process would
+  otherwise share its CPU among hundreds of calls, each slower than the adapters'
+  timeouts in a burst, where a real platform answers each caller at the same speed.
 - Time: virtual (`deneva.bench.simclock.SkipIdleClock`). While anything is under way
   (a runnable task, a database call, a platform call) it follows the real clock, so
   work takes the time it really takes on this machine and shows up as queueing and lag;
@@ -36,7 +40,8 @@ configured server and dropped at the end.
   lag (how far past its `refresh_at` the most overdue row is, sampled every 30 s);
   the engine's queue (runs queued and due: exact peaks per hour from the runs' due
   and start times, samples every 30 s, the depth at the end) and how long refresh
-  runs waited to start; wall time and fetches per wall-clock second.
+  runs waited to start; wall time, fetches per wall-clock second, and the CPU time of
+  this process (the daemon's side) and of the sandbox's.
 - "No growing backlog": the queue of due runs empties at least once in every
   simulated hour after warm-up.
 """
@@ -108,9 +113,7 @@ SAMPLE_S = 30.0
 READS_PER_TENANT_HOUR = 2.0
 POOL_SIZE = 20  # the daemon's pool: max(4, min(workers, 20))
 PROVISION_BATCH = 200
-# Platform calls under way at once. The sandbox is one process on a shared core: more
-# calls at once would only share its CPU, each taking longer (past the adapters'
-# timeouts in a burst), where a real platform answers many callers at the same speed.
+# Platform calls under way at once (see the module's docstring).
 PLATFORM_SLOTS = 16
 TOKEN_ENDPOINTS = ("token", "revoke")
 REFRESH_FUNCTION = "refresh-tenant-report"
