@@ -13,7 +13,8 @@ the caller gives (deneva's own), and returns the same envelope `{data, cache: "h
 fetchedAt}` as structuredContent and as JSON text. It only serves hits: a miss is a
 tool error (the benchmark's row is always there). Callers authenticate with a deneva
 API key (`Authorization: Bearer dnv_...`) through the SDK's own bearer-token
-machinery (`TokenVerifier`), checked against the api_keys table as deneva checks it.
+machinery (`TokenVerifier`), checked against the api_keys table as deneva checks it and
+then remembered by hash, as deneva's key cache does.
 
 The SDK's log level is WARNING and uvicorn's access log is off, as deneva's is. uvicorn
 runs with its defaults: httptools and uvloop when they are installed, else h11 and
@@ -29,6 +30,7 @@ import contextlib
 import hmac
 import importlib.metadata
 import importlib.util
+import json
 import logging
 import os
 import sys
@@ -39,7 +41,7 @@ from typing import Any, Literal
 
 import asyncpg
 
-from deneva.db import APP_ROLE, SYSTEM_ROLE, _init_connection
+from deneva.db import SYSTEM_ROLE, _init_connection
 from deneva.tenants import hash_key, parse_key
 
 DSN_ENV = "DENEVA_BENCH_DSN"
@@ -49,7 +51,6 @@ Platform = Literal["google", "meta", "tiktok"]
 DateRange = Literal["last_7_days", "last_30_days", "last_90_days"]
 
 _AUTH_SQL = "SELECT tenant_id, key_hash FROM api_keys WHERE prefix = $1 AND revoked_at IS NULL"
-_SCOPE_SQL = "SELECT set_config('role', $1, true), set_config('deneva.tenant_id', $2, true)"
 
 
 def missing_package() -> str | None:
@@ -87,21 +88,30 @@ def build_app(dsn: str, pool_size: int, port: int) -> Any:
     from mcp.server.mcpserver import MCPServer
     from mcp.server.mcpserver.exceptions import ToolError
 
-    from deneva.mcp.report_tools import _resolve as resolve
+    from deneva.mcp.report_tools import ACCOUNTS_WITH_REPORT
+    from deneva.sync.cache import hit_from_row
 
     state: dict[str, asyncpg.Pool] = {}
 
     class ApiKeyVerifier:
         """deneva's `tenants.authenticate`: the key's prefix finds the row, its SHA-256 is compared."""
 
+        def __init__(self) -> None:
+            # Verified keys by hash, as deneva's KeyCache keeps them (the bench never revokes).
+            self.verified: dict[bytes, str] = {}
+
         async def verify_token(self, token: str) -> AccessToken | None:
-            prefix = parse_key(token)
-            if prefix is None:
-                return None
-            row = await state["pool"].fetchrow(_AUTH_SQL, prefix)
-            if row is None or not hmac.compare_digest(bytes(row["key_hash"]), hash_key(token.strip())):
-                return None
-            return AccessToken(token=token, client_id=str(row["tenant_id"]), scopes=[])
+            digest = hash_key(token.strip())
+            tenant = self.verified.get(digest)
+            if tenant is None:
+                prefix = parse_key(token)
+                if prefix is None:
+                    return None
+                row = await state["pool"].fetchrow(_AUTH_SQL, prefix)
+                if row is None or not hmac.compare_digest(bytes(row["key_hash"]), digest):
+                    return None
+                tenant = self.verified[digest] = str(row["tenant_id"])
+            return AccessToken(token=token, client_id=tenant, scopes=[])
 
     @contextlib.asynccontextmanager
     async def lifespan(_server: Any) -> AsyncIterator[dict[str, Any]]:
@@ -127,17 +137,15 @@ def build_app(dsn: str, pool_size: int, port: int) -> Any:
         access = get_access_token()
         if access is None:
             raise ToolError("not authenticated")
-        tenant = access.client_id
-        async with state["pool"].acquire() as conn, conn.transaction():
-            await conn.execute(_SCOPE_SQL, APP_ROLE, tenant)
-            resolved = await resolve(
-                conn, uuid.UUID(tenant), platform, accountId, (REPORT_TYPE, dateRange), time.time()
-            )
-        if isinstance(resolved, str):
-            raise ToolError(resolved)
-        if resolved.cached is None:
+        # deneva's hit path: the same statement (deneva_tenant_report switches to the
+        # tenant role and tenant itself, so row-level security applies), one round trip.
+        rows = await state["pool"].fetch(
+            ACCOUNTS_WITH_REPORT, uuid.UUID(access.client_id), platform, REPORT_TYPE, dateRange, accountId, 2
+        )
+        if len(rows) != 1 or rows[0]["payload"] is None:
             raise ToolError(f"{platform} {REPORT_TYPE} {dateRange} is not cached (the peer never fetches)")
-        return resolved.cached.envelope()
+        # The SDK serialises objects, so the cached JSON text is parsed here.
+        return hit_from_row(rows[0], time.time(), json.loads(rows[0]["payload"])).envelope()
 
     return server.streamable_http_app(json_response=True, host="127.0.0.1")
 

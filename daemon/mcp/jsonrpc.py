@@ -116,6 +116,13 @@ class PreEncoded(dict[str, Any]):
         return out
 
 
+class RawJson(str):
+    """JSON text written as is where it stands as a member of a tool's structured result
+    (a cached report that Postgres already serialised: see tools.text_result)."""
+
+    __slots__ = ()
+
+
 def _dumps(obj: Any) -> str:
     return json.dumps(obj, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
 

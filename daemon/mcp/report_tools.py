@@ -57,7 +57,7 @@ from deneva.db import Connection, Database
 from deneva.engine.engine import Engine
 from deneva.engine.errors import NonRetriableError
 from deneva.engine.model import RunRecord
-from deneva.mcp.jsonrpc import JsonObject
+from deneva.mcp.jsonrpc import JsonObject, RawJson
 from deneva.mcp.tools import ProgressFn, Tool, ToolContext, ToolError, ToolRegistry
 from deneva.reports.inputs import ReportInputError
 from deneva.sync.cache import CacheResult, CacheWaitTimeout, hit_from_row, read_or_fetch
@@ -284,18 +284,10 @@ STATUS_OUTPUT: JsonObject = {
 # -- SQL ------------------------------------------------------------------------------------
 
 # The tenant's accounts on a platform (one when accountId is given), each with its cache
-# row for the report asked for: account resolution and the cache read in one query.
-_ACCOUNTS_WITH_REPORT = """
-SELECT p.account_id, p.healthy, p.last_error_code,
-       c.payload, c.fetched_at, c.expires_at, c.is_stale
-FROM platform_credentials p
-LEFT JOIN metric_cache c
-       ON c.tenant_id = p.tenant_id AND c.platform = p.platform AND c.account_id = p.account_id
-      AND c.report_type = $3 AND c.date_range = $4
-WHERE p.tenant_id = $1 AND p.platform = $2 AND ($5::text IS NULL OR p.account_id = $5)
-ORDER BY p.account_id
-LIMIT $6
-"""
+# row for the report asked for (payload as JSON text): account resolution and the cache
+# read in one round trip. The function (migration 0004) switches to the tenant role and
+# tenant itself, so row-level security applies as in a tenant_transaction.
+ACCOUNTS_WITH_REPORT = "SELECT * FROM deneva_tenant_report($1, $2, $3, $4, $5, $6)"
 _ACCOUNT_IDS = """
 SELECT account_id FROM platform_credentials WHERE tenant_id = $1 AND platform = $2
 ORDER BY account_id LIMIT $3
@@ -344,26 +336,33 @@ class Resolved:
 
 
 async def _resolve(
-    conn: Connection,
+    db: Database,
     tenant: uuid.UUID,
     platform: str,
     account_id: str | None,
     report: tuple[str, str] | None,
     now: float,
 ) -> Resolved | str:
-    """The account (and, with `report` = (type, range), its cache row), or an error message."""
+    """The account (and, with `report` = (type, range), its cache row), or an error message.
+
+    A cache hit is one crossing and one round trip; only the error messages need more.
+    """
     report_type, date_range = report or ("", "")
-    rows = await conn.fetch(
-        _ACCOUNTS_WITH_REPORT, tenant, platform, report_type, date_range, account_id, MAX_ACCOUNTS + 1
+    rows = await db.fetch(
+        ACCOUNTS_WITH_REPORT, tenant, platform, report_type, date_range, account_id, MAX_ACCOUNTS + 1
     )
     if len(rows) == 1:
         row = rows[0]
-        cached = hit_from_row(row, now) if report and row["payload"] is not None else None
+        payload = row["payload"]
+        cached = hit_from_row(row, now, RawJson(payload)) if report and payload is not None else None
         return Resolved(row["account_id"], bool(row["healthy"]), row["last_error_code"], cached)
     if not rows and account_id is None:
         return f"{platform} is not connected for this tenant: connect an account first (deneva connect)."
     if not rows:
-        ids = [r["account_id"] for r in await conn.fetch(_ACCOUNT_IDS, tenant, platform, MAX_ACCOUNTS + 1)]
+        found = await db.tenant_transaction(
+            str(tenant), lambda conn: conn.fetch(_ACCOUNT_IDS, tenant, platform, MAX_ACCOUNTS + 1)
+        )
+        ids = [r["account_id"] for r in found]
         if not ids:
             return f"{platform} is not connected for this tenant: connect an account first (deneva connect)."
         return f"Argument 'accountId': {platform} account {account_id!r} is not connected; {_listing(ids)}."
@@ -438,10 +437,7 @@ def _report_handler(
         account_id: str | None = args.get("accountId")
         _check_report(platform, report_type, date_range)
         now = services.clock.now()
-        resolved = await services.db.tenant_transaction(
-            str(tenant),
-            lambda conn: _resolve(conn, tenant, platform, account_id, (report_type, date_range), now),
-        )
+        resolved = await _resolve(services.db, tenant, platform, account_id, (report_type, date_range), now)
         if isinstance(resolved, str):
             raise ToolError(resolved)
         if resolved.cached is not None:
@@ -526,9 +522,7 @@ def _refresh_handler(services: ToolServices) -> Callable[[JsonObject, ToolContex
         platform, report_type, date_range = args["platform"], args["reportType"], args["dateRange"]
         _check_report(platform, report_type, date_range)
         now = services.clock.now()
-        resolved = await services.db.tenant_transaction(
-            str(tenant), lambda conn: _resolve(conn, tenant, platform, args.get("accountId"), None, now)
-        )
+        resolved = await _resolve(services.db, tenant, platform, args.get("accountId"), None, now)
         if isinstance(resolved, str):
             raise ToolError(resolved)
         engine = services.get_engine()

@@ -21,7 +21,7 @@ from typing import Any
 
 import attrs
 
-from deneva.mcp.jsonrpc import INVALID_PARAMS, JsonObject, JsonRpcError, PreEncoded, RequestId
+from deneva.mcp.jsonrpc import INVALID_PARAMS, JsonObject, JsonRpcError, PreEncoded, RawJson, RequestId
 
 log = logging.getLogger(__name__)
 
@@ -197,9 +197,24 @@ class Tool:
         return out
 
 
+def _dumps(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str, allow_nan=False)
+
+
+def structured_text(structured: JsonObject) -> str:
+    """Compact JSON for a structured result; RawJson members go in as they are."""
+    if not any(isinstance(value, RawJson) for value in structured.values()):
+        return _dumps(structured)
+    members = (
+        f"{_dumps(name)}:{value if isinstance(value, RawJson) else _dumps(value)}"
+        for name, value in structured.items()
+    )
+    return "{" + ",".join(members) + "}"
+
+
 def text_result(structured: JsonObject) -> JsonObject:
     """structuredContent plus the same JSON as text, serialised once (see PreEncoded)."""
-    text = json.dumps(structured, ensure_ascii=False, separators=(",", ":"), default=str, allow_nan=False)
+    text = structured_text(structured)
     return PreEncoded(
         {"content": [{"type": "text", "text": text}], "structuredContent": structured, "isError": False},
         raw={"structuredContent": text},

@@ -107,12 +107,14 @@ def _key_args(key: CacheKey) -> tuple[Any, ...]:
     return (key.tenant_id, key.platform, key.account_id, key.report_type, key.date_range)
 
 
-def hit_from_row(row: Any, now: float) -> CacheResult:
+def hit_from_row(row: Any, now: float, data: Any = None) -> CacheResult:
     """A cache row (payload, fetched_at, expires_at, is_stale, and its credential's
-    healthy, last_error_code) as a hit: stale once expired or marked so."""
+    healthy, last_error_code) as a hit: stale once expired or marked so. `data`, when
+    given, stands for the payload (the MCP tools pass its JSON text, spliced as is)."""
     stale = bool(row["is_stale"]) or row["expires_at"].timestamp() <= now
     failure = row["last_error_code"] if row["healthy"] is False else None
-    return CacheResult(row["payload"], "hit", row["fetched_at"].timestamp(), stale, failure)
+    payload = row["payload"] if data is None else data
+    return CacheResult(payload, "hit", row["fetched_at"].timestamp(), stale, failure)
 
 
 async def _read(conn: Connection, key: CacheKey, now: float) -> CacheResult | None:

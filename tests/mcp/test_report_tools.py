@@ -23,7 +23,7 @@ from deneva.credentials import PlainTokens, store_credential
 from deneva.db import AsyncioThread, Database
 from deneva.engine.engine import Engine
 from deneva.engine.functions import Backoff, Registry
-from deneva.mcp.jsonrpc import JsonObject
+from deneva.mcp.jsonrpc import JsonObject, encode, result_response
 from deneva.mcp.report_tools import REPORT_TOOLS, ToolServices, build_tools
 from deneva.mcp.tools import ToolContext, ToolRegistry
 from deneva.sync.worker import REFRESH_EVENT, SyncRuntime, SyncServices, register_sync
@@ -62,7 +62,9 @@ class Env:
     sandbox: Sandbox
 
     async def call(self, tenant: uuid.UUID, name: str, **arguments: Any) -> JsonObject:
-        result = await self.tools.call_tool(name, arguments, ToolContext(tenant_id=str(tenant)))
+        answer = await self.tools.call_tool(name, arguments, ToolContext(tenant_id=str(tenant)))
+        # As the client sees it: cached reports are spliced in as JSON text when encoding.
+        result: JsonObject = json.loads(encode(result_response(1, answer)))["result"]
         if not result["isError"]:
             # The same JSON as text (SPEC §9).
             assert json.loads(result["content"][0]["text"]) == result["structuredContent"]

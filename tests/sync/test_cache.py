@@ -11,7 +11,7 @@ import trio.testing
 
 from deneva import tenants
 from deneva.clock import TrioClock
-from deneva.db import Database
+from deneva.db import Connection, Database
 from deneva.sync.cache import CacheKey, mark_stale, read, read_or_fetch, write
 from deneva.sync.cadence import CADENCES, cadence_for, refresh_due
 
@@ -119,3 +119,34 @@ def test_cadences_cover_the_seed_and_refresh_inside_the_headroom() -> None:
     for _ in range(200):
         due = refresh_due(0.0, 3600.0)
         assert 0.8 * 3600 <= due <= 0.9 * 3600
+
+
+async def test_the_one_round_trip_tool_read_sees_only_its_tenant_under_row_level_security(
+    db: Database,
+) -> None:
+    # deneva_tenant_report (migration 0004) has no tenant condition of its own: two tenants
+    # with the same account id and report would both show if row-level security did not
+    # apply inside it.
+    from deneva.credentials import PlainTokens, store_credential
+    from deneva.errors import QueryError
+
+    kek = bytes(32)
+    ids = {}
+    for name in ("acme", "globex"):
+        ids[name] = await _tenant(db, name)
+
+        async def connect(conn: Connection, tenant: str = name) -> None:
+            await store_credential(conn, kek, tenant, "google", "1234567890", PlainTokens("r", "t"))
+
+        await db.transaction(connect)
+        await write(db, _key(ids[name]), {"owner": name}, EPOCH, 3600)
+    sql = "SELECT * FROM deneva_tenant_report($1, 'google', 'account_health', 'last_7_days', NULL, 10)"
+    for name in ("acme", "globex"):
+        rows = await db.fetch(sql, ids[name])
+        assert [(r["account_id"], r["payload"]) for r in rows] == [("1234567890", f'{{"owner": "{name}"}}')]
+    # The switch lasts only for that statement: the pooled connection is back as it was.
+    state = await db.fetchrow("SELECT current_user AS who, current_setting('deneva.tenant_id', true) AS t")
+    assert state is not None and state["who"] == "deneva_system" and not state["t"]
+    # The tenant role itself may not call it (it would choose its own tenant).
+    with pytest.raises(QueryError, match="permission denied"):
+        await db.tenant_transaction(str(ids["acme"]), lambda c: c.fetch(sql, ids["globex"]))
