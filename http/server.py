@@ -18,6 +18,7 @@ from hypercorn.trio import serve
 
 from deneva.config import Bind
 from deneva.errors import ConfigError
+from deneva.http import hypercorn_tcp
 
 log = logging.getLogger("deneva.http")
 
@@ -80,6 +81,7 @@ class HttpServer:
 
     async def run(self, *, task_status: trio.TaskStatus[Any] = trio.TASK_STATUS_IGNORED) -> None:
         config = self._hypercorn_config()
+        hypercorn_tcp.install()
         try:
             async with trio.open_nursery() as nursery:
                 binds = await nursery.start(
