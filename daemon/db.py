@@ -13,6 +13,7 @@ batch, complete a batch, a transaction) in one function and run it once.
 from __future__ import annotations
 
 import asyncio
+import collections
 import json
 import logging
 import threading
@@ -87,8 +88,39 @@ def _uuid_literal(tenant_id: str) -> str:
 LISTEN_LOST = "\x00lost"
 
 
+class _Outbox:
+    """Callbacks for one trio run from the asyncio thread, delivered in batches: one
+    wake-up of the trio thread for however many results finish meanwhile."""
+
+    def __init__(self, token: trio.lowlevel.TrioToken) -> None:
+        self._token = token
+        self._queue: collections.deque[Callable[[], None]] = collections.deque()
+        self._armed = False
+
+    def post(self, fn: Callable[[], None]) -> None:  # asyncio thread
+        self._queue.append(fn)
+        if not self._armed:
+            self._armed = True
+            try:
+                self._token.run_sync_soon(self._deliver)
+            except trio.RunFinishedError:
+                self._queue.clear()
+
+    def _deliver(self) -> None:  # trio thread
+        # Disarm first: whatever is posted from now on either is seen below or re-arms.
+        self._armed = False
+        queue = self._queue
+        while queue:
+            queue.popleft()()
+
+
 class AsyncioThread:
-    """One asyncio event loop on a daemon thread; trio tasks await coroutines on it."""
+    """One asyncio event loop on a daemon thread; trio tasks await coroutines on it.
+
+    Crossings are batched both ways: calls submitted while the loop has not yet picked
+    up the previous ones share its wake-up, and results that finish together go back
+    to trio with one wake-up (each is a socket write and a GIL hand-over).
+    """
 
     # Calls under way across all bridges; a test clock reads it so virtual time
     # does not jump while real database work is in flight (tests/conftest.py).
@@ -96,6 +128,9 @@ class AsyncioThread:
 
     def __init__(self, name: str = "deneva-db") -> None:
         self._loop = asyncio.SelectorEventLoop()
+        self._inbox: collections.deque[Callable[[], None]] = collections.deque()
+        self._inbox_armed = False
+        self._outboxes: dict[trio.lowlevel.TrioToken, _Outbox] = {}
         self._thread = threading.Thread(target=self._main, name=name, daemon=True)
         self._thread.start()
 
@@ -108,6 +143,24 @@ class AsyncioThread:
     def loop(self) -> asyncio.AbstractEventLoop:
         return self._loop
 
+    def _submit(self, fn: Callable[[], None]) -> None:  # trio thread
+        self._inbox.append(fn)
+        if not self._inbox_armed:
+            self._inbox_armed = True
+            self._loop.call_soon_threadsafe(self._take_inbox)
+
+    def _take_inbox(self) -> None:  # asyncio thread
+        self._inbox_armed = False  # first: see _Outbox._deliver
+        inbox = self._inbox
+        while inbox:
+            inbox.popleft()()
+
+    def _outbox(self, token: trio.lowlevel.TrioToken) -> _Outbox:
+        box = self._outboxes.get(token)
+        if box is None:
+            box = self._outboxes[token] = _Outbox(token)
+        return box
+
     async def call(self, fn: Callable[..., Coroutine[Any, Any, T]], *args: Any) -> T:
         """Run `fn(*args)` on the asyncio loop and await its result: one crossing.
 
@@ -115,7 +168,7 @@ class AsyncioThread:
         cancelled behind it (asyncpg rolls back and returns the connection): a
         cancel must never wait on a server that stopped answering.
         """
-        token = trio.lowlevel.current_trio_token()
+        outbox = self._outbox(trio.lowlevel.current_trio_token())
         task = trio.lowlevel.current_task()
         aio_task: list[asyncio.Task[T]] = []
         settled = False
@@ -136,10 +189,7 @@ class AsyncioThread:
                 trio.lowlevel.reschedule(task, outcome.Value(done.result()))
 
         def on_done(done: asyncio.Task[T]) -> None:
-            try:
-                token.run_sync_soon(finish, done)
-            except trio.RunFinishedError:
-                pass
+            outbox.post(lambda: finish(done))
 
         def spawn() -> None:
             created = self._loop.create_task(fn(*args))
@@ -147,20 +197,22 @@ class AsyncioThread:
             created.add_done_callback(on_done)
 
         AsyncioThread.in_flight += 1
-        self._loop.call_soon_threadsafe(spawn)
+        self._submit(spawn)
 
         def abort(_raise_cancel: Callable[[], Any]) -> trio.lowlevel.Abort:
             nonlocal settled
             settled = True
             AsyncioThread.in_flight -= 1
-            self._loop.call_soon_threadsafe(lambda: aio_task[0].cancel() if aio_task else None)
+
+            def cancel() -> None:
+                if aio_task:
+                    aio_task[0].cancel()
+
+            self._submit(cancel)
             return trio.lowlevel.Abort.SUCCEEDED
 
         result: T = await trio.lowlevel.wait_task_rescheduled(abort)
         return result
-
-    def call_soon(self, fn: Callable[[], Any]) -> None:
-        self._loop.call_soon_threadsafe(fn)
 
     def stop(self) -> None:
         if self._thread.is_alive():

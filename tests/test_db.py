@@ -188,6 +188,29 @@ async def test_cancelling_a_call_cancels_the_query(db: Database) -> None:
     )
 
 
+async def test_many_concurrent_calls_each_get_their_own_answer(db: Database) -> None:
+    # Crossings are batched both ways (AsyncioThread): calls submitted together, and
+    # answers delivered together, must still reach the right caller, errors included.
+    answers: dict[int, object] = {}
+
+    async def one(n: int) -> None:
+        try:
+            answers[n] = await db.fetchval("SELECT $1::int * 2", n)
+        except QueryError:
+            answers[n] = "error"
+
+    async def failing(n: int) -> None:
+        try:
+            await db.fetchval("SELECT 1 / ($1::int - $1::int)", n)
+        except QueryError as exc:
+            answers[n] = "division" if "division by zero" in str(exc) else str(exc)
+
+    async with trio.open_nursery() as nursery:
+        for n in range(300):
+            nursery.start_soon(failing if n % 7 == 0 else one, n)
+    assert answers == {n: ("division" if n % 7 == 0 else n * 2) for n in range(300)}
+
+
 async def test_unreachable_database_is_a_typed_error() -> None:
     with pytest.raises(DatabaseUnavailable):
         await Database.open("postgresql://nobody@127.0.0.1:1/none", connect_timeout=2)
