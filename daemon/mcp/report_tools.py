@@ -58,6 +58,7 @@ from deneva.engine.engine import Engine
 from deneva.engine.errors import NonRetriableError
 from deneva.engine.model import RunRecord
 from deneva.mcp.jsonrpc import JsonObject, RawJson
+from deneva.mcp.report_reads import ReportReads
 from deneva.mcp.tools import ProgressFn, Tool, ToolContext, ToolError, ToolRegistry
 from deneva.reports.inputs import ReportInputError
 from deneva.sync.cache import CacheResult, CacheWaitTimeout, hit_from_row, read_or_fetch
@@ -117,6 +118,11 @@ class ToolServices:
     sync: SyncServices | Callable[[], SyncServices] | None
     owner: str
     fetch_wait_s: float = 60.0  # how long a miss waits for another process's fetch of the same key
+    # The tools' cache reads, batched across concurrent calls.
+    reads: ReportReads = attrs.field(
+        init=False,
+        default=attrs.Factory(lambda self: ReportReads(self.db, MAX_ACCOUNTS + 1), takes_self=True),
+    )
 
     def get_engine(self) -> Engine:
         return self.engine if isinstance(self.engine, Engine) else self.engine()
@@ -336,7 +342,7 @@ class Resolved:
 
 
 async def _resolve(
-    db: Database,
+    services: ToolServices,
     tenant: uuid.UUID,
     platform: str,
     account_id: str | None,
@@ -345,12 +351,12 @@ async def _resolve(
 ) -> Resolved | str:
     """The account (and, with `report` = (type, range), its cache row), or an error message.
 
-    A cache hit is one crossing and one round trip; only the error messages need more.
+    A cache hit is one crossing and one round trip, shared with the calls made at the same
+    time (ReportReads); only the error messages need more.
     """
+    db = services.db
     report_type, date_range = report or ("", "")
-    rows = await db.fetch(
-        ACCOUNTS_WITH_REPORT, tenant, platform, report_type, date_range, account_id, MAX_ACCOUNTS + 1
-    )
+    rows = await services.reads.read(tenant, platform, report_type, date_range, account_id)
     if len(rows) == 1:
         row = rows[0]
         payload = row["payload"]
@@ -437,7 +443,7 @@ def _report_handler(
         account_id: str | None = args.get("accountId")
         _check_report(platform, report_type, date_range)
         now = services.clock.now()
-        resolved = await _resolve(services.db, tenant, platform, account_id, (report_type, date_range), now)
+        resolved = await _resolve(services, tenant, platform, account_id, (report_type, date_range), now)
         if isinstance(resolved, str):
             raise ToolError(resolved)
         if resolved.cached is not None:
@@ -522,7 +528,7 @@ def _refresh_handler(services: ToolServices) -> Callable[[JsonObject, ToolContex
         platform, report_type, date_range = args["platform"], args["reportType"], args["dateRange"]
         _check_report(platform, report_type, date_range)
         now = services.clock.now()
-        resolved = await _resolve(services.db, tenant, platform, args.get("accountId"), None, now)
+        resolved = await _resolve(services, tenant, platform, args.get("accountId"), None, now)
         if isinstance(resolved, str):
             raise ToolError(resolved)
         engine = services.get_engine()

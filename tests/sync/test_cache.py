@@ -150,3 +150,95 @@ async def test_the_one_round_trip_tool_read_sees_only_its_tenant_under_row_level
     # The tenant role itself may not call it (it would choose its own tenant).
     with pytest.raises(QueryError, match="permission denied"):
         await db.tenant_transaction(str(ids["acme"]), lambda c: c.fetch(sql, ids["globex"]))
+
+
+async def test_batched_tool_reads_give_each_call_its_own_tenants_rows(db: Database) -> None:
+    # Many concurrent calls from two tenants with the same account id and report go out
+    # as a few deneva_tenant_reports statements; row-level security scopes each call's
+    # query to its own tenant, so every caller gets its own row and only that.
+    from deneva.credentials import PlainTokens, store_credential
+    from deneva.mcp.report_reads import ReportReads
+
+    kek = bytes(32)
+    ids = {}
+    for name in ("acme", "globex"):
+        ids[name] = await _tenant(db, name)
+
+        async def connect(conn: Connection, tenant: str = name) -> None:
+            await store_credential(conn, kek, tenant, "google", "1234567890", PlainTokens("r", "t"))
+
+        await db.transaction(connect)
+        await write(db, _key(ids[name]), {"owner": name}, EPOCH, 3600)
+    reads = ReportReads(db, 10, max_in_flight=2)
+    got: dict[int, list[tuple[str, str | None]]] = {}
+
+    async def one(n: int) -> None:
+        name = ("acme", "globex")[n % 2]
+        account = "1234567890" if n % 3 else None
+        report = "account_health" if n % 5 else "campaign_performance"  # not cached
+        rows = await reads.read(ids[name], "google", report, "last_7_days", account)
+        got[n] = [(r["account_id"], r["payload"]) for r in rows]
+
+    async with trio.open_nursery() as nursery:
+        for n in range(60):
+            nursery.start_soon(one, n)
+    for n in range(60):
+        name = ("acme", "globex")[n % 2]
+        payload = f'{{"owner": "{name}"}}' if n % 5 else None
+        assert got[n] == [("1234567890", payload)], n
+    assert reads.batches < 60 / 4  # they did share statements
+    # A platform the tenant has not connected: no rows, not another tenant's.
+    assert await reads.read(ids["acme"], "meta", "account_health", "last_7_days", None) == []
+
+
+async def test_a_cancelled_batch_runner_leaves_the_other_calls_answered(
+    db: Database, database_url: str
+) -> None:
+    import asyncio
+
+    from deneva.mcp.report_reads import ReportReads
+
+    tenant = await _tenant(db, "acme")
+    reads = ReportReads(db, 10, max_in_flight=1)
+    answered: list[object] = []
+    # Another session locks the table, so the first batch is surely under way (blocked)
+    # when its runner is cancelled.
+    other = await Database.open(database_url, min_size=1, max_size=1)
+    token = trio.lowlevel.current_trio_token()
+    locked = trio.Event()
+    release = asyncio.Event()
+
+    async def hold(conn: Connection) -> None:
+        await conn.execute("LOCK TABLE platform_credentials IN ACCESS EXCLUSIVE MODE")
+        token.run_sync_soon(locked.set)
+        await release.wait()
+
+    async def one() -> None:
+        answered.append(await reads.read(tenant, "google", "account_health", "last_7_days", None))
+
+    try:
+        with trio.fail_after(60):  # a guard: a stranded call would hang the test
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(other.transaction, hold)
+                await locked.wait()
+                scope = trio.CancelScope()
+
+                async def first() -> None:
+                    with scope:
+                        await reads.read(tenant, "google", "account_health", "last_7_days", None)
+                    answered.append("cancelled" if scope.cancelled_caught else "answered")
+
+                nursery.start_soon(first)
+                await trio.testing.wait_all_tasks_blocked()  # `first` runs the batch, blocked on the lock
+                for _ in range(5):
+                    nursery.start_soon(one)
+                await trio.testing.wait_all_tasks_blocked()  # the others queue behind it
+                assert reads.batches == 1 and answered == []
+                scope.cancel()
+                await trio.testing.wait_all_tasks_blocked()
+                assert answered == ["cancelled"]
+                other.bridge.loop.call_soon_threadsafe(release.set)
+    finally:
+        await other.close()
+    # Every queued call was answered (no rows: no credential), in one more batch.
+    assert answered == ["cancelled"] + [[]] * 5 and reads.batches == 2
