@@ -13,8 +13,10 @@ dropped at the end, whatever happens:
    warning), serving `POST /mcp`.
 3. The SDK: `python -m deneva.bench.mcp_peer`, the `mcp` package's MCPServer under
    uvicorn, stateful Streamable HTTP with JSON responses, the same tool reading the
-   same row with the same statement, bearer auth on the same API key, a pool as large
-   as deneva's.
+   same row through the same database function (one call at a time, as the SDK's tools
+   run; deneva batches concurrent calls into one statement), bearer auth on the same
+   API key, remembered after its first check as deneva does, a pool as large as
+   deneva's.
 4. For each server in turn (the other one stopped), the load generator
    (`python -m deneva.bench.loadgen`, a process of its own, raw JSON-RPC over
    keep-alive HTTP/1.1) opens `sessions` MCP sessions, warms up, offers `rate` calls/s
