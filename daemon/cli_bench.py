@@ -29,7 +29,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
             raise UsageError("--rate: expected 1 to 100000 calls/s")
         if not 1 <= args.duration <= 3600:
             raise UsageError("--duration: expected 1 to 3600 s")
-        return run_mcp_bench(config, args.sessions, args.rate, args.duration, args.json)
+        if not 1 <= args.rounds <= 20:
+            raise UsageError("--rounds: expected 1 to 20")
+        return run_mcp_bench(config, args.sessions, args.rate, args.duration, args.json, args.rounds)
     if args.which == "sync":
         from deneva.bench.sync import run_sync_bench
 
@@ -65,6 +67,12 @@ def add_bench_command(add: Callable[[str, str], argparse.ArgumentParser]) -> Non
     bench.add_argument("--sessions", type=int, default=50, help="mcp: MCP sessions (default 50)")
     bench.add_argument("--rate", type=float, default=500.0, help="mcp: calls/s offered (default 500)")
     bench.add_argument("--duration", type=float, default=10.0, help="mcp: seconds per phase (default 10)")
+    bench.add_argument(
+        "--rounds",
+        type=int,
+        default=3,
+        help="mcp: rounds, the servers taking turns; the median round is reported (default 3)",
+    )
     bench.add_argument("--tenants", type=int, default=1000, help="sync: tenants (default 1000)")
     bench.add_argument("--hours", type=float, default=24.0, help="sync: simulated hours (default 24)")
     bench.add_argument(

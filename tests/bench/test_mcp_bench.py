@@ -31,7 +31,7 @@ from deneva.bench.loadgen import (
     run_load,
     sse_data,
 )
-from deneva.bench.mcp import Report, ServerResult
+from deneva.bench.mcp import Report, ServerResult, combine_rounds
 from deneva.cli import main as cli_main
 
 API_KEY = "dnv_0123abcd_" + "k" * 40
@@ -436,7 +436,36 @@ def test_report_gives_the_ratio_and_the_verdicts() -> None:
     assert "not measured: no /mcp" in unmeasured.table()
 
 
-@pytest.mark.parametrize("bad", [["--sessions", "0"], ["--rate", "0"], ["--duration", "0"]])
+def test_rounds_report_the_median_round_and_list_every_round() -> None:
+    server = ServerInfo("16", 160000, "on", "on", "embedded")
+    deneva = combine_rounds(
+        [
+            _measured("deneva", 1900, 1.1, 2.0),
+            _measured("deneva", 2200, 1.0, 9.0),
+            _measured("deneva", 2000, 1.2, 3.0),
+        ]
+    )
+    sdk = combine_rounds(
+        [
+            _measured("sdk", 700, 2, 30),
+            _measured("sdk", 900, 2, 4),
+            ServerResult("sdk", "1", not_measured="gone"),
+        ]
+    )
+    assert deneva.peak_per_s == 2000 and deneva.open_loop is not None and deneva.open_loop["p99_ms"] == 3.0
+    assert sdk.peak_per_s == 900 and [r["measured"] for r in sdk.rounds] == [True, True, False]
+    report = Report(50, 500.0, 10.0, server, 3000, (deneva, sdk), rounds=3)
+    data = report.as_json()
+    assert data["rounds"] == 3 and data["peak_ratio"] == round(2000 / 900, 2)
+    assert [r["peak_per_s"] for r in data["servers"]["deneva"]["rounds"]] == [1900, 2200, 2000]
+    table = report.table()
+    assert "3 rounds" in table and "1.10 / 2.00, 1,900; 1.00 / 9.00, 2,200; 1.20 / 3.00, 2,000" in table
+    assert "not measured" in table.split("sdk rounds")[1].splitlines()[0]
+
+
+@pytest.mark.parametrize(
+    "bad", [["--sessions", "0"], ["--rate", "0"], ["--duration", "0"], ["--rounds", "0"], ["--rounds", "21"]]
+)
 def test_bench_mcp_refuses_bad_arguments(bad: list[str], capsys: pytest.CaptureFixture[str]) -> None:
     assert cli_main(["bench", "mcp", *bad]) == 1
     assert "expected" in capsys.readouterr().err
