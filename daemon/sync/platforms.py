@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import attrs
+import httpx
 
 from deneva.adapters import PLATFORMS, Platform, PlatformConfig, adapters_for
 from deneva.config import Config
@@ -26,8 +27,10 @@ class PlatformSetup:
     synced: tuple[str, ...]
     not_synced: Mapping[str, str]  # platform -> why
 
-    def adapters(self) -> dict[str, Platform]:
-        return {name: adapter for name, adapter in adapters_for(self.config).items() if name in self.synced}
+    def adapters(self, http: httpx.AsyncClient | None = None) -> dict[str, Platform]:
+        """The synced platforms' adapters, on `http` (a client each call without it)."""
+        adapters = adapters_for(self.config, http=http)
+        return {name: adapter for name, adapter in adapters.items() if name in self.synced}
 
 
 def platform_setup(config: Config, secrets: Secrets) -> PlatformSetup:

@@ -109,6 +109,12 @@ class McpSocket:
 
 @pytest.mark.parametrize("style", ["legacy", "stateless"])
 async def test_a_websocket_client_uses_every_tool(daemon: RunningDaemon, style: str) -> None:
+    # The daemon's platform adapters share one HTTP client (pool and TLS context made once).
+    runtime = daemon.daemon.sync_runtime
+    assert runtime is not None and runtime.services is not None and daemon.daemon.platform_http is not None
+    assert {id(getattr(a, "http", None)) for a in runtime.services.adapters.values()} == {
+        id(daemon.daemon.platform_http)
+    }
     tenant = daemon.tenant("acme")
     headers = [(b"authorization", f"Bearer {tenant.key}".encode())]
     async with open_websocket_url(daemon.ws_url, subprotocols=["mcp"], extra_headers=headers) as ws:
