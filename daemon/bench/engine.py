@@ -49,6 +49,7 @@ import trio
 from deneva.actors.dispatcher import Dispatcher
 from deneva.admin import admin_dsn, run_async
 from deneva.bench import peers as peer_bench
+from deneva.bench.common import BenchError, Say, database_where, print_report, say_to_stderr
 from deneva.clock import SystemClock
 from deneva.config import Config
 from deneva.db import AsyncioThread, Connection, Database, connect_once
@@ -57,7 +58,6 @@ from deneva.engine.context import Context
 from deneva.engine.engine import Engine, EngineSettings
 from deneva.engine.events import Event, new_event_id
 from deneva.engine.functions import EventTrigger, Function
-from deneva.errors import DenevaError, root_cause
 from deneva.migrations import load_migrations, migrate
 
 TARGET_NOOP_PER_S = 10_000.0
@@ -76,17 +76,6 @@ LATENCY_PAUSE_S = (0.002, 0.010)
 LATENCY_EVENT = "deneva-bench/latency"
 LATENCY_FUNCTION = "deneva-bench-latency"
 PEER_ORDER = ("procrastinate", "dbos")
-
-Say = Callable[[str], None]
-
-
-class BenchError(DenevaError):
-    """The benchmark could not run or its results did not check out."""
-
-
-def say_to_stderr(message: str) -> None:
-    print(f"bench: {message}", file=sys.stderr, flush=True)
-
 
 # -- what is measured ----------------------------------------------------------------------------
 
@@ -712,19 +701,12 @@ def run_engine_bench(config: Config, jobs: int, as_json: bool, compare: bool) ->
     if jobs < 1:
         print("deneva: error: bench engine: --jobs must be at least 1", file=sys.stderr)
         return 2
-    where = "external (DENEVA_DATABASE_URL)" if config.database_url else f"embedded ({config.state_dir})"
-    try:
+    where = database_where(config)
+
+    def produce() -> Report:
         with admin_dsn(config) as dsn:
-            report = run_benchmark(
+            return run_benchmark(
                 dsn, env=config.env, jobs=jobs, compare=compare, workers=config.workers, where=where
             )
-    except KeyboardInterrupt:
-        return 130
-    except BaseException as exc:
-        cause = root_cause(exc)
-        if isinstance(cause, DenevaError | OSError):
-            print(f"deneva: error: bench engine: {cause}", file=sys.stderr)
-            return 1
-        raise
-    print(json.dumps(report.as_json()) if as_json else report.table(), flush=True)
-    return 0
+
+    return print_report("engine", produce, as_json)

@@ -44,7 +44,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -55,10 +55,10 @@ import trio
 
 from deneva.admin import admin_dsn, run_async
 from deneva.bench import mcp_peer
+from deneva.bench.common import BenchError, Say, database_where, print_report, say_to_stderr
 from deneva.bench.engine import ServerInfo, ThrowawayDatabase, _server_info, machine_info
 from deneva.config import Config
 from deneva.db import Database
-from deneva.errors import DenevaError, root_cause
 
 TARGET_P50_MS = 2.0
 TARGET_P99_MS = 10.0
@@ -76,16 +76,6 @@ SERVER_ORDER = ("deneva", "sdk")
 BACKGROUND_SAMPLE_S = 1.0
 BUSY_WARNING_PCT = 15.0  # other processes this busy make the figures unreliable
 LOG_TAIL = 20
-
-Say = Callable[[str], None]
-
-
-class BenchError(DenevaError):
-    """The benchmark could not run; the message says why."""
-
-
-def say_to_stderr(message: str) -> None:
-    print(f"bench: {message}", file=sys.stderr, flush=True)
 
 
 def tool_arguments() -> dict[str, Any]:
@@ -720,10 +710,11 @@ def run_mcp_bench(
     config: Config, sessions: int, rate: float, duration_s: float, as_json: bool, rounds: int = 1
 ) -> int:
     """`deneva bench mcp`: print the figures; the exit code (0 when it ran, targets missed or not)."""
-    where = "external (DENEVA_DATABASE_URL)" if config.database_url else f"embedded ({config.state_dir})"
-    try:
+    where = database_where(config)
+
+    def produce() -> Report:
         with admin_dsn(config) as dsn:
-            report = run_benchmark(
+            return run_benchmark(
                 dsn,
                 env=config.env,
                 sessions=sessions,
@@ -733,13 +724,5 @@ def run_mcp_bench(
                 workers=config.workers,
                 where=where,
             )
-    except KeyboardInterrupt:
-        return 130
-    except BaseException as exc:
-        cause = root_cause(exc)
-        if isinstance(cause, DenevaError | OSError):
-            print(f"deneva: error: bench mcp: {cause}", file=sys.stderr)
-            return 1
-        raise
-    print(json.dumps(report.as_json()) if as_json else report.table(), flush=True)
-    return 0
+
+    return print_report("mcp", produce, as_json)

@@ -50,7 +50,6 @@ from __future__ import annotations
 
 import bisect
 import itertools
-import json
 import logging
 import math
 import os
@@ -82,8 +81,8 @@ from deneva.adapters import (
 )
 from deneva.adapters.base import Platform
 from deneva.admin import admin_dsn, run_async
+from deneva.bench.common import BenchError, Say, database_where, print_report, say_to_stderr
 from deneva.bench.engine import (
-    BenchError,
     ServerInfo,
     ThrowawayDatabase,
     _server_info,
@@ -97,7 +96,6 @@ from deneva.config import Config
 from deneva.credentials import PlainTokens, store_credential
 from deneva.db import Connection, Database, connect_once
 from deneva.engine.engine import Engine, EngineSettings
-from deneva.errors import DenevaError, root_cause
 from deneva.functions import app_registry
 from deneva.logs import setup_logging
 from deneva.migrations import load_migrations, migrate
@@ -117,13 +115,6 @@ PROVISION_BATCH = 200
 PLATFORM_SLOTS = 16
 TOKEN_ENDPOINTS = ("token", "revoke")
 REFRESH_FUNCTION = "refresh-tenant-report"
-
-Say = Callable[[str], None]
-
-
-def say_to_stderr(message: str) -> None:
-    print(f"bench: {message}", file=sys.stderr, flush=True)
-
 
 # -- the simulated world ---------------------------------------------------------------------------
 
@@ -841,21 +832,13 @@ def run_sync_bench(config: Config, tenants: int, hours: float, platforms: int, a
 
     Progress goes to stderr; stdout gets the table, or one JSON object with `as_json`.
     """
-    where = "external (DENEVA_DATABASE_URL)" if config.database_url else f"embedded ({config.state_dir})"
     params = Params(tenants, hours, platforms, workers=config.workers)
     if not logging.getLogger().handlers:  # the engine's warnings, with their details, on stderr
         setup_logging("text", "warning", stream=sys.stderr)
-    try:
+
+    def produce() -> Report:
         params.check()
         with admin_dsn(config) as dsn:
-            report = run_benchmark(dsn, params, env=config.env, where=where)
-    except BaseException as exc:
-        cause = root_cause(exc)
-        if isinstance(cause, KeyboardInterrupt):
-            return 130
-        if isinstance(cause, DenevaError | OSError):
-            print(f"deneva: error: bench sync: {cause}", file=sys.stderr)
-            return 1
-        raise
-    print(json.dumps(report.as_json()) if as_json else report.table(), flush=True)
-    return 0
+            return run_benchmark(dsn, params, env=config.env, where=database_where(config))
+
+    return print_report("sync", produce, as_json)
