@@ -140,6 +140,14 @@ class ResponseParser:
         self._state, self._headers, self._body = _HEAD, {}, bytearray()
         return response
 
+    def _take_body(self) -> bool:
+        """Move up to `_remaining` buffered bytes into the body; True once none remain."""
+        take = min(self._remaining, len(self._buf))
+        self._body += self._buf[:take]
+        del self._buf[:take]
+        self._remaining -= take
+        return not self._remaining
+
     def _line(self) -> bytes | None:
         end = self._buf.find(b"\r\n")
         if end < 0:
@@ -167,11 +175,7 @@ class ResponseParser:
                         continue
                     return self._finish()
             elif state == _LENGTH:
-                take = min(self._remaining, len(self._buf))
-                self._body += self._buf[:take]
-                del self._buf[:take]
-                self._remaining -= take
-                if self._remaining:
+                if not self._take_body():
                     return None
                 return self._finish()
             elif state == _CHUNK_SIZE:
@@ -187,11 +191,7 @@ class ResponseParser:
                 self._remaining = size
                 self._state = _CHUNK_DATA if size else _TRAILERS
             elif state == _CHUNK_DATA:
-                take = min(self._remaining, len(self._buf))
-                self._body += self._buf[:take]
-                del self._buf[:take]
-                self._remaining -= take
-                if self._remaining:
+                if not self._take_body():
                     return None
                 self._state = _CHUNK_END
             elif state == _CHUNK_END:

@@ -121,25 +121,32 @@ def test_cadences_cover_the_seed_and_refresh_inside_the_headroom() -> None:
         assert 0.8 * 3600 <= due <= 0.9 * 3600
 
 
+async def _two_tenants_on_one_account(db: Database) -> dict[str, uuid.UUID]:
+    """acme and globex, each with Google account 1234567890 and its account_health row
+    `{"owner": <name>}`: the same ids, so only row-level security tells them apart."""
+    from deneva.credentials import PlainTokens, store_credential
+
+    ids = {}
+    for name in ("acme", "globex"):
+        ids[name] = await _tenant(db, name)
+
+        async def connect(conn: Connection, tenant: str = name) -> None:
+            await store_credential(conn, bytes(32), tenant, "google", "1234567890", PlainTokens("r", "t"))
+
+        await db.transaction(connect)
+        await write(db, _key(ids[name]), {"owner": name}, EPOCH, 3600)
+    return ids
+
+
 async def test_the_one_round_trip_tool_read_sees_only_its_tenant_under_row_level_security(
     db: Database,
 ) -> None:
     # deneva_tenant_report (migration 0004) has no tenant condition of its own: two tenants
     # with the same account id and report would both show if row-level security did not
     # apply inside it.
-    from deneva.credentials import PlainTokens, store_credential
     from deneva.errors import QueryError
 
-    kek = bytes(32)
-    ids = {}
-    for name in ("acme", "globex"):
-        ids[name] = await _tenant(db, name)
-
-        async def connect(conn: Connection, tenant: str = name) -> None:
-            await store_credential(conn, kek, tenant, "google", "1234567890", PlainTokens("r", "t"))
-
-        await db.transaction(connect)
-        await write(db, _key(ids[name]), {"owner": name}, EPOCH, 3600)
+    ids = await _two_tenants_on_one_account(db)
     sql = "SELECT * FROM deneva_tenant_report($1, 'google', 'account_health', 'last_7_days', NULL, 10)"
     for name in ("acme", "globex"):
         rows = await db.fetch(sql, ids[name])
@@ -156,19 +163,9 @@ async def test_batched_tool_reads_give_each_call_its_own_tenants_rows(db: Databa
     # Many concurrent calls from two tenants with the same account id and report go out
     # as a few deneva_tenant_reports statements; row-level security scopes each call's
     # query to its own tenant, so every caller gets its own row and only that.
-    from deneva.credentials import PlainTokens, store_credential
     from deneva.mcp.report_reads import ReportReads
 
-    kek = bytes(32)
-    ids = {}
-    for name in ("acme", "globex"):
-        ids[name] = await _tenant(db, name)
-
-        async def connect(conn: Connection, tenant: str = name) -> None:
-            await store_credential(conn, kek, tenant, "google", "1234567890", PlainTokens("r", "t"))
-
-        await db.transaction(connect)
-        await write(db, _key(ids[name]), {"owner": name}, EPOCH, 3600)
+    ids = await _two_tenants_on_one_account(db)
     reads = ReportReads(db, 10, max_in_flight=2)
     got: dict[int, list[tuple[str, str | None]]] = {}
 
