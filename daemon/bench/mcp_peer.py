@@ -88,7 +88,7 @@ def build_app(dsn: str, pool_size: int, port: int) -> Any:
     from mcp.server.mcpserver import MCPServer
     from mcp.server.mcpserver.exceptions import ToolError
 
-    from deneva.mcp.report_tools import ACCOUNTS_WITH_REPORT
+    from deneva.mcp.report_reads import BATCH_SQL
     from deneva.sync.cache import hit_from_row
 
     state: dict[str, asyncpg.Pool] = {}
@@ -137,10 +137,10 @@ def build_app(dsn: str, pool_size: int, port: int) -> Any:
         access = get_access_token()
         if access is None:
             raise ToolError("not authenticated")
-        # deneva's hit path: the same statement (deneva_tenant_report switches to the
-        # tenant role and tenant itself, so row-level security applies), one round trip.
+        # deneva's statement (deneva_tenant_reports switches to the tenant role and
+        # tenant, so row-level security applies), one round trip for this one call.
         rows = await state["pool"].fetch(
-            ACCOUNTS_WITH_REPORT, uuid.UUID(access.client_id), platform, REPORT_TYPE, dateRange, accountId, 2
+            BATCH_SQL, [uuid.UUID(access.client_id)], [platform], [REPORT_TYPE], [dateRange], [accountId], 2
         )
         if len(rows) != 1 or rows[0]["payload"] is None:
             raise ToolError(f"{platform} {REPORT_TYPE} {dateRange} is not cached (the peer never fetches)")

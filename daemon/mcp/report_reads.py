@@ -1,10 +1,10 @@
 """The report tools' cache reads, batched: concurrent calls share one round trip.
 
-Each tool call needs its account and cache row (`deneva_tenant_report`, migration 0004).
-When calls arrive together, as they do from many MCP sessions at once, `ReportReads`
-sends them as one `deneva_tenant_reports` statement, which switches to the tenant role
-and, before each call's query, to that call's tenant, so row-level security still
-scopes every query to its own tenant.
+Each tool call needs the tenant's accounts on a platform (one when accountId is given),
+each with its cache row for the report (payload as JSON text). `ReportReads` sends the
+calls under way as one `deneva_tenant_reports` statement (migration 0004), which switches
+to the tenant role and, before each call's query, to that call's tenant, so row-level
+security scopes every query to its own tenant, as in a tenant_transaction.
 
 Nothing waits to fill a batch: a call that finds fewer than `max_in_flight` batches
 under way starts one at once (alone, when the daemon is quiet); the calls that arrive

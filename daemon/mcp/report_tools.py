@@ -289,11 +289,8 @@ STATUS_OUTPUT: JsonObject = {
 
 # -- SQL ------------------------------------------------------------------------------------
 
-# The tenant's accounts on a platform (one when accountId is given), each with its cache
-# row for the report asked for (payload as JSON text): account resolution and the cache
-# read in one round trip. The function (migration 0004) switches to the tenant role and
-# tenant itself, so row-level security applies as in a tenant_transaction.
-ACCOUNTS_WITH_REPORT = "SELECT * FROM deneva_tenant_report($1, $2, $3, $4, $5, $6)"
+# Account resolution and the cache read: deneva.mcp.report_reads (one round trip, shared by
+# the calls under way). The account ids, for the message when accountId is not connected:
 _ACCOUNT_IDS = """
 SELECT account_id FROM platform_credentials WHERE tenant_id = $1 AND platform = $2
 ORDER BY account_id LIMIT $3

@@ -4,6 +4,7 @@ processes, a failed fetch lets the next caller try, tenants never see each other
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 import pytest
 import trio
@@ -138,25 +139,27 @@ async def _two_tenants_on_one_account(db: Database) -> dict[str, uuid.UUID]:
     return ids
 
 
-async def test_the_one_round_trip_tool_read_sees_only_its_tenant_under_row_level_security(
-    db: Database,
-) -> None:
-    # deneva_tenant_report (migration 0004) has no tenant condition of its own: two tenants
-    # with the same account id and report would both show if row-level security did not
-    # apply inside it.
+async def test_the_tool_read_sees_only_its_tenant_under_row_level_security(db: Database) -> None:
+    # deneva_tenant_reports (migration 0004) has no tenant condition of its own: two
+    # tenants with the same account id and report would both show if row-level security
+    # did not apply inside it.
     from deneva.errors import QueryError
+    from deneva.mcp.report_reads import BATCH_SQL
 
     ids = await _two_tenants_on_one_account(db)
-    sql = "SELECT * FROM deneva_tenant_report($1, 'google', 'account_health', 'last_7_days', NULL, 10)"
+
+    def read(tenant: uuid.UUID) -> tuple[Any, ...]:
+        return (BATCH_SQL, [tenant], ["google"], ["account_health"], ["last_7_days"], [None], 10)
+
     for name in ("acme", "globex"):
-        rows = await db.fetch(sql, ids[name])
+        rows = await db.fetch(*read(ids[name]))
         assert [(r["account_id"], r["payload"]) for r in rows] == [("1234567890", f'{{"owner": "{name}"}}')]
     # The switch lasts only for that statement: the pooled connection is back as it was.
     state = await db.fetchrow("SELECT current_user AS who, current_setting('deneva.tenant_id', true) AS t")
     assert state is not None and state["who"] == "deneva_system" and not state["t"]
     # The tenant role itself may not call it (it would choose its own tenant).
     with pytest.raises(QueryError, match="permission denied"):
-        await db.tenant_transaction(str(ids["acme"]), lambda c: c.fetch(sql, ids["globex"]))
+        await db.tenant_transaction(str(ids["acme"]), lambda c: c.fetch(*read(ids["globex"])))
 
 
 async def test_batched_tool_reads_give_each_call_its_own_tenants_rows(db: Database) -> None:
