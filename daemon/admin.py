@@ -14,6 +14,7 @@ import asyncpg
 from deneva.config import Config
 from deneva.db import Database, translate_error
 from deneva.errors import DenevaError
+from deneva.migrations import apply_migrations
 from deneva.pgembed import DATABASE, EmbeddedPostgres, StateLock, SyncServer, dsn_for, running_server
 
 T = TypeVar("T")
@@ -73,8 +74,6 @@ def admin_dsn(config: Config) -> Iterator[str]:
 def with_database(config: Config, fn: Callable[[Database], Awaitable[T]]) -> T:
     """Run `fn(db)` under trio for a CLI command, on a migrated database."""
     import trio
-
-    from deneva.runtime import apply_migrations
 
     async def main(dsn: str) -> T:
         await apply_migrations(dsn, config.env)  # as the daemon does at start

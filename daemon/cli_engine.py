@@ -1,4 +1,4 @@
-"""CLI commands for the engine: functions, invoke, send, runs."""
+"""CLI commands for the engine: functions (and pause/resume), invoke, send, runs."""
 
 from __future__ import annotations
 
@@ -11,11 +11,12 @@ from typing import Any, TypeVar
 
 from deneva.clock import SystemClock
 from deneva.config import Config, load_config
-from deneva.engine.engine import Engine
+from deneva.engine.engine import ENGINE, Engine
 from deneva.engine.functions import CronTrigger, Function
 from deneva.engine.model import STATUSES, RunRecord
 from deneva.errors import DenevaError
 from deneva.functions import app_registry
+from deneva.retention import plan_from_config
 
 T = TypeVar("T")
 
@@ -32,7 +33,8 @@ def _config(args: argparse.Namespace) -> Config:
 def _with_engine(config: Config, fn: Callable[[Engine], Awaitable[T]]) -> T:
     from deneva.admin import with_database
 
-    return with_database(config, lambda db: fn(Engine(db, app_registry()[0], SystemClock(), owner="cli")))
+    registry = app_registry().registry
+    return with_database(config, lambda db: fn(Engine(db, registry, SystemClock(), owner="cli")))
 
 
 def _json_arg(text: str | None, flag: str) -> dict[str, Any]:
@@ -58,7 +60,7 @@ def _print_json(value: Any) -> None:
     print(json.dumps(value, indent=2, default=str))
 
 
-def _triggers(function: Function) -> list[str]:
+def _triggers(function: Function, schedules: dict[str, str]) -> list[str]:
     out = []
     for trigger in function.triggers:
         if isinstance(trigger, CronTrigger):
@@ -66,30 +68,74 @@ def _triggers(function: Function) -> list[str]:
         else:
             match = "".join(f" if {k} == {v!r}" for k, v in (trigger.match or {}).items())
             out.append(f"event {trigger.name}{match}")
+    if function.id in schedules:
+        out.append(f"janitor {schedules[function.id]}")
     return out or ["invoke only"]
 
 
+def _pause_target(args: argparse.Namespace) -> str | None:
+    if args.all and args.function_id:
+        raise UsageError(f"functions {args.action}: give a FUNCTION_ID or --all, not both")
+    if not args.all and not args.function_id:
+        raise UsageError(f"functions {args.action}: give a FUNCTION_ID, or --all for the whole engine")
+    target: str | None = None if args.all else args.function_id
+    return target
+
+
 def cmd_functions(args: argparse.Namespace) -> int:
-    functions = app_registry()[0].all()
+    config = _config(args)
+    if args.action in ("pause", "resume"):
+        target = _pause_target(args)
+        if target is not None:
+            app_registry().registry.get(target)  # an unknown id fails here, naming it
+
+        async def steer(engine: Engine) -> bool:
+            if args.action == "pause":
+                await engine.pause(target, by="cli")
+                return True
+            return await engine.resume(target)
+
+        changed = _with_engine(config, steer)
+        what = "the engine" if target is None else target
+        word = "paused" if args.action == "pause" else ("resumed" if changed else "was not paused")
+        if args.json:
+            _print_json({"function": target or ENGINE, "action": args.action, "changed": changed})
+        else:
+            print(f"{what} {word}")
+        return 0
+    if args.function_id or args.all:
+        raise UsageError("functions: FUNCTION_ID and --all go with pause or resume")
+    functions = app_registry().registry.all()
+    schedules = dict(plan_from_config(config).schedules)
+    paused = {p.function_id: p for p in _with_engine(config, lambda e: e.paused())}
+    engine_paused = paused.get(ENGINE)
     rows: list[dict[str, Any]] = []
     for f in functions:
+        pause = paused.get(f.id) or engine_paused
         rows.append(
             {
                 "id": f.id,
-                "triggers": _triggers(f),
+                "triggers": _triggers(f, schedules),
                 "retries": f.retries,
                 "concurrency": None
                 if f.concurrency is None
                 else {"limit": f.concurrency.limit, "key": f.concurrency.key},
                 "timeoutS": f.timeout_s,
+                "state": "active" if pause is None else "paused",
+                "pausedAt": None if pause is None else pause.paused_at.isoformat(),
+                "pausedWith": None if pause is None else ("engine" if pause is engine_paused else "function"),
             }
         )
     if args.json:
         _print_json(rows)
         return 0
+    if engine_paused is not None:
+        since = engine_paused.paused_at.isoformat()
+        print(f"the engine is paused since {since} (deneva functions resume --all)")
     width = max(len(r["id"]) for r in rows)
     for row in rows:
-        print(f"{row['id']:<{width}}  {'; '.join(row['triggers'])}  (retries {row['retries']})")
+        state = "" if row["state"] == "active" else "  PAUSED"
+        print(f"{row['id']:<{width}}  {'; '.join(row['triggers'])}  (retries {row['retries']}){state}")
     return 0
 
 
@@ -178,11 +224,8 @@ def cmd_runs(args: argparse.Namespace) -> int:
 
         async def show(engine: Engine) -> dict[str, Any]:
             record = await engine.get_run(run_id)
-            from deneva.engine import store
-
-            steps = await engine.db.run(lambda conn: store.get_steps(conn, run_id))
             body = record.as_json()
-            body["steps"] = [{"id": s, "output": o, "completedAt": c.isoformat()} for s, o, c in steps]
+            body["steps"] = [step.as_json() for step in await engine.get_steps(run_id)]
             return body
 
         body = _with_engine(config, show)
@@ -196,6 +239,10 @@ def cmd_runs(args: argparse.Namespace) -> int:
             print(f"{'output':>14}: {json.dumps(body['output'])}")
             for step in body["steps"]:
                 print(f"{'step':>14}: {step['id']} at {step['completedAt']}")
+            if body["lastTraceback"]:
+                print(f"{'traceback':>14}:")
+                for line in body["lastTraceback"].rstrip().splitlines():
+                    print(f"{'':>16}{line}")
         return 0
     if action == "retry":
         status = _with_engine(config, lambda e: e.retry(run_id))
@@ -206,7 +253,14 @@ def cmd_runs(args: argparse.Namespace) -> int:
 
 
 def add_engine_commands(commands: Any, add: Callable[[str, str], argparse.ArgumentParser]) -> None:
-    functions = add("functions", "list the registered functions and their triggers")
+    functions = add("functions", "list the functions (triggers, paused or not), or pause / resume one")
+    functions.add_argument(
+        "action", nargs="?", choices=["pause", "resume"], help="stop or restart starting runs (every replica)"
+    )
+    functions.add_argument(
+        "function_id", nargs="?", metavar="FUNCTION_ID", help="the function to pause or resume"
+    )
+    functions.add_argument("--all", action="store_true", help="with pause/resume: the whole engine")
     functions.add_argument("--json", action="store_true", help="machine-readable output")
     functions.set_defaults(fn=cmd_functions)
 

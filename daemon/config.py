@@ -22,8 +22,10 @@ from deneva.adapters.base import (
     PLATFORMS,
     TIKTOK_BUSINESS_API,
 )
+from deneva.engine.cron import CronError, parse_cron
 from deneva.errors import ConfigError
 
+DAY = 86_400.0
 LOG_FORMATS = ("auto", "json", "text")
 LOG_LEVELS = ("debug", "info", "warning", "error")
 
@@ -64,6 +66,20 @@ class Config:
     google_ads_api_version: str | None = None
     meta_api_version: str | None = None
     tiktok_api_version: str | None = None
+    # The janitor (deneva.retention): when each pass runs, and how long things are kept.
+    schedule_purge_cache: str = "0 2 * * *"
+    schedule_purge_sync_log: str = "15 2 * * *"
+    schedule_archive_audit: str = "30 2 * * *"
+    schedule_prune_engine: str = "*/15 * * * *"
+    retention_cache: float = 90 * DAY
+    retention_cache_grace: float = 1 * DAY
+    retention_sync_log: float = 30 * DAY
+    retention_audit: float = 365 * DAY
+    retention_runs_succeeded: float = 7 * DAY
+    retention_runs_failed: float = 30 * DAY
+    retention_events: float = 7 * DAY
+    retention_cron_ticks: float = 7 * DAY
+    janitor_batch: int = 10_000
     config_file: Path | None = None
 
     @property
@@ -138,6 +154,58 @@ def _parse_seconds(key: str, value: Any) -> float:
     if not 0 < number <= 86_400:
         raise ConfigError(f"{key}: expected seconds between 0 and 86400, got {value!r}")
     return number
+
+
+_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": DAY, "w": 7 * DAY}
+MAX_RETENTION_S = 10 * 365 * DAY
+
+
+def _duration(minimum: float) -> Callable[[str, Any], float]:
+    """A duration: "90d", "12h", "30m", "45s", "2w", or a number of seconds; at least
+    `minimum` seconds and at most ten years."""
+
+    def parse(key: str, value: Any) -> float:
+        shown = repr(value) if not isinstance(value, str) or len(value) <= 40 else repr(value[:40] + "...")
+        if isinstance(value, bool):
+            raise ConfigError(
+                f"{key}: expected a duration like '90d', '12h' or a number of seconds, got {shown}"
+            )
+        seconds: float | None = None
+        if isinstance(value, int | float):
+            seconds = float(value)
+        elif isinstance(value, str):
+            match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*", value.lower())
+            if match:
+                seconds = float(match.group(1)) * _UNITS[match.group(2) or "s"]
+        if seconds is None or seconds != seconds:
+            raise ConfigError(
+                f"{key}: expected a duration like '90d', '12h' or a number of seconds, got {shown}"
+            )
+        if not minimum <= seconds <= MAX_RETENTION_S:
+            least = "0" if minimum == 0 else f"{minimum:g} s"
+            raise ConfigError(f"{key}: expected a duration from {least} to 3650d, got {shown}")
+        return seconds
+
+    return parse
+
+
+def _parse_cron(key: str, value: Any) -> str:
+    text = _parse_str(key, value)
+    try:
+        parse_cron(text)
+    except CronError as exc:
+        raise ConfigError(f"{key}: {exc}") from None
+    return text
+
+
+def _bounded_int(low: int, high: int) -> Callable[[str, Any], int]:
+    def parse(key: str, value: Any) -> int:
+        number = _parse_positive_int(key, value)
+        if not low <= number <= high:
+            raise ConfigError(f"{key}: expected a whole number from {low} to {high}, got {value!r}")
+        return number
+
+    return parse
 
 
 def _parse_names(key: str, value: Any) -> tuple[str, ...]:
@@ -220,6 +288,19 @@ _PARSERS: dict[str, Callable[[str, Any], Any]] = {
     "google_ads_api_version": _version(r"v\d{1,3}", "v17"),
     "meta_api_version": _version(r"v\d{1,3}\.\d{1,3}", "v19.0"),
     "tiktok_api_version": _version(r"v\d{1,3}\.\d{1,3}", "v1.3"),
+    "schedule_purge_cache": _parse_cron,
+    "schedule_purge_sync_log": _parse_cron,
+    "schedule_archive_audit": _parse_cron,
+    "schedule_prune_engine": _parse_cron,
+    "retention_cache": _duration(3600.0),
+    "retention_cache_grace": _duration(0.0),
+    "retention_sync_log": _duration(3600.0),
+    "retention_audit": _duration(DAY),
+    "retention_runs_succeeded": _duration(60.0),
+    "retention_runs_failed": _duration(60.0),
+    "retention_events": _duration(60.0),
+    "retention_cron_ticks": _duration(60.0),
+    "janitor_batch": _bounded_int(1, 10_000),
 }
 
 KEYS = tuple(_PARSERS)

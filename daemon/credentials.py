@@ -20,11 +20,17 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from deneva.db import Connection
 from deneva.errors import DenevaError
+from deneva.sql import query
 from deneva.tenants import tenant_by_name
 
 PLATFORMS = ("google", "meta", "tiktok")
 _NONCE = 12
 _DEK_AAD = b"deneva:data-key:v1"
+CHANGED_CHANNEL = "deneva_credentials"  # NOTIFYed when a credential's tokens change
+_CONNECT = query("credentials_connect")
+_LOAD = query("credentials_load")
+_STORE_TOKENS = query("credentials_store_tokens")
+_AUDIT_CONNECTED = query("credentials_audit_connected")
 
 
 class CredentialError(DenevaError):
@@ -131,22 +137,13 @@ def check_connect_input(platform: str, account_id: str, tokens: PlainTokens) -> 
 async def store_credential(
     conn: Connection, kek: bytes, tenant_name: str, platform: str, account_id: str, tokens: PlainTokens
 ) -> dict[str, Any]:
-    """Insert or replace a tenant's credential for one account (the row becomes healthy)."""
+    """Insert or replace a tenant's credential for one account (the row becomes healthy,
+    and a token refresh under way for it will not write over the new tokens)."""
     check_connect_input(platform, account_id, tokens)
     tenant = await tenant_by_name(conn, tenant_name)
     sealed = seal_tokens(kek, tenant.id, platform, account_id, tokens)
     row = await conn.fetchrow(
-        """
-        INSERT INTO platform_credentials (tenant_id, platform, account_id, wrapped_key, refresh_token_ct,
-                                          access_token_ct, access_token_expires_at)
-        VALUES ($1, $2, $3, $4, $5, $6, $7)
-        ON CONFLICT (tenant_id, platform, account_id) DO UPDATE SET
-            wrapped_key = excluded.wrapped_key, refresh_token_ct = excluded.refresh_token_ct,
-            access_token_ct = excluded.access_token_ct,
-            access_token_expires_at = excluded.access_token_expires_at,
-            healthy = true, last_error_code = NULL, updated_at = now()
-        RETURNING id, (xmax = 0) AS inserted
-        """,
+        _CONNECT,
         tenant.id,
         platform,
         account_id,
@@ -156,12 +153,7 @@ async def store_credential(
         _expires(tokens),
     )
     assert row is not None
-    await conn.execute(
-        "INSERT INTO audit_log (tenant_id, event_type, actor, details) "
-        "VALUES ($1, 'credential.connected', 'cli', $2)",
-        tenant.id,
-        {"platform": platform, "account_id": account_id},
-    )
+    await conn.execute(_AUDIT_CONNECTED, tenant.id, {"platform": platform, "account_id": account_id})
     return {
         "id": str(row["id"]),
         "tenant": tenant.name,
@@ -171,15 +163,49 @@ async def store_credential(
     }
 
 
+@attrs.frozen
+class StoredCredential:
+    """A credential as read, with the version a later token write must match."""
+
+    id: uuid.UUID
+    sealed: SealedCredential
+    access_token_expires_at: float | None
+    version: int
+
+
+async def load_credential(
+    conn: Connection, tenant_id: uuid.UUID, platform: str, account_id: str
+) -> StoredCredential | None:
+    row = await conn.fetchrow(_LOAD, tenant_id, platform, account_id)
+    if row is None:
+        return None
+    expires = row["access_token_expires_at"]
+    return StoredCredential(
+        row["id"],
+        SealedCredential.from_row(row),
+        None if expires is None else expires.timestamp(),
+        row["token_version"],
+    )
+
+
 async def store_tokens(
-    conn: Connection, kek: bytes, tenant_id: uuid.UUID, platform: str, account_id: str, tokens: PlainTokens
-) -> None:
-    """Replace a credential's tokens (after a refresh), sealed under a fresh data key."""
+    conn: Connection,
+    kek: bytes,
+    tenant_id: uuid.UUID,
+    platform: str,
+    account_id: str,
+    tokens: PlainTokens,
+    *,
+    expected_version: int,
+    lease_owner: str = "",
+) -> int | None:
+    """Replace a credential's tokens (after a refresh), sealed under a fresh data key, only
+    if the credential is still at `expected_version` (compare-and-set: a reconnect since
+    it was read wins). Gives up `lease_owner`'s refresh lease. The new version, or None
+    when the credential changed meanwhile (nothing written)."""
     sealed = seal_tokens(kek, tenant_id, platform, account_id, tokens)
-    await conn.execute(
-        "UPDATE platform_credentials SET wrapped_key = $4, refresh_token_ct = $5, access_token_ct = $6, "
-        "access_token_expires_at = $7, updated_at = now() "
-        "WHERE tenant_id = $1 AND platform = $2 AND account_id = $3",
+    version = await conn.fetchval(
+        _STORE_TOKENS,
         tenant_id,
         platform,
         account_id,
@@ -187,4 +213,7 @@ async def store_tokens(
         sealed.refresh_token_ct,
         sealed.access_token_ct,
         _expires(tokens),
+        expected_version,
+        lease_owner,
     )
+    return None if version is None else int(version)

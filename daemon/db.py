@@ -18,7 +18,7 @@ import json
 import logging
 import threading
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Coroutine
 from contextlib import asynccontextmanager
 from typing import Any, TypeAlias, TypeVar
 
@@ -26,6 +26,7 @@ import asyncpg
 import outcome
 import trio
 
+from deneva.backoff import Backoff
 from deneva.errors import DatabaseError, DatabaseUnavailable, QueryError, UniqueViolation
 
 log = logging.getLogger("deneva.db")
@@ -84,6 +85,7 @@ def _uuid_literal(tenant_id: str) -> str:
         raise QueryError(f"tenant id {str(tenant_id)[:40]!r} is not a UUID") from None
 
 
+RECONNECT_BACKOFF = Backoff(base_s=0.1, factor=2.0, max_s=5.0, jitter=0.25)
 # Delivered by `Database.listen(report_loss=True)` when its connection drops.
 LISTEN_LOST = "\x00lost"
 
@@ -368,7 +370,11 @@ class Database:
 
     @asynccontextmanager
     async def listen(
-        self, *channels: str, buffer: int = 1024, skip_own: bool = False, report_loss: bool = False
+        self,
+        *channels: str,
+        buffer: int = 1024,
+        skip_own: bool | Collection[str] = False,
+        report_loss: bool = False,
     ) -> AsyncIterator[trio.MemoryReceiveChannel[tuple[str, str]]]:
         """Yield a channel of (channel, payload) notifications from LISTEN.
 
@@ -376,12 +382,14 @@ class Database:
         `(channel, "")` message is delivered so consumers re-check what they may have
         missed (polling stays the safety net). With `report_loss`, a dropped connection
         is delivered as `(channel, LISTEN_LOST)` first, for consumers whose state is only
-        valid while they hear every notification. With `skip_own`, notifications sent
-        from this pool's own connections are dropped (the process knows already).
+        valid while they hear every notification. With `skip_own` (True, or the channels
+        it applies to), notifications sent from this pool's own connections are dropped
+        (the process knows already).
         """
+        own = frozenset(channels if skip_own is True else () if skip_own is False else skip_own)
         send, receive = trio.open_memory_channel[tuple[str, str]](buffer)
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(self._listen_loop, channels, send, skip_own, report_loss)
+            nursery.start_soon(self._listen_loop, channels, send, own, report_loss)
             try:
                 yield receive
             finally:
@@ -391,12 +399,12 @@ class Database:
         self,
         channels: tuple[str, ...],
         send: trio.MemorySendChannel[tuple[str, str]],
-        skip_own: bool,
+        skip_own: frozenset[str],
         report_loss: bool = False,
     ) -> None:
         token = trio.lowlevel.current_trio_token()
         dsn = self.dsn
-        backoff = 0.1
+        failures = 0
         while True:
             lost = trio.Event()
 
@@ -409,7 +417,7 @@ class Database:
                     pass
 
             def on_notify(_conn: Any, pid: int, channel: str, payload: str) -> None:
-                if skip_own and pid in self.own_pids:
+                if channel in skip_own and pid in self.own_pids:
                     return
                 try:
                     token.run_sync_soon(deliver, channel, payload)
@@ -436,13 +444,15 @@ class Database:
             try:
                 conn = await self._bridge.call(connect)
             except DatabaseError as exc:
+                failures += 1
+                delay = RECONNECT_BACKOFF.delay(failures)
                 log.warning(
-                    "listen connection failed; retrying", extra={"error": str(exc), "retry_s": backoff}
+                    "listen connection failed; retrying",
+                    extra={"error": str(exc), "retry_s": round(delay, 2)},
                 )
-                await trio.sleep(backoff)
-                backoff = min(backoff * 2, 5.0)
+                await trio.sleep(delay)
                 continue
-            backoff = 0.1
+            failures = 0
             try:
                 for channel in channels:
                     deliver(channel, "")

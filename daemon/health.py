@@ -1,19 +1,19 @@
-"""Readiness: what `/readyz` reports, computed from the database, migrations and actors."""
+"""Readiness: what `/readyz` reports, from the database, migrations, actors and the canary."""
 
 from __future__ import annotations
 
 import attrs
 import trio
 
+from deneva.canary import MAX_AGE_S, Beat, latest_beat
 from deneva.clock import Clock
-from deneva.db import Connection, Database
+from deneva.db import Database
+from deneva.engine.engine import ENGINE, Engine
 from deneva.errors import DatabaseError
-from deneva.sql import query
 from deneva.supervisor import Supervisor
 
-HEARTBEAT_MAX_AGE_S = 600.0
+HEARTBEAT_MAX_AGE_S = MAX_AGE_S
 DB_PROBE_TIMEOUT_S = 2.0
-_LATEST_HEARTBEAT = query("latest_heartbeat")
 
 
 @attrs.frozen
@@ -32,34 +32,46 @@ class HealthState:
     node: str
     db: Database | None = None
     migrated: bool = False
+    engine: Engine | None = None
 
-    async def heartbeat_age_s(self) -> float | None:
-        """Seconds since this node's last heartbeat (None if never); raises on a DB outage."""
+    async def latest_beat(self) -> Beat | None:
+        """The engine canary's latest beat (None if none yet); raises on a DB outage."""
         if self.db is None:
             raise DatabaseError("database not connected yet")
+        with trio.fail_after(DB_PROBE_TIMEOUT_S):
+            return await latest_beat(self.db)
 
-        async def latest(conn: Connection) -> object:
-            return await conn.fetchval(_LATEST_HEARTBEAT, "scheduler", self.node, timeout=DB_PROBE_TIMEOUT_S)
-
-        with trio.fail_after(DB_PROBE_TIMEOUT_S + 1):
-            beat = await self.db.run(latest)
-        if beat is None:
-            return None
-        age: float = self.clock.now() - beat.timestamp()  # type: ignore[attr-defined]
-        return max(0.0, age)
+    async def _paused_note(self) -> str:
+        """Why the canary may be stale on purpose: the whole engine is paused."""
+        if self.engine is None:
+            return ""
+        try:
+            with trio.fail_after(DB_PROBE_TIMEOUT_S):
+                paused = [p for p in await self.engine.paused() if p.function_id == ENGINE]
+        except (DatabaseError, trio.TooSlowError):
+            return ""
+        if not paused:
+            return ""
+        return (
+            f"; the engine is paused since {paused[0].paused_at.isoformat()} (deneva functions resume --all)"
+        )
 
     async def readiness(self) -> Readiness:
         problems: list[str] = []
         checks: dict[str, str] = {}
         try:
-            age = await self.heartbeat_age_s()
+            beat = await self.latest_beat()
             checks["database"] = "ok"
+            age = None if beat is None else beat.age_s(self.clock.now())
             if age is None:
                 checks["heartbeat"] = "missing"
-                problems.append("heartbeat: no heartbeat recorded for this node")
+                problems.append("heartbeat: no heartbeat run has got through the engine yet")
             elif age > HEARTBEAT_MAX_AGE_S:
                 checks["heartbeat"] = f"stale ({age:.0f} s old)"
-                problems.append(f"heartbeat: last beat {age:.0f} s ago (limit {HEARTBEAT_MAX_AGE_S:.0f} s)")
+                problems.append(
+                    f"heartbeat: last heartbeat run {age:.0f} s ago (limit {HEARTBEAT_MAX_AGE_S:.0f} s): "
+                    "the scheduler, dispatcher or workers are stuck" + await self._paused_note()
+                )
             else:
                 checks["heartbeat"] = "ok"
         except (DatabaseError, trio.TooSlowError) as exc:

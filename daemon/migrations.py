@@ -15,8 +15,9 @@ import re
 from importlib import resources
 
 import attrs
+import trio
 
-from deneva.db import Connection
+from deneva.db import Connection, connect_once
 from deneva.errors import EnvironmentMismatch, MigrationError
 
 _NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
@@ -128,3 +129,15 @@ async def pending(conn: Connection, migrations: list[Migration]) -> list[str]:
     if exists:
         done = {r["version"] for r in await conn.fetch("SELECT version FROM deneva_migrations")}
     return [m.filename for m in migrations if m.version not in done]
+
+
+async def apply_migrations(dsn: str, env: str) -> tuple[str, ...]:
+    """Migrate the database at `dsn` for environment `env` (from trio): the applied files."""
+    bridge, conn = await connect_once(dsn)
+    try:
+        report = await bridge.call(migrate, conn, env, load_migrations())
+        return report.applied
+    finally:
+        with trio.CancelScope(shield=True):
+            await bridge.call(conn.close)
+        bridge.stop()

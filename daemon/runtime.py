@@ -1,17 +1,19 @@
-"""The daemon: one trio process, one top nursery, every actor wired here.
+"""The daemon: one trio process, one top nursery, every actor started here.
 
-Wiring (the circuit diagram):
+The engine's circuit (its actors and the channels between them) is drawn and built in
+`deneva.wiring`; this module starts it, with what surrounds it:
 
-    signals ──stop/reload──▶ run_daemon
+    signals ──stop/reload──▶ Daemon.run
     PostgresKeeper (embedded only) ──dsn──▶ migrations ──▶ Database pool
-    Heartbeat ──▶ heartbeats table ◀── HealthState ◀── HttpServer (/healthz, /readyz)
-    Engine.send/invoke ──wake channel──▶ Dispatcher ◀── LISTEN deneva_runs (other replicas)
-    Scheduler (cron ticks) ──runs + wake──▶ Dispatcher ──bounded worker nursery──▶ functions
+    deneva.wiring: Listener, Dispatcher (+ workers), Lifeline, Scheduler, Janitor,
+                   TokenRefresher, Canary, all around the Engine
+    KeyCache (LISTEN deneva_api_keys) ──▶ MCP auth
+    HttpServer (MCP, health, metrics, events, admin) ──▶ Engine, HealthState, Metrics
     drain (trio.Event) ──▶ HttpServer (graceful shutdown), Dispatcher (stop claiming)
 
-Start order: Postgres, migrations, pool, actors, HTTP; READY=1 once all are up.
-Stop order: STOPPING=1, drain within the grace period, cancel actors, close the
-pool, stop Postgres.
+Start order: Postgres, migrations, pool, the engine's actors, HTTP; READY=1 once all
+are up. Stop order: STOPPING=1, drain within the grace period, cancel actors, close
+the pool, stop Postgres.
 """
 
 from __future__ import annotations
@@ -27,20 +29,18 @@ from typing import Any
 import httpx
 import trio
 
-from deneva.actors.dispatcher import Dispatcher
-from deneva.actors.heartbeat import Heartbeat
 from deneva.actors.postgres import PostgresKeeper
-from deneva.actors.scheduler import Scheduler
 from deneva.adapters import PlatformConfig, adapters_for
 from deneva.admin import create_database
+from deneva.canary import CanaryServices
 from deneva.clock import Clock, SystemClock
-from deneva.config import Config, load_config
-from deneva.db import AsyncioThread, Database, connect_once
+from deneva.config import KEYS, Config, load_config
+from deneva.db import AsyncioThread, Database
 from deneva.demo import DemoSandbox, provision_demo, warm_cache
 from deneva.engine.engine import Engine, EngineSettings
 from deneva.engine.functions import Registry
 from deneva.errors import DenevaError
-from deneva.functions import app_registry
+from deneva.functions import AppFunctions, app_registry
 from deneva.health import HealthState
 from deneva.http.app import create_app
 from deneva.http.mcp_ws import McpEndpoints
@@ -49,42 +49,22 @@ from deneva.logs import register_secret, setup_logging
 from deneva.mcp.auth import KeyCache
 from deneva.mcp.report_tools import ToolServices, build_tools
 from deneva.mcp.tools import ToolRegistry
-from deneva.migrations import load_migrations, migrate
+from deneva.migrations import apply_migrations
 from deneva.pgembed import DATABASE, EmbeddedPostgres, StateLock
+from deneva.retention import JanitorServices, plan_from_config
 from deneva.sdnotify import Notifier
 from deneva.secrets import Secrets
 from deneva.supervisor import Supervisor
+from deneva.sync.model import SyncRuntime, SyncServices
 from deneva.sync.platforms import platform_setup
-from deneva.sync.worker import SyncRuntime, SyncServices
+from deneva.sync.tokens import TokenDeadlines
+from deneva.wiring import CanaryPlan, Circuit, engine_circuit
 
 log = logging.getLogger("deneva.daemon")
-# Keys read once at start, by the ad-platform sync.
-_PLATFORM_KEYS = (
-    "platforms",
-    "google_ads_url",
-    "google_token_url",
-    "meta_graph_url",
-    "tiktok_api_url",
-    "google_ads_api_version",
-    "meta_api_version",
-    "tiktok_api_version",
-)
 
 
 def node_name(config: Config) -> str:
     return f"{socket.gethostname()}:{config.http_bind.port}"
-
-
-async def apply_migrations(dsn: str, env: str) -> tuple[str, ...]:
-    migrations = load_migrations()
-    bridge, conn = await connect_once(dsn)
-    try:
-        report = await bridge.call(migrate, conn, env, migrations)
-        return report.applied
-    finally:
-        with trio.CancelScope(shield=True):
-            await bridge.call(conn.close)
-        bridge.stop()
 
 
 class Daemon:
@@ -112,11 +92,16 @@ class Daemon:
         self.http_binds: list[str] = []
         self.pg: EmbeddedPostgres | None = None
         self.demo = demo
-        self.sync_runtime: SyncRuntime | None = None
+        # With a registry of its own (tests), the daemon binds no services to it.
+        self.functions: AppFunctions | None = None
         if registry is None:
-            registry, self.sync_runtime = app_registry()
+            self.functions = app_registry()
+            registry = self.functions.registry
+        self.sync_runtime: SyncRuntime | None = None if self.functions is None else self.functions.sync
         self.registry = registry
+        self.janitor_plan = plan_from_config(config)
         self.engine: Engine | None = None
+        self.circuit: Circuit | None = None
         self.demo_key_file: Path | None = None
         self.mcp: McpEndpoints | None = None
         self.platform_http: httpx.AsyncClient | None = None  # while running: the adapters' client
@@ -186,20 +171,41 @@ class Daemon:
     async def _start_actors(self, nursery: trio.Nursery, db: Database) -> None:
         config = self.config
         owner = f"{self.health.node}:{os.getpid()}"
+        functions = self.functions
         if self.demo and self.sync_runtime is not None:
             base_url = await self.supervisor.start(nursery, DemoSandbox())
             adapters = adapters_for(PlatformConfig.for_sandbox(base_url), http=self.platform_http)
-            self.sync_runtime.services = SyncServices(db, self.secrets.kek_bytes(), adapters, self.clock)
-            self.demo_key_file = await provision_demo(db, self.secrets.kek_bytes(), config.state_dir)
+            kek = self.secrets.kek_bytes()
+            self.sync_runtime.services = SyncServices(db, kek, adapters, self.clock, owner=owner)
+            self.demo_key_file = await provision_demo(db, kek, config.state_dir)
         elif self.sync_runtime is not None:
-            self._bind_platforms(self.sync_runtime, db)
-        self.engine = Engine(db, self.registry, self.clock, owner, EngineSettings(workers=config.workers))
-        await self.supervisor.start(
-            nursery, Heartbeat(db, self.clock, self.health.node, config.heartbeat_interval_s)
+            self._bind_platforms(self.sync_runtime, db, owner)
+        tokens = None
+        if self.sync_runtime is not None:
+            runtime = self.sync_runtime
+            tokens = TokenDeadlines(
+                lambda: db, lambda: tuple(runtime.services.adapters) if runtime.services else ()
+            )
+        self.circuit = engine_circuit(
+            db,
+            self.registry,
+            self.clock,
+            owner,
+            EngineSettings(workers=config.workers),
+            drain=self.drain,
+            janitor=self.janitor_plan if functions is not None else None,
+            tokens=tokens,
+            canary=CanaryPlan(self.health.node, config.heartbeat_interval_s)
+            if functions is not None
+            else None,
         )
-        await self.supervisor.start(nursery, Scheduler(self.engine))
-        await self.supervisor.start(nursery, Dispatcher(self.engine, self.drain))
-        engine = self.engine
+        engine = self.engine = self.circuit.engine
+        self.health.engine = engine
+        if functions is not None:
+            functions.canary.value = CanaryServices(db, self.clock, self.health.node)
+            functions.janitor.value = JanitorServices(db, engine, self.clock, self.janitor_plan)
+        for actor in self.circuit.actors:
+            await self.supervisor.start(nursery, actor)
         app = create_app(
             self.health,
             lambda: engine,
@@ -217,7 +223,7 @@ class Daemon:
             nursery, HttpServer(app, config.http_bind, self.drain, config.shutdown_grace_s)
         )
         if self.demo and self.sync_runtime is not None:
-            await warm_cache(self.engine)
+            await warm_cache(engine)
 
     def mcp_tools(self, db: Database, engine: Engine) -> ToolRegistry:
         """The MCP tools this daemon serves (SPEC §9), over the sync's cache and the engine."""
@@ -226,7 +232,7 @@ class Daemon:
             ToolServices(db=db, engine=engine, clock=self.clock, sync=sync, owner=engine.owner)
         )
 
-    def _bind_platforms(self, runtime: SyncRuntime, db: Database) -> None:
+    def _bind_platforms(self, runtime: SyncRuntime, db: Database, owner: str) -> None:
         """`deneva run`: sync the platforms that are configured (said once, without values)."""
         setup = platform_setup(self.config, self.secrets)
         log.info(
@@ -234,7 +240,7 @@ class Daemon:
         )
         if setup.synced:
             adapters = setup.adapters(self.platform_http)
-            runtime.services = SyncServices(db, self.secrets.kek_bytes(), adapters, self.clock)
+            runtime.services = SyncServices(db, self.secrets.kek_bytes(), adapters, self.clock, owner=owner)
 
     async def _drain(self) -> None:
         grace = self.config.shutdown_grace_s
@@ -273,18 +279,11 @@ class Daemon:
             return
         changed = [k for k in ("log_level", "log_format") if getattr(fresh, k) != getattr(self.config, k)]
         setup_logging(fresh.log_format, fresh.log_level)
+        # Everything but the log settings is read once at start.
         needs_restart = [
             k
-            for k in (
-                "database_url",
-                "http_bind",
-                "state_dir",
-                "env",
-                "workers",
-                "secrets_dir",
-                *_PLATFORM_KEYS,
-            )
-            if getattr(fresh, k) != getattr(self.config, k)
+            for k in KEYS
+            if k not in ("log_level", "log_format") and getattr(fresh, k) != getattr(self.config, k)
         ]
         log.info("config reloaded", extra={"applied": changed, "needs_restart": needs_restart})
         self.notifier.send("READY=1")

@@ -18,6 +18,7 @@ from typing import Any, Protocol
 import attrs
 import trio
 
+from deneva.backoff import Backoff
 from deneva.errors import root_cause
 
 log = logging.getLogger("deneva.supervisor")
@@ -49,17 +50,17 @@ class ActorState:
         return None
 
 
-@attrs.define
-class Backoff:
-    initial: float = 0.2
-    maximum: float = 30.0
-    reset_after: float = 60.0
+RESTART_BACKOFF = Backoff(base_s=0.2, factor=2.0, max_s=30.0, jitter=0.1)
+RESET_AFTER_S = 60.0  # an actor that ran this long before crashing restarts at the first delay
 
 
 class Supervisor:
-    def __init__(self, drain: trio.Event, backoff: Backoff | None = None) -> None:
+    def __init__(
+        self, drain: trio.Event, backoff: Backoff = RESTART_BACKOFF, reset_after_s: float = RESET_AFTER_S
+    ) -> None:
         self.drain = drain
-        self.backoff = backoff or Backoff()
+        self.backoff = backoff
+        self.reset_after_s = reset_after_s
         self.actors: dict[str, ActorState] = {}
         self._draining_actors: set[str] = set()
         self._drained = trio.Event()
@@ -88,7 +89,7 @@ class Supervisor:
 
     async def _supervise(self, actor: Actor, *, task_status: trio.TaskStatus[Any]) -> None:
         state = self.actors[actor.name]
-        delay = self.backoff.initial
+        attempt = 0  # crashes since the actor last ran for reset_after_s
         reported = False
         try:
             while True:
@@ -119,8 +120,10 @@ class Supervisor:
                             extra={"actor": actor.name, "error": state.last_error},
                         )
                         return
-                    if trio.current_time() - began > self.backoff.reset_after:
-                        delay = self.backoff.initial
+                    if trio.current_time() - began > self.reset_after_s:
+                        attempt = 0
+                    attempt += 1
+                    delay = self.backoff.delay(attempt)
                     log.error(
                         "actor crashed; restarting",
                         exc_info=exc,
@@ -130,8 +133,9 @@ class Supervisor:
                             "retry_in_s": round(delay, 2),
                         },
                     )
-                await trio.sleep(delay)
-                delay = min(delay * 2, self.backoff.maximum)
+                    await trio.sleep(delay)
+                    continue
+                await trio.sleep(self.backoff.delay(1))
         finally:
             state.running = False
             self._finished(actor.name)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 from importlib import resources
 
 
+@functools.cache
 def query(name: str) -> str:
-    """The text of `sql/queries/<name>.sql`."""
+    """The text of `sql/queries/<name>.sql` (read once; a missing name fails loudly)."""
     return resources.files(__name__).joinpath("queries", f"{name}.sql").read_text(encoding="utf-8")

@@ -61,7 +61,7 @@ def test_wheel_contains_the_card_layout_and_does_not_shadow_http(repo_root: Path
     for expected in (
         "deneva/__init__.py",
         "deneva/cli.py",
-        "deneva/actors/heartbeat.py",
+        "deneva/actors/canary.py",
         "deneva/http/app.py",
         "deneva/sql/migrations/0001_foundation.sql",
     ):

@@ -8,7 +8,8 @@ import pytest
 import trio
 import trio.testing
 
-from deneva.supervisor import Backoff, Supervisor
+from deneva.backoff import Backoff
+from deneva.supervisor import Supervisor
 
 
 class Flaky:
@@ -40,7 +41,7 @@ async def test_start_returns_what_the_actor_reported(autojump_clock: trio.testin
 
 
 async def test_crashed_actor_restarts_with_growing_backoff(autojump_clock: trio.testing.MockClock) -> None:
-    supervisor = Supervisor(trio.Event(), Backoff(initial=1.0, maximum=4.0))
+    supervisor = Supervisor(trio.Event(), Backoff(base_s=1.0, max_s=4.0, jitter=0))
     actor = Flaky(4)
     async with trio.open_nursery() as nursery:
         await supervisor.start(nursery, actor)
@@ -71,7 +72,7 @@ async def test_first_start_failure_fails_the_start(autojump_clock: trio.testing.
 
 
 async def test_not_running_actor_is_a_problem(autojump_clock: trio.testing.MockClock) -> None:
-    supervisor = Supervisor(trio.Event(), Backoff(initial=10.0))
+    supervisor = Supervisor(trio.Event(), Backoff(base_s=10.0, jitter=0))
     actor = Flaky(1)
     async with trio.open_nursery() as nursery:
         await supervisor.start(nursery, actor)

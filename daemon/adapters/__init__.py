@@ -2,9 +2,11 @@
 
 Nor of the database: an adapter takes `Credentials` and a `ReportRequest` and gives
 `ReportData` (rows normalised per `deneva.adapters.rows`) or raises `PlatformError`
-(`deneva.adapters.errors`). Lazily refreshed tokens come back in `ReportData.refreshed`
-for the caller to store. Modules: `base` (values, config, report types), `errors`,
-`rows` (schemas), `wire` (HTTP plumbing), `google`, `meta`, `tiktok`, `registry`.
+(`deneva.adapters.errors`). A token that must be refreshed on the way is asked of the
+caller's `TokenSource` when one is given (the sync serialises and stores refreshes);
+without one the adapter refreshes itself and returns the grant in `ReportData.refreshed`.
+Modules: `base` (values, config, report types), `errors`, `rows` (schemas), `wire` (HTTP
+plumbing), `google`, `meta`, `tiktok`, `registry`.
 
     adapters = adapters_for(PlatformConfig.for_sandbox("http://127.0.0.1:8790"))
     data = await adapters["google"].fetch_report(creds, ReportRequest(
@@ -22,6 +24,7 @@ from deneva.adapters.base import (
     ReportData,
     ReportRequest,
     TokenGrant,
+    TokenSource,
 )
 from deneva.adapters.errors import ErrorCode, PlatformError
 from deneva.adapters.registry import adapter_for, adapters_for, check_report
@@ -39,6 +42,7 @@ __all__ = [
     "ReportData",
     "ReportRequest",
     "TokenGrant",
+    "TokenSource",
     "adapter_for",
     "adapters_for",
     "check_report",

@@ -210,13 +210,24 @@ class ReportData:
         return REPORT_SCHEMAS[self.report_type]
 
 
+class TokenSource(Protocol):
+    """Where an adapter gets a fresh access token when the one it has will not do (expired,
+    or rejected: `rejected` is that token). The caller's, so that it can serialise the
+    refresh with its other refreshes of the credential and store what it gets; an adapter
+    called without one refreshes itself and returns the grant in `ReportData.refreshed`."""
+
+    async def refreshed(self, creds: Credentials, rejected: str | None) -> Credentials: ...
+
+
 class Platform(Protocol):
     """An ad platform adapter. It speaks HTTP and nothing else: no MCP, database or actors."""
 
     @property
     def name(self) -> str: ...
 
-    async def fetch_report(self, creds: Credentials, request: ReportRequest) -> ReportData: ...
+    async def fetch_report(
+        self, creds: Credentials, request: ReportRequest, tokens: TokenSource | None = None
+    ) -> ReportData: ...
 
     async def refresh_token(self, creds: Credentials) -> TokenGrant: ...
 

@@ -22,7 +22,14 @@ from typing import Any, Final
 import httpx
 
 from deneva.adapters import rows
-from deneva.adapters.base import Credentials, PlatformConfig, ReportData, ReportRequest, TokenGrant
+from deneva.adapters.base import (
+    Credentials,
+    PlatformConfig,
+    ReportData,
+    ReportRequest,
+    TokenGrant,
+    TokenSource,
+)
 from deneva.adapters.errors import PlatformError
 from deneva.adapters.wire import (
     Session,
@@ -171,7 +178,9 @@ class GoogleAds:
         async with open_session(self.config, self.http, PLATFORM, "token", creds.secrets()) as session:
             return await self._refresh(session, creds)
 
-    async def fetch_report(self, creds: Credentials, request: ReportRequest) -> ReportData:
+    async def fetch_report(
+        self, creds: Credentials, request: ReportRequest, tokens: TokenSource | None = None
+    ) -> ReportData:
         check_fetch(PLATFORM, creds, request)
         base = require_url(PLATFORM, self.config.google_base_url, "google_base_url")
         if not self.config.google_developer_token:
@@ -186,16 +195,25 @@ class GoogleAds:
             self.config, self.http, PLATFORM, request.report_type, creds.secrets()
         ) as session:
             grant: TokenGrant | None = None
-            token = self._usable_access_token(creds)
-            if token is None:
+
+            async def fresh_token(rejected: str | None) -> str:
+                nonlocal creds, grant
+                if tokens is not None:
+                    creds = await tokens.refreshed(creds, rejected)
+                    if not creds.access_token:
+                        raise session.error("token_revoked", "token: no access token after a refresh")
+                    session.add_secret(creds.access_token)
+                    return creds.access_token
                 grant = await self._refresh(session, creds)
-                token = grant.access_token
+                return grant.access_token
+
+            token = self._usable_access_token(creds) or await fresh_token(None)
             try:
                 batches = await self._search_stream(session, url, creds, token, query)
             except _AccessTokenRejected:
-                grant = await self._refresh(session, creds)
+                token = await fresh_token(token)
                 try:
-                    batches = await self._search_stream(session, url, creds, grant.access_token, query)
+                    batches = await self._search_stream(session, url, creds, token, query)
                 except _AccessTokenRejected as again:
                     detail = f"searchStream: a freshly refreshed access token was rejected too ({again})"
                     raise session.error("token_revoked", detail, status=401) from None

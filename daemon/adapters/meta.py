@@ -26,7 +26,14 @@ import attrs
 import httpx
 
 from deneva.adapters import rows
-from deneva.adapters.base import Credentials, PlatformConfig, ReportData, ReportRequest, TokenGrant
+from deneva.adapters.base import (
+    Credentials,
+    PlatformConfig,
+    ReportData,
+    ReportRequest,
+    TokenGrant,
+    TokenSource,
+)
 from deneva.adapters.errors import PlatformError
 from deneva.adapters.wire import (
     Session,
@@ -141,7 +148,11 @@ class MetaAds:
         check_creds(PLATFORM, creds)
         return await self.exchange_long_lived(creds.access_token or "")
 
-    async def fetch_report(self, creds: Credentials, request: ReportRequest) -> ReportData:
+    async def fetch_report(
+        self, creds: Credentials, request: ReportRequest, tokens: TokenSource | None = None
+    ) -> ReportData:
+        """`tokens` is not needed: this platform's token is the credential itself (refreshed
+        only by `refresh_token`, ahead of its expiry)."""
         check_fetch(PLATFORM, creds, request)
         if not creds.access_token:
             raise PlatformError(

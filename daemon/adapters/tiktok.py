@@ -24,7 +24,14 @@ import attrs
 import httpx
 
 from deneva.adapters import rows
-from deneva.adapters.base import Credentials, PlatformConfig, ReportData, ReportRequest, TokenGrant
+from deneva.adapters.base import (
+    Credentials,
+    PlatformConfig,
+    ReportData,
+    ReportRequest,
+    TokenGrant,
+    TokenSource,
+)
 from deneva.adapters.errors import PlatformError
 from deneva.adapters.wire import (
     Session,
@@ -107,7 +114,11 @@ class TikTokAds:
             )
         return TokenGrant(creds.access_token, None, creds.refresh_token)
 
-    async def fetch_report(self, creds: Credentials, request: ReportRequest) -> ReportData:
+    async def fetch_report(
+        self, creds: Credentials, request: ReportRequest, tokens: TokenSource | None = None
+    ) -> ReportData:
+        """`tokens` is not needed: this platform's token is the credential itself (refreshed
+        only by `refresh_token`, ahead of its expiry)."""
         check_fetch(PLATFORM, creds, request)
         if not creds.access_token:
             raise PlatformError(

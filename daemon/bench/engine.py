@@ -59,6 +59,7 @@ from deneva.engine.engine import Engine, EngineSettings
 from deneva.engine.events import Event, new_event_id
 from deneva.engine.functions import EventTrigger, Function
 from deneva.migrations import load_migrations, migrate
+from deneva.wiring import engine_circuit
 
 TARGET_NOOP_PER_S = 10_000.0
 TARGET_ONE_STEP_PER_S = 1_500.0
@@ -486,13 +487,16 @@ class Bench:
     async def process(self, settings: Settings, jobs: int, owner: str) -> float:
         """Start a dispatcher; the seconds from its start until it finished `jobs` runs."""
         engine_settings = EngineSettings(workers=settings.workers, claim_batch=settings.claim_batch)
-        engine = Engine(self.db, self.registry, SystemClock(), owner, engine_settings)
         drain = trio.Event()
-        dispatcher = Dispatcher(engine, drain)
+        circuit = engine_circuit(
+            self.db, self.registry, SystemClock(), owner, engine_settings, drain=drain, schedule=False
+        )
+        dispatcher: Dispatcher = circuit.actor("dispatcher")
         limit_s = max(120.0, jobs / 100)
         async with trio.open_nursery() as nursery:
             started = time.perf_counter()
-            await nursery.start(dispatcher.run)
+            for actor in circuit.actors:
+                await nursery.start(actor.run)
             with trio.move_on_after(limit_s):
                 while dispatcher.finished < jobs:
                     await trio.sleep(WATCH_S)
@@ -556,15 +560,22 @@ class Bench:
             signals[seq].set()
 
         registry.add(Function(LATENCY_FUNCTION, probe, (EventTrigger(LATENCY_EVENT),), retries=0))
-        engine = Engine(
-            self.db, registry, SystemClock(), f"{self.tag}-latency", EngineSettings(workers=workers)
-        )
         drain = trio.Event()
-        dispatcher = Dispatcher(engine, drain)
+        circuit = engine_circuit(
+            self.db,
+            registry,
+            SystemClock(),
+            f"{self.tag}-latency",
+            EngineSettings(workers=workers),
+            drain=drain,
+            schedule=False,
+        )
+        engine, dispatcher = circuit.engine, circuit.actor("dispatcher")
         measured: list[float] = []
         self.say(f"latency: {samples} single sends to an idle engine (workers={workers})")
         async with trio.open_nursery() as nursery:
-            await nursery.start(dispatcher.run)
+            for actor in circuit.actors:
+                await nursery.start(actor.run)
             for seq in range(LATENCY_WARMUP + samples):
                 signals[seq] = trio.Event()
                 event = Event(LATENCY_EVENT, {"seq": seq}, new_event_id(), time.time())

@@ -127,7 +127,7 @@ async def provision(dsn: str, env: str, kek: bytes) -> Provisioned:
     """Migrate, then a tenant, its API key, a connected account and the cache row."""
     from deneva import tenants
     from deneva.credentials import PlainTokens, store_credential
-    from deneva.runtime import apply_migrations
+    from deneva.migrations import apply_migrations
     from deneva.sync.cache import CacheKey, write
 
     await apply_migrations(dsn, env)

@@ -49,6 +49,7 @@ dropped at the end.
 from __future__ import annotations
 
 import bisect
+import contextvars
 import itertools
 import logging
 import math
@@ -68,8 +69,6 @@ import httpx
 import trio
 
 from deneva import tenants as tenant_store
-from deneva.actors.dispatcher import Dispatcher
-from deneva.actors.scheduler import Scheduler
 from deneva.adapters import (
     PLATFORMS,
     Credentials,
@@ -79,7 +78,7 @@ from deneva.adapters import (
     TokenGrant,
     adapters_for,
 )
-from deneva.adapters.base import Platform
+from deneva.adapters.base import Platform, TokenSource
 from deneva.admin import admin_dsn, run_async
 from deneva.bench.common import BenchError, Say, database_where, print_report, say_to_stderr
 from deneva.bench.engine import (
@@ -95,13 +94,15 @@ from deneva.clock import TrioClock, as_datetime
 from deneva.config import Config
 from deneva.credentials import PlainTokens, store_credential
 from deneva.db import Connection, Database, connect_once
-from deneva.engine.engine import Engine, EngineSettings
+from deneva.engine.engine import EngineSettings
 from deneva.functions import app_registry
 from deneva.logs import setup_logging
 from deneva.migrations import load_migrations, migrate
 from deneva.sync import cache
 from deneva.sync.cadence import CADENCES
-from deneva.sync.worker import SyncServices
+from deneva.sync.model import SyncServices
+from deneva.sync.tokens import TokenDeadlines
+from deneva.wiring import engine_circuit
 
 TARGET_HIT_RATIO = 0.999
 START = datetime(2026, 1, 5, 5, 59, 30, tzinfo=UTC).timestamp()
@@ -208,6 +209,9 @@ def keys_of(connected: Sequence[Connected], tenant_ids: dict[int, uuid.UUID]) ->
     return keys
 
 
+_HOLDING: contextvars.ContextVar[bool] = contextvars.ContextVar("holding_a_platform_slot", default=False)
+
+
 class HeldPlatform:
     """An adapter whose calls hold virtual time (the platform works in another process),
     at most `slots` at once across the platforms (shared limiter)."""
@@ -221,13 +225,21 @@ class HeldPlatform:
     def name(self) -> str:
         return self.inner.name
 
-    async def fetch_report(self, creds: Credentials, request: ReportRequest) -> ReportData:
+    async def fetch_report(
+        self, creds: Credentials, request: ReportRequest, tokens: TokenSource | None = None
+    ) -> ReportData:
         with self.clock.busy():
             async with self.slots:
-                return await self.inner.fetch_report(creds, request)
+                token = _HOLDING.set(True)
+                try:
+                    return await self.inner.fetch_report(creds, request, tokens)
+                finally:
+                    _HOLDING.reset(token)
 
     async def refresh_token(self, creds: Credentials) -> TokenGrant:
         with self.clock.busy():
+            if _HOLDING.get():  # a refresh on the way of a fetch: that fetch holds the slot
+                return await self.inner.refresh_token(creds)
             async with self.slots:
                 return await self.inner.refresh_token(creds)
 
@@ -432,22 +444,28 @@ async def _run(
     sim = platforms.clock
     clock = TrioClock(START - trio.current_time())
     sim.anchor(clock.epoch)
-    registry, runtime = app_registry()
+    functions = app_registry()
+    registry, runtime = functions.registry, functions.sync
     config = PlatformConfig.for_sandbox(platforms.base_url, clock=clock.now)
     slots = trio.CapacityLimiter(PLATFORM_SLOTS)
     adapters: dict[str, Platform] = {
         name: HeldPlatform(adapter, sim, slots) for name, adapter in adapters_for(config, http=http).items()
     }
-    runtime.services = SyncServices(db, kek, adapters, clock, today=lambda: as_datetime(clock.now()).date())
+    owner = f"bench-sync-{os.getpid()}"
+    services = SyncServices(
+        db, kek, adapters, clock, today=lambda: as_datetime(clock.now()).date(), owner=owner
+    )
+    runtime.services = services
     settings = EngineSettings(workers=params.workers, poll_s=params.poll_s, lease_s=params.lease_s)
-    engine = Engine(db, registry, clock, f"bench-sync-{os.getpid()}", settings)
+    tokens = TokenDeadlines(lambda: db, lambda: tuple(adapters))
+    circuit = engine_circuit(db, registry, clock, owner, settings, drain=trio.Event(), tokens=tokens)
     plan = read_plan(recorded.keys, params)
     jumps_before = sim.jumps
     cpu_before, sandbox_before = _cpu_seconds(), platforms.cpu_seconds()
     started = time.perf_counter()
     async with trio.open_nursery() as nursery:
-        await nursery.start(Dispatcher(engine, trio.Event()).run)
-        await nursery.start(Scheduler(engine).run)
+        for actor in circuit.actors:
+            await nursery.start(actor.run)
         nursery.start_soon(_read_traffic, db, clock, plan, recorded.reads)
         nursery.start_soon(_sample_loop, db, clock, params.end, recorded.samples)
         await clock.sleep_until(params.measured_from)

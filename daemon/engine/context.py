@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import inspect
 import json
+import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import attrs
 
@@ -20,8 +21,40 @@ from deneva.engine.errors import EngineError, NonRetriableError
 from deneva.engine.events import lookup, parse_path
 from deneva.engine.model import ClaimedRun, Transition, WaitSpec
 
-if TYPE_CHECKING:
-    from deneva.engine.engine import Engine
+
+class StepJournal(Protocol):
+    """Where steps are recorded (the engine): what a Step needs and nothing more."""
+
+    async def record_step(self, run_id: uuid.UUID, step_id: str, value: Any) -> None: ...
+
+    async def send_as_step(
+        self, run_id: uuid.UUID, step_id: str, raw: list[Mapping[str, Any]]
+    ) -> SentEvents: ...
+
+    async def is_paused(self, function_id: str) -> bool: ...
+
+    async def resolve_wait_timeout(self, run_id: uuid.UUID, step_id: str) -> dict[str, Any] | None: ...
+
+    def step_finished(self, function_id: str, step_id: str, seconds: float) -> None: ...
+
+
+@attrs.frozen
+class SentEvents:
+    """What `step.send_event` sent: every event's id, and why events that should have
+    started a run did not (a key field missing from the event, say)."""
+
+    ids: tuple[str, ...]
+    errors: tuple[str, ...] = ()
+
+    @classmethod
+    def from_memo(cls, memo: Any) -> SentEvents:
+        if isinstance(memo, list):  # recorded before errors were recorded with the ids
+            return cls(tuple(memo))
+        memo = memo or {}
+        return cls(tuple(memo.get("ids") or ()), tuple(memo.get("errors") or ()))
+
+    def memo(self) -> dict[str, Any]:
+        return {"ids": list(self.ids), "errors": list(self.errors)}
 
 
 class Suspend(BaseException):
@@ -39,7 +72,8 @@ class LeaseLost(BaseException):
     """Another worker owns the run now (our lease expired); stop without writing."""
 
 
-def _json_safe(value: Any, what: str) -> Any:
+def json_value(value: Any, what: str) -> Any:
+    """`value` as plain JSON (what is recorded); NonRetriableError when it is not JSON."""
     try:
         return json.loads(json.dumps(value))
     except (TypeError, ValueError) as exc:
@@ -48,7 +82,7 @@ def _json_safe(value: Any, what: str) -> Any:
 
 @attrs.define
 class Step:
-    _engine: Engine
+    _journal: StepJournal
     _run: ClaimedRun
     _clock: Clock
     _seen: set[str] = attrs.Factory(set)
@@ -72,26 +106,34 @@ class Step:
         memo = self._run.steps.get(step_id)
         if memo is not None:
             return memo.get("value")
+        began = time.perf_counter()
         result = fn(*args)
         if inspect.isawaitable(result):
             result = await result
-        value = _json_safe(result, f"step {step_id!r}")
-        await self._engine._record_step(self._run.id, step_id, value)
+        self._journal.step_finished(self._run.function_id, step_id, time.perf_counter() - began)
+        value = json_value(result, f"step {step_id!r}")
+        await self._journal.record_step(self._run.id, step_id, value)
         self.executed.append(step_id)
         return value
 
     async def send_event(
         self, step_id: str, events: Mapping[str, Any] | Sequence[Mapping[str, Any]]
-    ) -> list[str]:
-        """Send events (fan-out) exactly once for this step; returns their ids."""
+    ) -> SentEvents:
+        """Send events (fan-out) exactly once for this step; their ids, and why any of them
+        started nothing it should have."""
         self._claim_id(step_id)
         memo = self._run.steps.get(step_id)
         if memo is not None:
-            return list(memo.get("value") or [])
+            return SentEvents.from_memo(memo.get("value"))
         batch = [events] if isinstance(events, Mapping) else list(events)
-        ids = await self._engine._send_as_step(self._run.id, step_id, batch)
+        sent = await self._journal.send_as_step(self._run.id, step_id, batch)
         self.executed.append(step_id)
-        return ids
+        return sent
+
+    async def paused(self, function_id: str) -> bool:
+        """Whether `function_id` (or the whole engine) is paused now: a fan-out skips
+        enqueueing work that would only wait (not a step: asked again on a replay)."""
+        return await self._journal.is_paused(function_id)
 
     async def sleep(self, step_id: str, duration_s: float) -> None:
         """Sleep durably: the run holds no worker slot and survives restarts."""
@@ -129,7 +171,7 @@ class Step:
             return found
         if self._wait_timed_out:
             self._wait_timed_out = False
-            stored = await self._engine._resolve_wait_timeout(self._run.id, step_id)
+            stored = await self._journal.resolve_wait_timeout(self._run.id, step_id)
             return None if stored is None else stored.get("event")
         path: tuple[str, ...] | None = None
         value: Any = None

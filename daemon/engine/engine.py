@@ -1,13 +1,25 @@
-"""The engine's API for the rest of the daemon: send events, invoke, inspect, steer.
+"""The engine's face: the one API the rest of the daemon uses. Nothing outside the
+engine touches its storage.
 
-It is what the HTTP layer, the CLI and other actors call; the dispatcher and the
-scheduler (actors) do the running. Nothing here knows about ads or tenants.
+- Senders (HTTP, CLI, functions, the token-refresh actor): `send`, `invoke`, `start_run`.
+- The dispatcher: `claim`, `execute`, `complete`, `finish`, `release`, `run_writers`.
+- The lifeline: `renew_leases`, `rescue_orphans`.
+- Schedulers (the scheduler and janitor actors): `fire_ticks`, `last_ticks`.
+- Operators: `pause`/`resume`/`paused` (every replica obeys at once), `get_run`,
+  `get_steps`, `list_runs`, `cancel`, `retry`, `wait_for_run`, `queue_stats`.
+- The janitor's passes: `prune_runs`, `prune_table`.
+
+The engine knows nothing of ads, tenants or MCP. It holds the send end of the
+dispatcher's wake-up channel (made by the daemon's wiring), so whatever makes work due
+in this process wakes the dispatcher at once; other processes are heard through
+LISTEN/NOTIFY by the listener actor.
 """
 
 from __future__ import annotations
 
-import logging
+import itertools
 import random
+import time
 import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -15,17 +27,34 @@ from typing import Any
 import attrs
 import trio
 
-from deneva.clock import Clock
+from deneva.backoff import Backoff
+from deneva.clock import Clock, as_datetime
 from deneva.db import Connection, Database
 from deneva.engine import store
 from deneva.engine.batch import GroupCommit
-from deneva.engine.context import LeaseLost, RunCancelled
-from deneva.engine.errors import InvalidEvent, RunNotFound
+from deneva.engine.context import LeaseLost, RunCancelled, SentEvents
+from deneva.engine.errors import EngineError, InvalidEvent, RunNotFound, UnknownFunction
 from deneva.engine.events import MAX_BATCH, Event, new_event_id, parse_event
-from deneva.engine.functions import INVOKE_EVENT, Function, Registry
-from deneva.engine.model import ClaimedRun, RunRecord, SendResult, Transition
+from deneva.engine.executor import Execution, execute, unknown_function
+from deneva.engine.functions import CRON_EVENT, INVOKE_EVENT, CronTrigger, Function, Registry
+from deneva.engine.model import (
+    ClaimedRun,
+    NewRun,
+    PauseRecord,
+    QueueStats,
+    RunRecord,
+    SendResult,
+    StepRecord,
+    Transition,
+)
+from deneva.engine.telemetry import RunObserver
+from deneva.engine.ticks import FiredTicks, Tick
 
-log = logging.getLogger("deneva.engine")
+NOTIFY_CHANNEL = store.NOTIFY_CHANNEL
+PAUSED_CHANNEL = store.PAUSED_CHANNEL
+ENGINE = store.ENGINE
+PRUNABLE_STATUSES = store.PRUNABLE_STATUSES
+PRUNABLE_TABLES = store.PRUNABLE_TABLES
 
 
 @attrs.frozen
@@ -45,15 +74,19 @@ class Engine:
         clock: Clock,
         owner: str,
         settings: EngineSettings | None = None,
+        *,
+        wake: trio.MemorySendChannel[None] | None = None,
+        observer: RunObserver | None = None,
     ) -> None:
         self.db = db
         self.registry = registry
         self.clock = clock
         self.owner = owner
         self.settings = settings or EngineSettings()
+        self.observer = observer or RunObserver()
         self.rng = random.Random()
-        # In-process wake-ups for the dispatcher (LISTEN/NOTIFY covers other processes).
-        self.wake_send, self.wake_receive = trio.open_memory_channel[None](1)
+        self._wake = wake
+        self.held: set[uuid.UUID] = set()  # runs this engine claimed and still works on
         self.cancel_requested: set[uuid.UUID] = set()
         self.step_writer: GroupCommit[tuple[uuid.UUID, str, Any], tuple[bool, bool]] = GroupCommit(
             "step", self._flush_steps
@@ -66,10 +99,13 @@ class Engine:
     # -- sending -------------------------------------------------------------------------
 
     def wake(self) -> None:
+        """Tell this process's dispatcher that work may be due (coalesced)."""
+        if self._wake is None:
+            return
         try:
-            self.wake_send.send_nowait(None)
-        except trio.WouldBlock:
-            pass
+            self._wake.send_nowait(None)
+        except (trio.WouldBlock, trio.BrokenResourceError, trio.ClosedResourceError):
+            pass  # a wake-up is pending already, or no dispatcher listens
 
     def parse_events(self, raw: Any) -> list[Event]:
         items = raw if isinstance(raw, list) else [raw]
@@ -83,14 +119,11 @@ class Engine:
 
     async def send(self, raw: Any) -> SendResult:
         """Store events and start what they trigger; duplicate ids are no-ops."""
-        events = self.parse_events(raw)
-        return await self.send_events(events)
+        return await self.send_events(self.parse_events(raw))
 
     async def send_events(self, events: Sequence[Event]) -> SendResult:
         now = self.clock.now()
         result = await self.db.run(lambda conn: store.send_events(conn, self.registry, events, now))
-        for error in result.errors:
-            log.warning("event did not start a run", extra={"error": error})
         if result.run_ids or result.resumed_run_ids:
             self.wake()
         return result
@@ -98,8 +131,7 @@ class Engine:
     async def invoke(self, function_id: str, data: Mapping[str, Any] | None = None) -> uuid.UUID:
         """Run a function now, whatever its triggers (CLI `invoke`, admin)."""
         function = self.registry.get(function_id)
-        now = self.clock.now()
-        event = parse_event({"name": INVOKE_EVENT, "data": dict(data or {})}, now)
+        event = parse_event({"name": INVOKE_EVENT, "data": dict(data or {})}, self.clock.now())
         return await self.start_run(function, event)
 
     async def start_run(self, function: Function, event: Event, run_at: float | None = None) -> uuid.UUID:
@@ -114,56 +146,112 @@ class Engine:
         self.wake()
         return ids[0] if ids else run.id
 
+    def new_event(self, name: str, data: Mapping[str, Any] | None = None) -> Event:
+        return Event(name, dict(data or {}), new_event_id(), self.clock.now())
+
     # -- the dispatcher's side -------------------------------------------------------------
 
+    async def run_writers(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """The group-commit loops for steps and outcomes; whoever executes runs starts them."""
+        async with trio.open_nursery() as nursery:
+            await nursery.start(self.step_writer.run)
+            await nursery.start(self.completion_writer.run)
+            task_status.started()
+
+    async def flush(self) -> None:
+        """Write what is waiting in the group-commit buffers now (drain)."""
+        await self.step_writer.flush_pending()
+        await self.completion_writer.flush_pending()
+
     async def claim(self, limit: int) -> tuple[list[ClaimedRun], float | None]:
+        """Claim up to `limit` due runs (leased to this engine); also when the next falls due."""
         now = self.clock.now()
         # A run with a concurrency key belongs to a function every replica registers:
         # with none registered here, no such runs exist and that query is skipped.
         limited = self.registry.has_concurrency_limits
-        return await self.db.run(
+        claimed, next_due = await self.db.run(
             lambda conn: store.claim_runs(conn, self.owner, now, self.settings.lease_s, limit, limited)
         )
+        self.held.update(run.id for run in claimed)
+        return claimed, next_due
+
+    async def execute(self, run: ClaimedRun) -> Transition | None:
+        """Run a claimed run's function once; the transition to `complete` (None: the lease
+        was lost, write nothing). Reports to the observer, the one instrumentation point."""
+        try:
+            function = self.registry.get(run.function_id)
+        except UnknownFunction as exc:
+            execution = Execution(unknown_function(run, str(exc), self.clock.now()), exc)
+            self.observer.execution_ended(run, execution, 0.0)
+            return execution.transition
+        self.observer.execution_started(run)
+        began = time.perf_counter()
+        execution = await execute(run, function, self, self.clock, self.rng)
+        self.observer.execution_ended(run, execution, time.perf_counter() - began)
+        return execution.transition
+
+    async def complete(self, transition: Transition) -> str | None:
+        """Write how a run's execution ended (batched with others); its final status."""
+        return await self.completion_writer.submit(transition)
+
+    def finish(self, run_id: uuid.UUID) -> None:
+        """This engine is done with a claimed run: its lease is no longer renewed."""
+        self.held.discard(run_id)
+        self.cancel_requested.discard(run_id)
+
+    async def release(self, run_ids: Sequence[uuid.UUID]) -> int:
+        """Give back claimed runs that were not finished (shutdown): resumable at once."""
+        now = self.clock.now()
+        for run_id in run_ids:
+            self.finish(run_id)
+        return await self.db.run(lambda conn: store.release_runs(conn, self.owner, list(run_ids), now))
+
+    # -- the step journal (what running functions call; see context.StepJournal) ------------
 
     async def _flush_steps(self, items: Sequence[tuple[uuid.UUID, str, Any]]) -> list[tuple[bool, bool]]:
         now = self.clock.now()
         flags = await self.db.transaction(lambda conn: store.record_steps(conn, self.owner, items, now))
         return [flags.get(item[0], (False, False)) for item in items]
 
-    async def _record_step(self, run_id: uuid.UUID, step_id: str, value: Any) -> None:
+    async def record_step(self, run_id: uuid.UUID, step_id: str, value: Any) -> None:
         cancel, owned = await self.step_writer.submit((run_id, step_id, value))
         if not owned:
             raise LeaseLost()
         if cancel or run_id in self.cancel_requested:
             raise RunCancelled()
 
-    async def _send_as_step(self, run_id: uuid.UUID, step_id: str, raw: list[Mapping[str, Any]]) -> list[str]:
+    async def send_as_step(self, run_id: uuid.UUID, step_id: str, raw: list[Mapping[str, Any]]) -> SentEvents:
         events = self.parse_events(list(raw))
         now = self.clock.now()
 
-        async def send_and_record(conn: Connection) -> tuple[SendResult, tuple[bool, bool]]:
+        async def send_and_record(conn: Connection) -> tuple[SentEvents, tuple[bool, bool]]:
             async with conn.transaction():
                 result = await store.send_events(conn, self.registry, events, now)
-                flags = await store.record_steps(
-                    conn, self.owner, [(run_id, step_id, list(result.event_ids))], now
-                )
-                return result, flags.get(run_id, (False, False))
+                sent = SentEvents(result.event_ids, result.errors)
+                flags = await store.record_steps(conn, self.owner, [(run_id, step_id, sent.memo())], now)
+                return sent, flags.get(run_id, (False, False))
 
-        result, (cancel, owned) = await self.db.run(send_and_record)
-        if result.run_ids or result.resumed_run_ids:
-            self.wake()
+        sent, (cancel, owned) = await self.db.run(send_and_record)
+        self.wake()
         if not owned:
             raise LeaseLost()
         if cancel:
             raise RunCancelled()
-        return list(result.event_ids)
+        return sent
 
-    async def _resolve_wait_timeout(self, run_id: uuid.UUID, step_id: str) -> dict[str, Any] | None:
+    async def is_paused(self, function_id: str) -> bool:
+        paused = {p.function_id for p in await self.paused()}
+        return ENGINE in paused or function_id in paused
+
+    async def resolve_wait_timeout(self, run_id: uuid.UUID, step_id: str) -> dict[str, Any] | None:
         now = self.clock.now()
         stored: dict[str, Any] | None = await self.db.run(
             lambda conn: store.resolve_wait_timeout(conn, run_id, step_id, now)
         )
         return stored
+
+    def step_finished(self, function_id: str, step_id: str, seconds: float) -> None:
+        self.observer.step_finished(function_id, step_id, seconds)
 
     async def _flush_completions(self, transitions: Sequence[Transition]) -> list[str | None]:
         now = self.clock.now()
@@ -181,8 +269,102 @@ class Engine:
                 self._finished.pop(run_id).set()
         return [final.get(t.run_id) for t in transitions]
 
-    async def complete(self, transition: Transition) -> str | None:
-        return await self.completion_writer.submit(transition)
+    # -- the lifeline's side ----------------------------------------------------------------
+
+    async def renew_leases(self) -> int:
+        """Extend the leases of every run this engine holds; learns of cancellations."""
+        held = list(self.held)
+        if not held:
+            return 0
+        until = self.clock.now() + self.settings.lease_s
+        cancels = await self.db.run(lambda conn: store.renew_leases(conn, self.owner, held, until))
+        self.cancel_requested |= cancels & self.held
+        return len(held)
+
+    async def rescue_orphans(self) -> int:
+        """Re-queue runs whose owner (any replica) stopped renewing its lease."""
+        now = self.clock.now()
+        rescued = await self.db.run(lambda conn: store.rescue_orphans(conn, now))
+        if rescued:
+            self.observer.orphans_rescued(rescued)
+            self.wake()
+        return rescued
+
+    # -- schedulers' side -------------------------------------------------------------------
+
+    def cron_entries(self) -> list[tuple[Function, CronTrigger]]:
+        return self.registry.crons()
+
+    def _cron_event(self, tick: Tick) -> Event:
+        return Event(
+            CRON_EVENT,
+            {
+                "function_id": tick.function.id,
+                "cron": str(tick.trigger.expression),
+                "tick": as_datetime(tick.at).isoformat(),
+            },
+            f"cron:{tick.function.id}:{int(tick.at * 1000)}",
+            tick.at,
+        )
+
+    async def fire_ticks(self, ticks: Sequence[Tick]) -> FiredTicks:
+        """Start a run for each tick no scheduler recorded before (exactly once across
+        replicas) whose function is not paused; says what is paused now."""
+        now = self.clock.now()
+        pairs = [(t.function.id, t.at) for t in ticks]
+        runs: list[NewRun] = [store.plan_run(t.function, self._cron_event(t).document(), now) for t in ticks]
+        fired, paused = await self.db.run(lambda conn: store.fire_ticks(conn, pairs, runs, now))
+        if fired:
+            self.wake()
+        return FiredTicks(tuple(fired), frozenset(paused))
+
+    async def last_ticks(self, function_ids: Sequence[str]) -> dict[str, float]:
+        return await self.db.run(lambda conn: store.last_ticks(conn, list(function_ids)))
+
+    # -- the rollback lever (seed 003) --------------------------------------------------------
+
+    def _pause_target(self, function_id: str | None) -> str:
+        if function_id is None:
+            return ENGINE
+        self.registry.get(function_id)  # UnknownFunction names it
+        return function_id
+
+    async def pause(self, function_id: str | None, by: str | None = None) -> None:
+        """Stop starting runs of `function_id` (None: of every function), on every replica.
+        Its runs stay queued and its cron ticks are held back; running ones finish."""
+        target = self._pause_target(function_id)
+        now = self.clock.now()
+        await self.db.run(lambda conn: store.pause(conn, target, now, by))
+
+    async def resume(self, function_id: str | None) -> bool:
+        """Undo `pause`; False if it was not paused. Its cron ticks then follow their
+        missed-tick policy."""
+        target = self._pause_target(function_id)
+        resumed = await self.db.run(lambda conn: store.resume(conn, target))
+        if resumed:
+            self.wake()
+        return resumed
+
+    async def paused(self) -> list[PauseRecord]:
+        return await self.db.run(store.paused)
+
+    # -- retention (the janitor's passes) ------------------------------------------------------
+
+    async def prune_runs(self, status: str, before: float, limit: int) -> tuple[int, int]:
+        """Delete up to `limit` finished runs of `status` (with their steps) older than
+        `before`, in one bounded statement; (runs, steps) deleted."""
+        if status not in PRUNABLE_STATUSES:
+            raise EngineError(f"status {status!r}: only {', '.join(PRUNABLE_STATUSES)} runs are pruned")
+        cutoff = as_datetime(before)
+        return await self.db.run(lambda conn: store.prune_runs(conn, status, cutoff, limit))
+
+    async def prune_table(self, table: str, before: float, limit: int) -> int:
+        """Delete up to `limit` rows of one of the engine's bookkeeping tables
+        (PRUNABLE_TABLES) older than `before` (a function's latest cron tick stays)."""
+        if table not in PRUNABLE_TABLES:
+            raise EngineError(f"table {table!r}: one of {', '.join(PRUNABLE_TABLES)}")
+        cutoff = as_datetime(before)
+        return await self.db.run(lambda conn: store.prune_table(conn, table, cutoff, limit))
 
     # -- inspecting and steering -------------------------------------------------------------
 
@@ -192,17 +374,28 @@ class Engine:
             raise RunNotFound(f"no run with id {run_id}")
         return record
 
+    async def get_runs(self, run_ids: Sequence[uuid.UUID]) -> list[RunRecord]:
+        return await self.db.run(lambda conn: store.get_runs(conn, list(run_ids)))
+
+    async def get_steps(self, run_id: uuid.UUID) -> list[StepRecord]:
+        return await self.db.run(lambda conn: store.get_steps(conn, run_id))
+
     async def list_runs(
         self, status: str | None = None, function_id: str | None = None, limit: int = 50
     ) -> list[RunRecord]:
         return await self.db.run(lambda conn: store.list_runs(conn, status, function_id, limit))
+
+    async def queue_stats(self) -> QueueStats:
+        now = self.clock.now()
+        return await self.db.run(lambda conn: store.queue_stats(conn, now))
 
     async def cancel(self, run_id: uuid.UUID) -> str:
         now = self.clock.now()
         result = await self.db.run(lambda conn: store.cancel_run(conn, run_id, now))
         if result is None:
             raise RunNotFound(f"no run with id {run_id}")
-        self.cancel_requested.add(run_id)
+        if run_id in self.held:
+            self.cancel_requested.add(run_id)
         return result
 
     async def retry(self, run_id: uuid.UUID) -> str:
@@ -220,17 +413,14 @@ class Engine:
         replica is seen by polling, 0.1 s at first, backing off to 5 s.
         """
         finished = self._finished.setdefault(run_id, trio.Event())
+        polls = Backoff(base_s=poll_s, factor=2.0, max_s=5.0, jitter=0.0)
         with trio.move_on_after(timeout_s):
-            while True:
+            for attempt in itertools.count(1):
                 record = await self.get_run(run_id)
                 if record.status in ("succeeded", "failed", "cancelled"):
                     self._finished.pop(run_id, None)
                     return record
-                with trio.move_on_after(poll_s):
+                with trio.move_on_after(polls.delay(attempt)):
                     await finished.wait()
-                poll_s = min(poll_s * 2, 5.0)
         self._finished.pop(run_id, None)
         return await self.get_run(run_id)
-
-    def new_event(self, name: str, data: Mapping[str, Any] | None = None) -> Event:
-        return Event(name, dict(data or {}), new_event_id(), self.clock.now())

@@ -1,32 +1,54 @@
-"""Execute one claimed run: replay the function with its recorded steps, and turn
-how it ended into a Transition (succeeded, retry, failed, sleeping, waiting, ...)."""
+"""Execute one claimed run: replay the function with its recorded steps, and turn how it
+ended into a Transition (succeeded, retry, failed, sleeping, waiting, ...).
+
+A failed attempt keeps its error and a bounded copy of its traceback on the Transition,
+so the run record, the log line and the metrics all come from this one place.
+"""
 
 from __future__ import annotations
 
-import logging
-from typing import TYPE_CHECKING, Any
+import random
+import traceback
+from typing import Any
 
+import attrs
 import trio
 
-from deneva.engine.context import Context, LeaseLost, RunCancelled, Step, Suspend, _json_safe
-from deneva.engine.errors import NonRetriableError, RetryAfterError, UnknownFunction
+from deneva.clock import Clock
+from deneva.engine.context import Context, LeaseLost, RunCancelled, Step, StepJournal, Suspend, json_value
+from deneva.engine.errors import NonRetriableError, RetryAfterError
 from deneva.engine.functions import FAILURE_EVENT, Function
 from deneva.engine.model import ClaimedRun, Transition
 
-if TYPE_CHECKING:
-    from deneva.engine.engine import Engine
-
-log = logging.getLogger("deneva.engine.run")
 MAX_ERROR_CHARS = 2000
+MAX_TRACEBACK_CHARS = 8000
 
 
-def _describe(exc: BaseException) -> str:
+@attrs.frozen
+class Execution:
+    """How one execution ended: the transition to write (None: the lease was lost, write
+    nothing) and the exception behind a failure, for the log."""
+
+    transition: Transition | None
+    error: BaseException | None = None
+
+
+def describe(exc: BaseException) -> str:
     text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
     return text[:MAX_ERROR_CHARS]
 
 
-def _failed(engine: Engine, run: ClaimedRun, function: Function | None, error: str) -> Transition:
-    now = engine.clock.now()
+def format_traceback(exc: BaseException) -> str:
+    """The traceback, its last MAX_TRACEBACK_CHARS characters (where the error is)."""
+    text = "".join(traceback.format_exception(exc))
+    if len(text) > MAX_TRACEBACK_CHARS:
+        text = "...\n" + text[-MAX_TRACEBACK_CHARS:]
+    return text
+
+
+def _failed(
+    run: ClaimedRun, function: Function | None, error: str, now: float, trace: str | None = None
+) -> Transition:
     failure_event: dict[str, Any] | None = None
     if function is not None and function.on_failure is not None:
         failure_event = {
@@ -35,16 +57,21 @@ def _failed(engine: Engine, run: ClaimedRun, function: Function | None, error: s
             "id": f"failure-{run.id}",
             "ts": int(now * 1000),
         }
-    return Transition(run.id, "failed", error=error, finished_at=now, failure_event=failure_event)
+    return Transition(
+        run.id, "failed", error=error, finished_at=now, failure_event=failure_event, traceback=trace
+    )
 
 
-async def execute(engine: Engine, run: ClaimedRun) -> Transition | None:
-    """Run the function once (an attempt, or the continuation of one). None: lease lost."""
-    try:
-        function = engine.registry.get(run.function_id)
-    except UnknownFunction as exc:
-        return _failed(engine, run, None, str(exc))
-    step = Step(engine, run, engine.clock)
+def unknown_function(run: ClaimedRun, error: str, now: float) -> Transition:
+    """A run of a function this process does not have: it fails, with the reason."""
+    return _failed(run, None, error, now)
+
+
+async def execute(
+    run: ClaimedRun, function: Function, journal: StepJournal, clock: Clock, rng: random.Random
+) -> Execution:
+    """Run the function once (an attempt, or the continuation of one)."""
+    step = Step(journal, run, clock)
     ctx = Context(run.event, step, run.id, run.function_id, run.attempt, run.max_attempts)
     try:
         if function.timeout_s is not None:
@@ -52,39 +79,38 @@ async def execute(engine: Engine, run: ClaimedRun) -> Transition | None:
                 result = await function.handler(ctx)
         else:
             result = await function.handler(ctx)
-        output = _json_safe(result, f"function {function.id!r}")
-        return Transition(run.id, "succeeded", output=output, finished_at=engine.clock.now())
+        output = json_value(result, f"function {function.id!r}")
+        return Execution(Transition(run.id, "succeeded", output=output, finished_at=clock.now()))
     except Suspend as suspend:
-        return suspend.transition
+        return Execution(suspend.transition)
     except RunCancelled:
-        return Transition(run.id, "cancelled", error="cancelled", finished_at=engine.clock.now())
-    except LeaseLost:
-        log.warning("lease lost; another worker owns the run", extra={"run_id": str(run.id)})
-        return None
+        return Execution(Transition(run.id, "cancelled", error="cancelled", finished_at=clock.now()))
+    except LeaseLost as exc:
+        return Execution(None, exc)
     except NonRetriableError as exc:
-        return _failed(engine, run, function, _describe(exc))
+        return Execution(_failed(run, function, describe(exc), clock.now(), format_traceback(exc)), exc)
     except RetryAfterError as exc:
-        return _retry_or_fail(engine, run, function, _describe(exc), engine.clock.now() + exc.delay_s)
-    except trio.TooSlowError:
+        at = clock.now() + exc.delay_s
+        return Execution(_retry_or_fail(run, function, exc, describe(exc), at, clock, rng), exc)
+    except trio.TooSlowError as exc:
         error = f"timed out after {function.timeout_s} s"
-        return _retry_or_fail(engine, run, function, error, None)
+        return Execution(_retry_or_fail(run, function, exc, error, None, clock, rng), exc)
     except Exception as exc:
-        return _retry_or_fail(engine, run, function, _describe(exc), None)
+        return Execution(_retry_or_fail(run, function, exc, describe(exc), None, clock, rng), exc)
 
 
 def _retry_or_fail(
-    engine: Engine, run: ClaimedRun, function: Function, error: str, at: float | None
+    run: ClaimedRun,
+    function: Function,
+    exc: BaseException,
+    error: str,
+    at: float | None,
+    clock: Clock,
+    rng: random.Random,
 ) -> Transition:
+    trace = format_traceback(exc)
     if run.attempt >= run.max_attempts:
-        log.warning(
-            "run failed after its last attempt",
-            extra={"run_id": str(run.id), "function": function.id, "attempt": run.attempt, "error": error},
-        )
-        return _failed(engine, run, function, error)
+        return _failed(run, function, error, clock.now(), trace)
     if at is None:
-        at = engine.clock.now() + function.backoff.delay(run.attempt, engine.rng)
-    log.info(
-        "attempt failed; will retry",
-        extra={"run_id": str(run.id), "function": function.id, "attempt": run.attempt, "error": error},
-    )
-    return Transition(run.id, "queued", run_at=at, error=error)
+        at = clock.now() + function.backoff.delay(run.attempt, rng)
+    return Transition(run.id, "queued", run_at=at, error=error, traceback=trace)

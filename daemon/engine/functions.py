@@ -16,20 +16,30 @@ is a clear error on that event, never a crash.
 
 from __future__ import annotations
 
-import random
 from collections.abc import Awaitable, Callable, Mapping
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 import attrs
 
+from deneva.backoff import Backoff
+from deneva.engine.context import Context
 from deneva.engine.cron import CronError, CronSchedule, parse_cron
 from deneva.engine.errors import EngineError, UnknownFunction
 from deneva.engine.events import lookup, parse_path
 
-if TYPE_CHECKING:
-    from deneva.engine.context import Context
+__all__ = [
+    "Backoff",
+    "Concurrency",
+    "CronTrigger",
+    "Debounce",
+    "EventTrigger",
+    "Function",
+    "Idempotency",
+    "RateLimit",
+    "Registry",
+]
 
-Handler = Callable[["Context"], Awaitable[Any]]
+Handler = Callable[[Context], Awaitable[Any]]
 FAILURE_EVENT = "deneva/function.failed"
 INVOKE_EVENT = "deneva/function.invoked"
 CRON_EVENT = "deneva/cron"
@@ -59,21 +69,6 @@ def key_of(paths: tuple[tuple[str, ...], ...], document: Mapping[str, Any], what
 _KEY_PATHS: Any = attrs.field(
     init=False, default=attrs.Factory(lambda self: _paths(self.key), takes_self=True)
 )
-
-
-@attrs.frozen
-class Backoff:
-    """Exponential backoff with jitter, capped: base * factor**(attempt-1), +-jitter."""
-
-    base_s: float = 1.0
-    factor: float = 2.0
-    max_s: float = 600.0
-    jitter: float = 0.25
-
-    def delay(self, attempt: int, rng: random.Random | None = None) -> float:
-        raw = min(self.max_s, self.base_s * self.factor ** max(0, attempt - 1))
-        spread = (rng or random).uniform(-self.jitter, self.jitter)
-        return min(self.max_s, max(0.0, raw * (1 + spread)))
 
 
 @attrs.frozen
@@ -168,7 +163,7 @@ class Function:
     retries: int = attrs.field(
         default=3, validator=attrs.validators.and_(attrs.validators.ge(0), attrs.validators.le(100))
     )
-    backoff: Backoff = Backoff()
+    backoff: Backoff = attrs.field(factory=Backoff)
     timeout_s: float | None = None
     concurrency: Concurrency | None = None
     idempotency: Idempotency | None = None

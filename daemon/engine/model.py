@@ -73,6 +73,7 @@ class Transition:
     step: tuple[str, Any] | None = None  # a step row to record with it (sleep)
     wait: WaitSpec | None = None
     failure_event: dict[str, Any] | None = None  # on_failure trigger, sent once
+    traceback: str | None = None  # a failed attempt's (bounded) traceback
 
 
 @attrs.frozen
@@ -98,6 +99,7 @@ class RunRecord:
     last_error: str | None
     output: Any
     event: dict[str, Any]
+    last_traceback: str | None = None
 
     @property
     def duration_ms(self) -> int | None:
@@ -121,6 +123,36 @@ class RunRecord:
             "durationMs": self.duration_ms,
             "nextAttemptAt": iso(self.run_at) if self.status in ("queued", "sleeping", "waiting") else None,
             "lastError": self.last_error,
+            "lastTraceback": self.last_traceback,
             "output": self.output,
             "event": self.event,
         }
+
+
+@attrs.frozen
+class StepRecord:
+    step_id: str
+    output: Any
+    completed_at: datetime
+
+    def as_json(self) -> dict[str, Any]:
+        return {"id": self.step_id, "output": self.output, "completedAt": self.completed_at.isoformat()}
+
+
+@attrs.frozen
+class PauseRecord:
+    """A paused function (`function_id` "*": the whole engine)."""
+
+    function_id: str
+    paused_at: datetime
+    paused_by: str | None
+
+
+@attrs.frozen
+class QueueStats:
+    """What /metrics reports of the queue: due runs waiting, the oldest one's age (lag)."""
+
+    due: int
+    oldest_due_age_s: float | None
+    running: int
+    parked: int  # sleeping or waiting, not due yet

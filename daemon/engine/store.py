@@ -1,7 +1,10 @@
-"""The engine's SQL. Every function here runs on the asyncio side of the bridge and
-takes a connection: the engine calls each through `Database.run`/`.transaction`,
-so a unit of work (send a batch of events, claim a batch, complete a batch) is one
-crossing and, where it must be atomic, one transaction.
+"""The engine's storage: every statement is a named file in `sql/queries/engine_*.sql`.
+
+Every function here runs on the asyncio side of the database bridge and takes a
+connection: the engine calls each through `Database.run`/`.transaction`, so a unit of
+work (send a batch of events, claim a batch, complete a batch) is one crossing and,
+where it must be atomic, one transaction. Only `deneva.engine.engine` imports this
+module; everything else goes through the `Engine`.
 """
 
 from __future__ import annotations
@@ -14,25 +17,73 @@ from typing import Any
 from deneva.db import Connection
 from deneva.engine.errors import EngineError
 from deneva.engine.events import Event
-from deneva.engine.functions import (
-    Function,
-    Registry,
-    key_of,
-)
+from deneva.engine.functions import Function, Registry, key_of
 from deneva.engine.model import (
     ClaimedRun,
     NewRun,
+    PauseRecord,
+    QueueStats,
     RunRecord,
     SendResult,
+    StepRecord,
     Transition,
     new_run_id,
     ts,
 )
+from deneva.sql import query
 
 NOTIFY_CHANNEL = "deneva_runs"
-# Batch statements take arrays of any length: a cached generic plan (which assumes
-# ten array elements) turned the batched completion quadratic, so they plan each time.
-_CUSTOM_PLANS = "SET LOCAL plan_cache_mode = force_custom_plan"
+PAUSED_CHANNEL = "deneva_paused"  # pause or resume: schedulers re-read what is paused
+ENGINE = "*"  # the engine_paused row that pauses every function
+
+Q_INSERT_RUNS = query("engine_insert_runs")
+Q_INSERT_DEBOUNCED = query("engine_insert_debounced_run")
+Q_CLAIM_IDEMPOTENCY = query("engine_claim_idempotency_keys")
+Q_COUNT_RATE = query("engine_count_rate_window")
+Q_NOTIFY = query("engine_notify")
+Q_CUSTOM_PLANS = query("engine_custom_plans")
+Q_INSERT_EVENTS = query("engine_insert_events")
+Q_RESOLVE_WAITS = query("engine_resolve_waits")
+Q_CLAIM_FREE = query("engine_claim_free_runs")
+Q_KEYED_CANDIDATES = query("engine_keyed_candidates")
+Q_LOCK_KEYS = query("engine_lock_concurrency_keys")
+Q_RUNNING_PER_KEY = query("engine_running_per_key")
+Q_START_CHOSEN = query("engine_start_chosen_runs")
+Q_STEPS_OF_RUNS = query("engine_steps_of_runs")
+Q_NEXT_DUE = query("engine_next_due")
+Q_RECORD_STEPS = query("engine_record_steps")
+Q_RUN_FLAGS = query("engine_run_flags")
+Q_EARLY_EVENT = query("engine_early_event")
+Q_DELETE_WAIT = query("engine_delete_wait")
+Q_RECORD_STEP = query("engine_record_step")
+Q_STEP_OUTPUT = query("engine_step_output")
+Q_INSERT_WAITS = query("engine_insert_waits")
+Q_COMPLETE = query("engine_complete_runs")
+Q_RUN_CREATED_AT = query("engine_run_created_at")
+Q_RESUME_WAITING = query("engine_resume_waiting_run")
+Q_RENEW_LEASES = query("engine_renew_leases")
+Q_RESCUE = query("engine_rescue_orphans")
+Q_RELEASE = query("engine_release_runs")
+Q_INSERT_TICKS = query("engine_insert_cron_ticks")
+Q_LAST_TICKS = query("engine_last_cron_ticks")
+Q_PAUSED = query("engine_paused")
+Q_PAUSE = query("engine_pause")
+Q_RESUME = query("engine_resume")
+Q_GET_RUN = query("engine_run_columns")
+Q_GET_RUNS = query("engine_get_runs")
+Q_LIST_RUNS = query("engine_list_runs")
+Q_GET_STEPS = query("engine_get_steps")
+Q_LOCK_RUN = query("engine_lock_run")
+Q_CANCEL_IDLE = query("engine_cancel_idle_run")
+Q_REQUEST_CANCEL = query("engine_request_cancel")
+Q_RETRY = query("engine_retry_run")
+Q_RUN_STATUS = query("engine_run_status")
+Q_QUEUE_STATS = query("engine_queue_stats")
+Q_PRUNE_RUNS = query("engine_prune_runs")
+Q_PRUNE_EVENTS = query("engine_prune_events")
+Q_PRUNE_IDEMPOTENCY = query("engine_prune_idempotency_keys")
+Q_PRUNE_CRON_TICKS = query("engine_prune_cron_ticks")
+Q_PRUNE_RATE_WINDOWS = query("engine_prune_rate_windows")
 
 
 # -- planning (pure) -----------------------------------------------------------------
@@ -98,45 +149,6 @@ def plan_for_events(
 
 # -- writing runs ------------------------------------------------------------------------
 
-_INSERT_RUNS = """
-WITH inserted AS (
-    INSERT INTO engine_runs (id, function_id, status, event, max_attempts, priority, run_at,
-                             concurrency_key, concurrency_limit, debounce_key, created_at)
-    SELECT id, function_id, 'queued', event, max_attempts, priority, run_at,
-           concurrency_key, concurrency_limit, debounce_key, $11
-    FROM unnest($1::uuid[], $2::text[], $3::jsonb[], $4::int[], $5::int[], $6::timestamptz[],
-                $7::text[], $8::int[], $9::text[], $10::boolean[])
-         AS t(id, function_id, event, max_attempts, priority, run_at, concurrency_key,
-              concurrency_limit, debounce_key, debounced)
-    WHERE NOT debounced
-    RETURNING 1
-)
-SELECT pg_notify($12, '') FROM (SELECT 1 FROM inserted LIMIT 1) AS any_inserted
-"""
-
-_INSERT_DEBOUNCED = """
-INSERT INTO engine_runs (id, function_id, status, event, max_attempts, priority, run_at,
-                         concurrency_key, concurrency_limit, debounce_key, created_at)
-VALUES ($1, $2, 'queued', $3, $4, $5, $6, $7, $8, $9, $10)
-ON CONFLICT (debounce_key) WHERE status = 'queued' AND debounce_key IS NOT NULL
-DO UPDATE SET event = excluded.event, run_at = excluded.run_at
-RETURNING id
-"""
-
-_CLAIM_IDEMPOTENCY = """
-INSERT INTO engine_idempotency (key, run_id, expires_at)
-SELECT * FROM unnest($1::text[], $2::uuid[], $3::timestamptz[])
-ON CONFLICT (key) DO UPDATE SET run_id = excluded.run_id, expires_at = excluded.expires_at
-    WHERE engine_idempotency.expires_at <= $4
-RETURNING run_id
-"""
-
-_COUNT_RATE = """
-INSERT INTO engine_rate_windows (key, window_start, count) VALUES ($1, $2, 1)
-ON CONFLICT (key, window_start) DO UPDATE SET count = engine_rate_windows.count + 1
-RETURNING count
-"""
-
 
 async def insert_runs(conn: Connection, runs: Sequence[NewRun], now: float) -> list[uuid.UUID]:
     """Insert planned runs, applying idempotency, rate limits and debounce; notify workers."""
@@ -149,7 +161,7 @@ async def insert_runs(conn: Connection, runs: Sequence[NewRun], now: float) -> l
         for run in keyed:
             first.setdefault(run.idempotency_key or "", run)
         won = await conn.fetch(
-            _CLAIM_IDEMPOTENCY,
+            Q_CLAIM_IDEMPOTENCY,
             list(first),
             [r.id for r in first.values()],
             [ts(r.idempotency_until) for r in first.values()],
@@ -159,14 +171,14 @@ async def insert_runs(conn: Connection, runs: Sequence[NewRun], now: float) -> l
         keep = [r for r in keep if r.idempotency_key is None or r.id in winners]
     limited = [r for r in keep if r.rate_key is not None]
     for run in limited:
-        count = await conn.fetchval(_COUNT_RATE, run.rate_key, ts(run.rate_window_start))
+        count = await conn.fetchval(Q_COUNT_RATE, run.rate_key, ts(run.rate_window_start))
         if count > run.rate_limit:
             keep.remove(run)
     inserted: list[uuid.UUID] = []
     for run in [r for r in keep if r.debounce_key is not None]:
         inserted.append(
             await conn.fetchval(
-                _INSERT_DEBOUNCED,
+                Q_INSERT_DEBOUNCED,
                 run.id,
                 run.function_id,
                 run.event,
@@ -182,7 +194,7 @@ async def insert_runs(conn: Connection, runs: Sequence[NewRun], now: float) -> l
     plain = [r for r in keep if r.debounce_key is None]
     if plain:
         await conn.fetch(
-            _INSERT_RUNS,
+            Q_INSERT_RUNS,
             [r.id for r in plain],
             [r.function_id for r in plain],
             [r.event for r in plain],
@@ -192,49 +204,16 @@ async def insert_runs(conn: Connection, runs: Sequence[NewRun], now: float) -> l
             [r.concurrency_key for r in plain],
             [r.concurrency_limit for r in plain],
             [r.debounce_key for r in plain],
-            [False] * len(plain),
             ts(now),
             NOTIFY_CHANNEL,
         )
         inserted.extend(r.id for r in plain)
     if len(inserted) > len(plain):  # debounced runs (plain ones notified in their statement)
-        await conn.execute("SELECT pg_notify($1, '')", NOTIFY_CHANNEL)
+        await conn.execute(Q_NOTIFY, NOTIFY_CHANNEL)
     return inserted
 
 
 # -- events ------------------------------------------------------------------------------
-
-_INSERT_EVENTS = """
-INSERT INTO engine_events (id, name, data, ts, received_at)
-SELECT * FROM unnest($1::text[], $2::text[], $3::jsonb[], $4::timestamptz[], $5::timestamptz[])
-ON CONFLICT (id) DO NOTHING
-RETURNING id
-"""
-
-_RESOLVE_WAITS = """
-WITH ev AS (
-    SELECT name, doc, ord FROM unnest($1::text[], $2::jsonb[]) WITH ORDINALITY AS e(name, doc, ord)
-), hit AS (
-    SELECT DISTINCT ON (w.run_id, w.step_id) w.run_id, w.step_id, e.doc
-    FROM engine_waits w
-    JOIN ev e ON e.name = w.event_name
-             AND (w.match_path IS NULL OR e.doc #> w.match_path = w.match_value)
-    WHERE w.expires_at IS NULL OR w.expires_at > $3
-    ORDER BY w.run_id, w.step_id, e.ord
-), gone AS (
-    DELETE FROM engine_waits w USING hit
-    WHERE w.run_id = hit.run_id AND w.step_id = hit.step_id
-    RETURNING w.run_id, w.step_id, hit.doc
-), recorded AS (
-    INSERT INTO engine_steps (run_id, step_id, output, completed_at)
-    SELECT run_id, step_id, jsonb_build_object('event', doc), $3 FROM gone
-    ON CONFLICT DO NOTHING
-    RETURNING run_id
-)
-UPDATE engine_runs r SET status = 'sleeping', run_at = $3
-FROM gone WHERE r.id = gone.run_id AND r.status = 'waiting'
-RETURNING r.id
-"""
 
 
 async def send_events(
@@ -247,7 +226,7 @@ async def send_events(
         new_ids = {
             row["id"]
             for row in await conn.fetch(
-                _INSERT_EVENTS,
+                Q_INSERT_EVENTS,
                 [e.id for e in events],
                 [e.name for e in events],
                 [e.data for e in events],
@@ -261,9 +240,9 @@ async def send_events(
         run_ids = await insert_runs(conn, runs, now)
         resumed: list[Any] = []
         if documents:
-            resumed = await conn.fetch(_RESOLVE_WAITS, [d["name"] for d in documents], documents, ts(now))
+            resumed = await conn.fetch(Q_RESOLVE_WAITS, [d["name"] for d in documents], documents, ts(now))
             if resumed:
-                await conn.execute("SELECT pg_notify($1, '')", NOTIFY_CHANNEL)
+                await conn.execute(Q_NOTIFY, NOTIFY_CHANNEL)
     return SendResult(
         tuple(e.id for e in events),
         tuple(e.id for e in fresh),
@@ -276,61 +255,10 @@ async def send_events(
 # -- claiming ---------------------------------------------------------------------------
 
 
-def _start_picked(picked: str) -> str:
-    """Start the runs `picked` selects: $1 now, $3 owner, $4 lease end (one statement)."""
-    return f"""
-WITH picked AS ({picked})
-UPDATE engine_runs r
-SET status = 'running',
-    attempt = CASE WHEN r.status = 'queued' THEN r.attempt + 1 ELSE r.attempt END,
-    lease_owner = $3, lease_expires_at = $4, started_at = coalesce(r.started_at, $1)
-FROM picked WHERE r.id = picked.id
-RETURNING r.id, r.function_id, r.event, r.attempt, r.max_attempts, r.created_at, picked.status AS was,
-          picked.started_at IS NULL AS fresh
-"""
-
-
-# Due runs without a concurrency key ($2: how many).
-_CLAIM_FREE = _start_picked("""
-    SELECT id, status, started_at FROM engine_runs
-    WHERE status IN ('queued', 'sleeping', 'waiting') AND run_at <= $1 AND concurrency_key IS NULL
-    ORDER BY priority DESC, run_at
-    LIMIT $2
-    FOR UPDATE SKIP LOCKED""")
-
-_LIMITED_CANDIDATES = """
-SELECT id, concurrency_key, concurrency_limit FROM engine_runs
-WHERE status IN ('queued', 'sleeping', 'waiting') AND run_at <= $1 AND concurrency_key IS NOT NULL
-ORDER BY priority DESC, run_at
-LIMIT $2
-FOR UPDATE SKIP LOCKED
-"""
-
-_LOCK_KEYS = """
-WITH ins AS (
-    INSERT INTO engine_concurrency_keys (key) SELECT unnest($1::text[]) ON CONFLICT DO NOTHING
-)
-SELECT key FROM engine_concurrency_keys WHERE key = ANY($1::text[]) ORDER BY key FOR UPDATE
-"""
-
-_RUNNING_PER_KEY = """
-SELECT concurrency_key, count(*) AS n FROM engine_runs
-WHERE status = 'running' AND concurrency_key = ANY($1::text[])
-GROUP BY concurrency_key
-"""
-
-# Runs chosen under their concurrency keys' locks ($2: their ids).
-_START_CHOSEN = _start_picked("SELECT id, status, started_at FROM engine_runs WHERE id = ANY($2::uuid[])")
-
-_NEXT_DUE = """
-SELECT min(run_at) FROM engine_runs WHERE status IN ('queued', 'sleeping', 'waiting') AND run_at > $1
-"""
-
-
 async def claim_runs(
     conn: Connection, owner: str, now: float, lease_s: float, limit: int, limited: bool = True
 ) -> tuple[list[ClaimedRun], float | None]:
-    """Claim up to `limit` due runs for `owner`, honouring concurrency limits.
+    """Claim up to `limit` due runs for `owner`, honouring concurrency limits and pauses.
 
     Returns the runs with their completed steps, and when the next run falls due.
     Runs sharing a concurrency key are claimed under that key's row lock and counted
@@ -339,14 +267,14 @@ async def claim_runs(
     lease_until = ts(now + lease_s)
     rows: list[Any] = []
     async with conn.transaction():
-        rows = list(await conn.fetch(_CLAIM_FREE, ts(now), limit, owner, lease_until))
+        rows = list(await conn.fetch(Q_CLAIM_FREE, ts(now), limit, owner, lease_until))
         room = limit - len(rows)
         if room > 0 and limited:
-            candidates = await conn.fetch(_LIMITED_CANDIDATES, ts(now), room)
+            candidates = await conn.fetch(Q_KEYED_CANDIDATES, ts(now), room)
             if candidates:
                 keys = sorted({c["concurrency_key"] for c in candidates})
-                await conn.fetch(_LOCK_KEYS, keys)
-                running = {r["concurrency_key"]: r["n"] for r in await conn.fetch(_RUNNING_PER_KEY, keys)}
+                await conn.fetch(Q_LOCK_KEYS, keys)
+                running = {r["concurrency_key"]: r["n"] for r in await conn.fetch(Q_RUNNING_PER_KEY, keys)}
                 chosen: list[uuid.UUID] = []
                 for candidate in candidates:
                     key = candidate["concurrency_key"]
@@ -354,15 +282,13 @@ async def claim_runs(
                         running[key] = running.get(key, 0) + 1
                         chosen.append(candidate["id"])
                 if chosen:
-                    rows += await conn.fetch(_START_CHOSEN, ts(now), chosen, owner, lease_until)
+                    rows += await conn.fetch(Q_START_CHOSEN, ts(now), chosen, owner, lease_until)
         steps: dict[uuid.UUID, dict[str, Any]] = {}
         resumed = [r["id"] for r in rows if not r["fresh"]]  # a run never started has no steps
         if resumed:
-            for step in await conn.fetch(
-                "SELECT run_id, step_id, output FROM engine_steps WHERE run_id = ANY($1::uuid[])", resumed
-            ):
+            for step in await conn.fetch(Q_STEPS_OF_RUNS, resumed):
                 steps.setdefault(step["run_id"], {})[step["step_id"]] = step["output"]
-        next_due = await conn.fetchval(_NEXT_DUE, ts(now))
+        next_due = await conn.fetchval(Q_NEXT_DUE, ts(now))
     claimed = [
         ClaimedRun(
             r["id"],
@@ -381,77 +307,32 @@ async def claim_runs(
 
 # -- steps -------------------------------------------------------------------------------
 
-_RECORD_STEPS = """
-INSERT INTO engine_steps (run_id, step_id, output, completed_at)
-SELECT * FROM unnest($1::uuid[], $2::text[], $3::jsonb[], $4::timestamptz[])
-ON CONFLICT DO NOTHING
-"""
-
-_RUN_FLAGS = """
-SELECT id, cancel_requested, coalesce(lease_owner = $2, false) AS owned
-FROM engine_runs WHERE id = ANY($1::uuid[])
-"""
-
 
 async def record_steps(
     conn: Connection, owner: str, items: Sequence[tuple[uuid.UUID, str, Any]], now: float
 ) -> dict[uuid.UUID, tuple[bool, bool]]:
     """Persist completed steps in one statement; return (cancel requested, still ours) per run."""
-    await conn.execute(_CUSTOM_PLANS)
+    await conn.execute(Q_CUSTOM_PLANS)
     await conn.execute(
-        _RECORD_STEPS,
+        Q_RECORD_STEPS,
         [i[0] for i in items],
         [i[1] for i in items],
         [{"value": i[2]} for i in items],
         [ts(now)] * len(items),
     )
-    flags = await conn.fetch(_RUN_FLAGS, list({i[0] for i in items}), owner)
+    flags = await conn.fetch(Q_RUN_FLAGS, list({i[0] for i in items}), owner)
     return {row["id"]: (row["cancel_requested"], row["owned"]) for row in flags}
-
-
-_EARLY_EVENT = """
-SELECT name, data, id, (extract(epoch FROM ts) * 1000)::bigint AS ts
-FROM engine_events
-WHERE name = $1 AND received_at >= $2 AND ($3::text[] IS NULL OR
-      jsonb_build_object('name', name, 'data', data, 'id', id) #> $3::text[] = $4::jsonb)
-ORDER BY received_at, id
-LIMIT 1
-"""
 
 
 async def resolve_wait_timeout(conn: Connection, run_id: uuid.UUID, step_id: str, now: float) -> Any:
     """A resumed waiting run: its wait timed out unless an event resolved it first."""
     async with conn.transaction():
-        await conn.execute("DELETE FROM engine_waits WHERE run_id = $1 AND step_id = $2", run_id, step_id)
-        await conn.execute(
-            "INSERT INTO engine_steps (run_id, step_id, output, completed_at) "
-            "VALUES ($1, $2, '{\"event\": null}', $3) ON CONFLICT DO NOTHING",
-            run_id,
-            step_id,
-            ts(now),
-        )
-        return await conn.fetchval(
-            "SELECT output FROM engine_steps WHERE run_id = $1 AND step_id = $2", run_id, step_id
-        )
+        await conn.execute(Q_DELETE_WAIT, run_id, step_id)
+        await conn.execute(Q_RECORD_STEP, run_id, step_id, {"event": None}, ts(now))
+        return await conn.fetchval(Q_STEP_OUTPUT, run_id, step_id)
 
 
 # -- completing --------------------------------------------------------------------------
-
-_COMPLETE = """
-UPDATE engine_runs r
-SET status = CASE WHEN r.cancel_requested AND t.status IN ('queued', 'sleeping', 'waiting')
-                  THEN 'cancelled' ELSE t.status END,
-    run_at = coalesce(t.run_at, r.run_at),
-    output = t.output,
-    last_error = coalesce(t.error, r.last_error),
-    finished_at = CASE WHEN r.cancel_requested AND t.status IN ('queued', 'sleeping', 'waiting')
-                       THEN $3 ELSE t.finished_at END,
-    lease_owner = NULL, lease_expires_at = NULL
-FROM unnest($1::uuid[], $4::text[], $5::timestamptz[], $6::jsonb[], $7::text[], $8::timestamptz[])
-     AS t(id, status, run_at, output, error, finished_at)
-WHERE r.id = t.id AND r.lease_owner = $2 AND r.status = 'running'
-RETURNING r.id, r.status
-"""
 
 
 async def complete_runs(
@@ -462,11 +343,11 @@ async def complete_runs(
         return {}
     waiting = [t for t in transitions if t.wait is not None]
     async with conn.transaction():
-        await conn.execute(_CUSTOM_PLANS)
+        await conn.execute(Q_CUSTOM_PLANS)
         sleeps = [t for t in transitions if t.step is not None]
         if sleeps:
             await conn.execute(
-                _RECORD_STEPS,
+                Q_RECORD_STEPS,
                 [t.run_id for t in sleeps],
                 [t.step[0] for t in sleeps if t.step],
                 [t.step[1] for t in sleeps if t.step],
@@ -474,10 +355,7 @@ async def complete_runs(
             )
         if waiting:
             await conn.execute(
-                "INSERT INTO engine_waits (run_id, step_id, event_name, match_path, match_value, expires_at) "
-                "SELECT a, b, c, CASE WHEN d = '' THEN NULL ELSE string_to_array(d, '.') END, e, f "
-                "FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::jsonb[], $6::timestamptz[]) "
-                "AS t(a, b, c, d, e, f) ON CONFLICT DO NOTHING",
+                Q_INSERT_WAITS,
                 [t.run_id for t in waiting],
                 [t.wait.step_id for t in waiting if t.wait],
                 [t.wait.event_name for t in waiting if t.wait],
@@ -486,7 +364,7 @@ async def complete_runs(
                 [ts(t.wait.expires_at) if t.wait and t.wait.expires_at else None for t in waiting],
             )
         rows = await conn.fetch(
-            _COMPLETE,
+            Q_COMPLETE,
             [t.run_id for t in transitions],
             owner,
             ts(now),
@@ -495,6 +373,7 @@ async def complete_runs(
             [t.output for t in transitions],
             [t.error for t in transitions],
             [None if t.finished_at is None else ts(t.finished_at) for t in transitions],
+            [t.traceback for t in transitions],
         )
         final = {row["id"]: row["status"] for row in rows}
         failures = [t for t in transitions if t.failure_event is not None and final.get(t.run_id) == "failed"]
@@ -503,7 +382,7 @@ async def complete_runs(
             runs, _errors = plan_for_events(registry, documents, now)
             await insert_runs(conn, runs, now)
         if any(status in ("queued", "sleeping") for status in final.values()):
-            await conn.execute("SELECT pg_notify($1, '')", NOTIFY_CHANNEL)
+            await conn.execute(Q_NOTIFY, NOTIFY_CHANNEL)
     # An event that arrived before the wait was registered (the early-event race):
     # checked after the wait row is committed, so an event committed later finds it.
     for t in waiting:
@@ -518,31 +397,17 @@ async def resume_if_event_arrived(
     conn: Connection, run_id: uuid.UUID, step_id: str, wait: Any, now: float
 ) -> bool:
     async with conn.transaction():
-        created = await conn.fetchval("SELECT created_at FROM engine_runs WHERE id = $1", run_id)
+        created = await conn.fetchval(Q_RUN_CREATED_AT, run_id)
         path = list(wait.match_path) if wait.match_path else None
-        row = await conn.fetchrow(_EARLY_EVENT, wait.event_name, created, path, wait.match_value)
+        row = await conn.fetchrow(Q_EARLY_EVENT, wait.event_name, created, path, wait.match_value)
         if row is None:
             return False
-        gone = await conn.fetchval(
-            "DELETE FROM engine_waits WHERE run_id = $1 AND step_id = $2 RETURNING 1", run_id, step_id
-        )
-        if gone is None:
+        if await conn.fetchval(Q_DELETE_WAIT, run_id, step_id) is None:
             return False  # an event resolved it meanwhile
         document = {"name": row["name"], "data": row["data"], "id": row["id"], "ts": row["ts"]}
-        await conn.execute(
-            "INSERT INTO engine_steps (run_id, step_id, output, completed_at) VALUES ($1, $2, $3, $4) "
-            "ON CONFLICT DO NOTHING",
-            run_id,
-            step_id,
-            {"event": document},
-            ts(now),
-        )
-        await conn.execute(
-            "UPDATE engine_runs SET status = 'sleeping', run_at = $2 WHERE id = $1 AND status = 'waiting'",
-            run_id,
-            ts(now),
-        )
-        await conn.execute("SELECT pg_notify($1, '')", NOTIFY_CHANNEL)
+        await conn.execute(Q_RECORD_STEP, run_id, step_id, {"event": document}, ts(now))
+        await conn.execute(Q_RESUME_WAITING, run_id, ts(now))
+        await conn.execute(Q_NOTIFY, NOTIFY_CHANNEL)
         return True
 
 
@@ -553,50 +418,23 @@ async def renew_leases(
     conn: Connection, owner: str, run_ids: Sequence[uuid.UUID], until: float
 ) -> set[uuid.UUID]:
     """Extend our leases; returns the runs whose cancellation was requested."""
-    rows = await conn.fetch(
-        "UPDATE engine_runs SET lease_expires_at = $3 WHERE id = ANY($1::uuid[]) AND lease_owner = $2 "
-        "RETURNING id, cancel_requested",
-        list(run_ids),
-        owner,
-        ts(until),
-    )
+    rows = await conn.fetch(Q_RENEW_LEASES, list(run_ids), owner, ts(until))
     return {row["id"] for row in rows if row["cancel_requested"]}
-
-
-_RESCUE = """
-UPDATE engine_runs
-SET status = CASE WHEN attempt >= max_attempts THEN 'failed' ELSE 'queued' END,
-    finished_at = CASE WHEN attempt >= max_attempts THEN $1 ELSE NULL END,
-    last_error = 'worker lost (lease expired' || coalesce(' on ' || lease_owner, '') || ')',
-    run_at = $1, lease_owner = NULL, lease_expires_at = NULL
-WHERE id IN (
-    SELECT id FROM engine_runs WHERE status = 'running' AND lease_expires_at < $1
-    ORDER BY lease_expires_at LIMIT 1000 FOR UPDATE SKIP LOCKED
-)
-RETURNING id, status
-"""
 
 
 async def rescue_orphans(conn: Connection, now: float) -> int:
     """Re-queue runs whose owner stopped renewing its lease (died)."""
-    rows = await conn.fetch(_RESCUE, ts(now))
+    rows = await conn.fetch(Q_RESCUE, ts(now))
     if rows:
-        await conn.execute("SELECT pg_notify($1, '')", NOTIFY_CHANNEL)
+        await conn.execute(Q_NOTIFY, NOTIFY_CHANNEL)
     return len(rows)
 
 
 async def release_runs(conn: Connection, owner: str, run_ids: Sequence[uuid.UUID], now: float) -> int:
     """Give back runs claimed but not finished (shutdown): resumable at once elsewhere."""
-    rows = await conn.fetch(
-        "UPDATE engine_runs SET status = 'sleeping', run_at = $3, "
-        "lease_owner = NULL, lease_expires_at = NULL "
-        "WHERE id = ANY($1::uuid[]) AND lease_owner = $2 AND status = 'running' RETURNING id",
-        list(run_ids),
-        owner,
-        ts(now),
-    )
+    rows = await conn.fetch(Q_RELEASE, list(run_ids), owner, ts(now))
     if rows:
-        await conn.execute("SELECT pg_notify($1, '')", NOTIFY_CHANNEL)
+        await conn.execute(Q_NOTIFY, NOTIFY_CHANNEL)
     return len(rows)
 
 
@@ -605,122 +443,147 @@ async def release_runs(conn: Connection, owner: str, run_ids: Sequence[uuid.UUID
 
 async def fire_ticks(
     conn: Connection, ticks: Sequence[tuple[str, float]], runs: Sequence[NewRun], now: float
-) -> list[tuple[str, float]]:
-    """Record (function, tick) pairs; start runs only for ticks nobody recorded before."""
-    if not ticks:
-        return []
+) -> tuple[list[tuple[str, float]], set[str]]:
+    """Record (function, tick) pairs; start runs only for ticks nobody recorded before and
+    whose function is not paused. Returns the fired ticks and what is paused now."""
     async with conn.transaction():
+        paused = {row["function_id"] for row in await conn.fetch(Q_PAUSED)}
+        if not ticks:
+            return [], paused
         rows = await conn.fetch(
-            "INSERT INTO engine_cron_ticks (function_id, tick_at, run_id) "
-            "SELECT * FROM unnest($1::text[], $2::timestamptz[], $3::uuid[]) ON CONFLICT DO NOTHING "
-            "RETURNING function_id, tick_at",
-            [t[0] for t in ticks],
-            [ts(t[1]) for t in ticks],
-            [r.id for r in runs],
+            Q_INSERT_TICKS, [t[0] for t in ticks], [ts(t[1]) for t in ticks], [r.id for r in runs]
         )
         fired = {(row["function_id"], row["tick_at"].timestamp()) for row in rows}
         chosen = [run for tick, run in zip(ticks, runs, strict=True) if (tick[0], tick[1]) in fired]
         await insert_runs(conn, chosen, now)
-    return sorted(fired)
+    return sorted(fired), paused
 
 
 async def last_ticks(conn: Connection, function_ids: Sequence[str]) -> dict[str, float]:
-    rows = await conn.fetch(
-        "SELECT function_id, max(tick_at) AS last FROM engine_cron_ticks WHERE function_id = ANY($1::text[]) "
-        "GROUP BY function_id",
-        list(function_ids),
-    )
+    rows = await conn.fetch(Q_LAST_TICKS, list(function_ids))
     return {row["function_id"]: row["last"].timestamp() for row in rows}
+
+
+# -- pausing (seed 003's rollback lever) ---------------------------------------------------
+
+
+async def paused(conn: Connection) -> list[PauseRecord]:
+    return [PauseRecord(r["function_id"], r["paused_at"], r["paused_by"]) for r in await conn.fetch(Q_PAUSED)]
+
+
+async def pause(conn: Connection, function_id: str, now: float, by: str | None) -> None:
+    async with conn.transaction():
+        await conn.execute(Q_PAUSE, function_id, ts(now), by)
+        await conn.execute(Q_NOTIFY, PAUSED_CHANNEL)
+
+
+async def resume(conn: Connection, function_id: str) -> bool:
+    """Resume; wakes every replica's dispatcher (runs held back may start now) and
+    scheduler (held-back cron ticks follow their missed-tick policy)."""
+    async with conn.transaction():
+        was_paused = await conn.fetchval(Q_RESUME, function_id) is not None
+        if was_paused:
+            await conn.execute(Q_NOTIFY, NOTIFY_CHANNEL)
+            await conn.execute(Q_NOTIFY, PAUSED_CHANNEL)
+    return was_paused
 
 
 # -- inspecting and steering ---------------------------------------------------------------
 
-_RUN_COLUMNS = (
-    "id, function_id, status, attempt, max_attempts, created_at, started_at, finished_at, run_at, "
-    "last_error, output, event"
-)
-
 
 def _record(row: Any) -> RunRecord:
-    return RunRecord(**{k: row[k] for k in _RUN_COLUMNS.split(", ")})
+    return RunRecord(
+        row["id"],
+        row["function_id"],
+        row["status"],
+        row["attempt"],
+        row["max_attempts"],
+        row["created_at"],
+        row["started_at"],
+        row["finished_at"],
+        row["run_at"],
+        row["last_error"],
+        row["output"],
+        row["event"],
+        row["last_traceback"],
+    )
 
 
 async def get_run(conn: Connection, run_id: uuid.UUID) -> RunRecord | None:
-    row = await conn.fetchrow(f"SELECT {_RUN_COLUMNS} FROM engine_runs WHERE id = $1", run_id)
+    row = await conn.fetchrow(Q_GET_RUN, run_id)
     return None if row is None else _record(row)
 
 
 async def get_runs(conn: Connection, run_ids: Sequence[uuid.UUID]) -> list[RunRecord]:
-    rows = await conn.fetch(
-        f"SELECT {_RUN_COLUMNS} FROM engine_runs WHERE id = ANY($1::uuid[])", list(run_ids)
-    )
-    return [_record(row) for row in rows]
+    return [_record(row) for row in await conn.fetch(Q_GET_RUNS, list(run_ids))]
 
 
 async def list_runs(
     conn: Connection, status: str | None, function_id: str | None, limit: int
 ) -> list[RunRecord]:
-    rows = await conn.fetch(
-        f"SELECT {_RUN_COLUMNS} FROM engine_runs "
-        "WHERE ($1::text IS NULL OR status = $1) AND ($2::text IS NULL OR function_id = $2) "
-        "ORDER BY created_at DESC, id LIMIT $3",
-        status,
-        function_id,
-        limit,
-    )
-    return [_record(row) for row in rows]
+    return [_record(row) for row in await conn.fetch(Q_LIST_RUNS, status, function_id, limit)]
 
 
-async def get_steps(conn: Connection, run_id: uuid.UUID) -> list[tuple[str, Any, datetime]]:
-    rows = await conn.fetch(
-        "SELECT step_id, output, completed_at FROM engine_steps WHERE run_id = $1 "
-        "ORDER BY completed_at, step_id",
-        run_id,
-    )
-    return [(row["step_id"], row["output"], row["completed_at"]) for row in rows]
+async def get_steps(conn: Connection, run_id: uuid.UUID) -> list[StepRecord]:
+    rows = await conn.fetch(Q_GET_STEPS, run_id)
+    return [StepRecord(row["step_id"], row["output"], row["completed_at"]) for row in rows]
 
 
 async def cancel_run(conn: Connection, run_id: uuid.UUID, now: float) -> str | None:
     """Cancel now if not executing; otherwise ask the worker to stop at its next step."""
     async with conn.transaction():
-        status = await conn.fetchval("SELECT status FROM engine_runs WHERE id = $1 FOR UPDATE", run_id)
+        status = await conn.fetchval(Q_LOCK_RUN, run_id)
         if status is None:
             return None
         if status in ("queued", "sleeping", "waiting"):
-            await conn.execute(
-                "UPDATE engine_runs SET status = 'cancelled', finished_at = $2, cancel_requested = true "
-                "WHERE id = $1",
-                run_id,
-                ts(now),
-            )
-            await conn.execute("DELETE FROM engine_waits WHERE run_id = $1", run_id)
+            await conn.execute(Q_CANCEL_IDLE, run_id, ts(now))
             return "cancelled"
         if status == "running":
-            await conn.execute("UPDATE engine_runs SET cancel_requested = true WHERE id = $1", run_id)
+            await conn.execute(Q_REQUEST_CANCEL, run_id)
             return "cancelling"
         return str(status)
 
 
 async def retry_run(conn: Connection, run_id: uuid.UUID, now: float) -> str | None:
     """Queue a failed or cancelled run again; completed steps are kept (resume)."""
-    status = await conn.fetchval(
-        "UPDATE engine_runs SET status = 'queued', attempt = 0, run_at = $2, finished_at = NULL, "
-        "cancel_requested = false WHERE id = $1 AND status IN ('failed', 'cancelled') RETURNING status",
-        run_id,
-        ts(now),
-    )
+    status = await conn.fetchval(Q_RETRY, run_id, ts(now))
     if status is None:
-        current = await conn.fetchval("SELECT status FROM engine_runs WHERE id = $1", run_id)
+        current = await conn.fetchval(Q_RUN_STATUS, run_id)
         return None if current is None else str(current)
-    await conn.execute("SELECT pg_notify($1, '')", NOTIFY_CHANNEL)
+    await conn.execute(Q_NOTIFY, NOTIFY_CHANNEL)
     return str(status)
 
 
-async def queue_depth(conn: Connection, now: float) -> int:
-    return int(
-        await conn.fetchval(
-            "SELECT count(*) FROM engine_runs "
-            "WHERE status IN ('queued', 'sleeping', 'waiting') AND run_at <= $1",
-            ts(now),
-        )
+async def queue_stats(conn: Connection, now: float) -> QueueStats:
+    row = await conn.fetchrow(Q_QUEUE_STATS, ts(now))
+    assert row is not None
+    age = row["oldest_due_age_s"]
+    return QueueStats(
+        row["due"], None if age is None else max(0.0, float(age)), row["running"], row["parked"]
     )
+
+
+# -- retention (the janitor's passes call these through the engine) -------------------------
+
+PRUNABLE_STATUSES = ("succeeded", "failed", "cancelled")
+
+
+async def prune_runs(conn: Connection, status: str, before: datetime, limit: int) -> tuple[int, int]:
+    """Delete up to `limit` runs of `status` finished before `before`; (runs, steps) deleted."""
+    row = await conn.fetchrow(Q_PRUNE_RUNS, status, before, limit)
+    assert row is not None
+    return int(row["runs"]), int(row["steps"])
+
+
+_PRUNE_TABLES = {
+    "events": Q_PRUNE_EVENTS,
+    "idempotency_keys": Q_PRUNE_IDEMPOTENCY,
+    "cron_ticks": Q_PRUNE_CRON_TICKS,
+    "rate_windows": Q_PRUNE_RATE_WINDOWS,
+}
+PRUNABLE_TABLES = tuple(_PRUNE_TABLES)
+
+
+async def prune_table(conn: Connection, table: str, before: datetime, limit: int) -> int:
+    """Delete up to `limit` rows of one of PRUNABLE_TABLES older than `before`."""
+    return int(await conn.fetchval(_PRUNE_TABLES[table], before, limit))

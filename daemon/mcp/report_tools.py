@@ -62,7 +62,8 @@ from deneva.mcp.report_reads import ReportReads
 from deneva.mcp.tools import ProgressFn, Tool, ToolContext, ToolError, ToolRegistry
 from deneva.reports.inputs import ReportInputError
 from deneva.sync.cache import CacheResult, CacheWaitTimeout, hit_from_row, read_or_fetch
-from deneva.sync.worker import REFRESH_EVENT, RefreshTarget, SyncServices, fetch_report
+from deneva.sync.model import REFRESH_EVENT, RefreshTarget, SyncServices
+from deneva.sync.worker import fetch_report
 
 log = logging.getLogger(__name__)
 

@@ -17,9 +17,11 @@ from typing import Any, Literal
 import attrs
 import trio
 
+from deneva.backoff import Backoff
 from deneva.clock import Clock
 from deneva.db import Connection, Database
 from deneva.errors import DenevaError
+from deneva.sql import query
 from deneva.sync.cadence import refresh_due
 
 
@@ -66,22 +68,12 @@ def _ts(value: float) -> datetime:
     return datetime.fromtimestamp(value, UTC)
 
 
-_READ = """
-SELECT c.payload, c.fetched_at, c.expires_at, c.is_stale, p.last_error_code, p.healthy
-FROM metric_cache c
-LEFT JOIN platform_credentials p
-       ON p.tenant_id = c.tenant_id AND p.platform = c.platform AND p.account_id = c.account_id
-WHERE c.tenant_id = $1 AND c.platform = $2 AND c.account_id = $3 AND c.report_type = $4 AND c.date_range = $5
-"""
-
-WRITE_SQL = """
-INSERT INTO metric_cache (tenant_id, platform, account_id, report_type, date_range, payload,
-                          fetched_at, expires_at, refresh_at, is_stale)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, false)
-ON CONFLICT (tenant_id, platform, account_id, report_type, date_range) DO UPDATE SET
-    payload = excluded.payload, fetched_at = excluded.fetched_at,
-    expires_at = excluded.expires_at, refresh_at = excluded.refresh_at, is_stale = false
-"""
+_READ = query("sync_cache_read")
+WRITE_SQL = query("sync_cache_write")
+_CLAIM = query("sync_cache_claim_fetch")
+_RELEASE = query("sync_cache_release_fetch")
+_MARK_STALE = query("sync_cache_mark_stale")
+_CLAIM_POLL = Backoff(base_s=0.02, factor=2.0, max_s=0.5, jitter=0.25)
 
 
 def write_args(key: CacheKey, payload: Any, fetched_at: float, ttl_s: float) -> tuple[Any, ...]:
@@ -93,14 +85,6 @@ def write_args(key: CacheKey, payload: Any, fetched_at: float, ttl_s: float) -> 
         _ts(fetched_at + ttl_s),
         _ts(refresh_due(fetched_at, ttl_s)),
     )
-
-
-_CLAIM = """
-INSERT INTO metric_cache_fetches (tenant_id, cache_key, owner, expires_at) VALUES ($1, $2, $3, $4)
-ON CONFLICT (tenant_id, cache_key) DO UPDATE SET owner = excluded.owner, expires_at = excluded.expires_at
-    WHERE metric_cache_fetches.expires_at < $5
-RETURNING owner
-"""
 
 
 def _key_args(key: CacheKey) -> tuple[Any, ...]:
@@ -149,7 +133,7 @@ async def read_or_fetch(
     cached = await read(db, key, clock.now())
     if cached is not None:
         return cached
-    poll = 0.02
+    polls = 0
     with trio.move_on_after(wait_s):
         while True:
             now = clock.now()
@@ -162,8 +146,8 @@ async def read_or_fetch(
 
             if await db.tenant_transaction(tenant, claim):
                 return await _fetch_as_owner(db, key, fetch, clock, ttl_s)
-            await trio.sleep(poll)  # another fetch is under way: its row will appear
-            poll = min(poll * 2, 0.5)
+            polls += 1
+            await trio.sleep(_CLAIM_POLL.delay(polls))  # another fetch is under way: its row will appear
             cached = await read(db, key, clock.now())
             if cached is not None:
                 return attrs.evolve(cached, cache="miss")
@@ -178,11 +162,7 @@ async def _fetch_as_owner(
     tenant = str(key.tenant_id)
 
     async def release(conn: Connection) -> None:
-        await conn.execute(
-            "DELETE FROM metric_cache_fetches WHERE tenant_id = $1 AND cache_key = $2",
-            key.tenant_id,
-            key.text,
-        )
+        await conn.execute(_RELEASE, key.tenant_id, key.text)
 
     try:
         payload = await fetch()
@@ -202,10 +182,5 @@ async def _fetch_as_owner(
 
 async def mark_stale(conn: Connection, tenant_id: uuid.UUID, platform: str, account_id: str) -> int:
     """Mark every cached report of one account stale (sync exhaustion); returns the count."""
-    result: str = await conn.execute(
-        "UPDATE metric_cache SET is_stale = true WHERE tenant_id = $1 AND platform = $2 AND account_id = $3",
-        tenant_id,
-        platform,
-        account_id,
-    )
+    result: str = await conn.execute(_MARK_STALE, tenant_id, platform, account_id)
     return int(result.split()[-1])

@@ -6,7 +6,12 @@
   refresh that exhausted its retries sets a later `refresh_at`, so it is tried again.
 - `sync-{platform}-{reportType}` (every 10 minutes, one per cadence row): reports never
   fetched yet, for every connected account, are fetched.
-Credentials whose token was revoked are left alone until they are connected again.
+
+Each is a fan-out whose output says what it did (seed 002): how many refreshes it
+enqueued (`processed`), how many it skipped and why (`revoked` or `unhealthy`: the
+account waits for a reconnect; `paused`: `refresh-tenant-report` is paused, so nothing
+is enqueued to pile up behind the pause; `not_synced`: this daemon has no adapter for
+the platform), and how many events failed to start a refresh (`failed`, with reasons).
 """
 
 from __future__ import annotations
@@ -19,82 +24,71 @@ from deneva.db import Connection, Database
 from deneva.engine.context import Context
 from deneva.engine.events import MAX_BATCH
 from deneva.engine.functions import CronTrigger, Function, Registry
+from deneva.sql import query
 from deneva.sync.cadence import CADENCES, Cadence
+from deneva.sync.model import FanOut, RefreshTarget
 
 FANOUT_CRON = "*/10 * * * *"
-
-_DUE = """
-SELECT c.tenant_id, c.platform, c.account_id, c.report_type, c.date_range,
-       (extract(epoch FROM c.refresh_at) * 1000)::bigint AS due_ms
-FROM metric_cache c
-JOIN platform_credentials p
-  ON p.tenant_id = c.tenant_id AND p.platform = c.platform AND p.account_id = c.account_id
-WHERE c.refresh_at <= $1 AND coalesce(p.last_error_code, '') <> 'token_revoked'
-  AND ($3::text[] IS NULL OR c.platform = ANY($3::text[]))
-ORDER BY c.refresh_at
-LIMIT $2
-"""
-
-_MISSING = """
-SELECT p.tenant_id, p.account_id, r.date_range
-FROM platform_credentials p
-CROSS JOIN unnest($2::text[]) AS r(date_range)
-WHERE p.platform = $1 AND coalesce(p.last_error_code, '') <> 'token_revoked'
-  AND NOT EXISTS (
-      SELECT 1 FROM metric_cache c
-      WHERE c.tenant_id = p.tenant_id AND c.platform = p.platform AND c.account_id = p.account_id
-        AND c.report_type = $3 AND c.date_range = r.date_range)
-LIMIT $4
-"""
+REFRESH_FUNCTION = "refresh-tenant-report"
+_DUE = query("sync_due_refreshes")
+_DUE_SKIPPED = query("sync_due_skipped")
+_MISSING = query("sync_missing_reports")
+_MISSING_SKIPPED = query("sync_missing_skipped")
 
 
-def refresh_event(row: Any, platform: str, report_type: str, event_id: str) -> dict[str, Any]:
-    from deneva.sync.worker import REFRESH_EVENT
-
-    return {
-        "name": REFRESH_EVENT,
-        "id": event_id,
-        "data": {
-            "tenant_id": str(row["tenant_id"]),
-            "platform": platform,
-            "account_id": row["account_id"],
-            "report_type": report_type,
-            "date_range": row["date_range"],
-        },
-    }
+def _skipped(rows: Sequence[Any]) -> dict[str, int]:
+    return {row["reason"]: int(row["n"]) for row in rows}
 
 
 async def due_refreshes(
     conn: Connection, now: float, limit: int = MAX_BATCH, platforms: Sequence[str] | None = None
-) -> list[dict[str, Any]]:
-    """Refresh events for the due rows (of `platforms` only, when given)."""
-    rows = await conn.fetch(_DUE, as_datetime(now), limit, None if platforms is None else list(platforms))
-    return [
-        refresh_event(
-            r,
-            r["platform"],
-            r["report_type"],
+) -> tuple[list[dict[str, Any]], dict[str, int]]:
+    """Refresh events for the due rows (of `platforms` only, when given), and the due rows
+    left alone, counted by why."""
+    chosen = None if platforms is None else list(platforms)
+    rows = await conn.fetch(_DUE, as_datetime(now), limit, chosen)
+    skipped = _skipped(await conn.fetch(_DUE_SKIPPED, as_datetime(now), chosen))
+    events = [
+        RefreshTarget(
+            r["tenant_id"], r["platform"], r["account_id"], r["report_type"], r["date_range"]
+        ).event(
             f"refresh:{r['tenant_id']}:{r['platform']}:{r['account_id']}:{r['report_type']}:"
-            f"{r['date_range']}:{r['due_ms']}",
+            f"{r['date_range']}:{r['due_ms']}"
         )
         for r in rows
     ]
+    return events, skipped
 
 
 async def missing_reports(
     conn: Connection, cadence: Cadence, tick_ms: int, limit: int = MAX_BATCH
-) -> list[dict[str, Any]]:
-    rows = await conn.fetch(_MISSING, cadence.platform, list(cadence.date_ranges), cadence.report_type, limit)
-    return [
-        refresh_event(
-            r,
-            cadence.platform,
-            cadence.report_type,
+) -> tuple[list[dict[str, Any]], dict[str, int]]:
+    """Refresh events for the cadence's reports never fetched yet, and those left alone."""
+    ranges = list(cadence.date_ranges)
+    rows = await conn.fetch(_MISSING, cadence.platform, ranges, cadence.report_type, limit)
+    skipped = _skipped(await conn.fetch(_MISSING_SKIPPED, cadence.platform, ranges, cadence.report_type))
+    events = [
+        RefreshTarget(
+            r["tenant_id"], cadence.platform, r["account_id"], cadence.report_type, r["date_range"]
+        ).event(
             f"fanout:{r['tenant_id']}:{cadence.platform}:{r['account_id']}:{cadence.report_type}:"
-            f"{r['date_range']}:{tick_ms}",
+            f"{r['date_range']}:{tick_ms}"
         )
         for r in rows
     ]
+    return events, skipped
+
+
+async def _enqueue(
+    ctx: Context, step_id: str, events: list[dict[str, Any]], skipped: dict[str, int]
+) -> FanOut:
+    """Send the refreshes as one step, unless the refresh function is paused."""
+    if not events:
+        return FanOut(0, skipped)
+    if await ctx.step.paused(REFRESH_FUNCTION):
+        return FanOut(0, {**skipped, "paused": len(events)})
+    sent = await ctx.step.send_event(step_id, events)
+    return FanOut(len(events) - len(sent.errors), skipped, len(sent.errors), sent.errors[:10])
 
 
 def register_schedules(
@@ -102,15 +96,16 @@ def register_schedules(
 ) -> None:
     """`platforms_of()`: the platforms this daemon syncs (None: all); the others are skipped."""
 
-    async def eager_cache_refresh(ctx: Context) -> dict[str, int]:
+    async def eager_cache_refresh(ctx: Context) -> dict[str, Any]:
         now = ctx.event["ts"] / 1000
         platforms = None if platforms_of is None else platforms_of()
-        events = await ctx.step.run(
-            "find-due", lambda: db_of().run(lambda conn: due_refreshes(conn, now, platforms=platforms))
-        )
-        if events:
-            await ctx.step.send_event("refresh", events)
-        return {"refreshes": len(events)}
+
+        async def find() -> dict[str, Any]:
+            events, skipped = await db_of().run(lambda conn: due_refreshes(conn, now, platforms=platforms))
+            return {"events": events, "skipped": skipped}
+
+        found = await ctx.step.run("find-due", find)
+        return (await _enqueue(ctx, "refresh", found["events"], found["skipped"])).as_json()
 
     registry.add(Function("eager-cache-refresh", eager_cache_refresh, (CronTrigger("* * * * *"),), retries=0))
 
@@ -118,14 +113,15 @@ def register_schedules(
 
         async def fan_out(ctx: Context, cadence: Cadence = cadence) -> dict[str, Any]:
             if platforms_of is not None and cadence.platform not in platforms_of():
-                return {"fetches": 0, "skipped": f"{cadence.platform} is not synced by this daemon"}
+                return FanOut(0, {"not_synced": 1}).as_json()
             tick_ms = int(ctx.event["ts"])
-            events = await ctx.step.run(
-                "find-missing", lambda: db_of().run(lambda conn: missing_reports(conn, cadence, tick_ms))
-            )
-            if events:
-                await ctx.step.send_event("fan-out", events)
-            return {"fetches": len(events)}
+
+            async def find() -> dict[str, Any]:
+                events, skipped = await db_of().run(lambda conn: missing_reports(conn, cadence, tick_ms))
+                return {"events": events, "skipped": skipped}
+
+            found = await ctx.step.run("find-missing", find)
+            return (await _enqueue(ctx, "fan-out", found["events"], found["skipped"])).as_json()
 
         registry.add(
             Function(

@@ -1,11 +1,20 @@
-"""Eager token refresh (seed 000 §D): `eager-token-refresh` runs every 15 minutes and
-asks `refresh-one-token` to refresh every access token that expires within the hour.
+"""Token refresh (seed 000 §D), driven by deadlines.
 
-- Refreshes of one credential are serialised (concurrency key: the credential id).
-- Google: a new access token from the refresh token. Meta: a fresh long-lived token
-  exchanged for the current one. TikTok tokens do not expire and are skipped.
-- A revoked token marks the credential unhealthy with `token_revoked` (not retried);
-  adapters still refresh lazily when a token turns out to be stale.
+- The token-refresh actor (`actors/token_refresh.py`) asks `TokenDeadlines.due` which
+  credentials are due (their access token expires within the platform's margin,
+  `REFRESH_MARGIN_S`: Google 10 minutes, Meta 3 days) and when the next one falls due;
+  it sends one `refresh-one-token` event per due credential and sleeps until the next
+  deadline, or until a credential changes anywhere (`deneva_credentials`).
+- `refresh-one-token` refreshes one credential through `refresh_credential`: serialised
+  with every other refresh of it (the adapters' lazy one included), written
+  compare-and-set. A token someone else refreshed meanwhile is left alone.
+- `eager-token-refresh` is the seed's fan-out, kept for operators (`deneva invoke`):
+  every token expiring within the hour is refreshed now. It has no schedule: the actor
+  does that work.
+
+Google: a new access token from the refresh token. Meta: a fresh long-lived token
+exchanged for the current one. TikTok tokens do not expire and are skipped. A revoked
+token marks the credential unhealthy with `token_revoked` (not retried).
 """
 
 from __future__ import annotations
@@ -14,117 +23,146 @@ import uuid
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import attrs
+
 from deneva.adapters import PlatformError
 from deneva.clock import as_datetime
-from deneva.credentials import PlainTokens, store_tokens
-from deneva.db import Connection
+from deneva.db import Connection, Database
 from deneva.engine.context import Context
 from deneva.engine.errors import NonRetriableError, RetryAfterError
-from deneva.engine.functions import Concurrency, CronTrigger, EventTrigger, Function, Registry
-from deneva.sync.worker import RefreshTarget, SyncServices, _load_credentials
+from deneva.engine.functions import Concurrency, EventTrigger, Function, Registry
+from deneva.sql import query
+from deneva.sync.credentials import REFRESH_MARGIN_S, Account, expiring, refresh_credential
+from deneva.sync.model import TOKEN_EVENT, FanOut, SyncServices
 
-TOKEN_EVENT = "sync/token.refresh-requested"
-WINDOW_S = 3600.0
+REFRESH_FUNCTION = "refresh-one-token"
+WINDOW_S = 3600.0  # eager-token-refresh: tokens expiring within the hour
+SLOT_S = 900.0  # a credential still due after a failed refresh gets a new request this often
+EXPIRING_PLATFORMS = tuple(REFRESH_MARGIN_S)  # TikTok's tokens never expire
+_EXPIRING = query("tokens_expiring")
+_EXPIRING_SKIPPED = query("tokens_expiring_skipped")
+_DUE = query("tokens_due")
+_TARGET = query("credentials_target")
 
-_EXPIRING = """
-SELECT id, (extract(epoch FROM access_token_expires_at) * 1000)::bigint AS expires_ms
-FROM platform_credentials
-WHERE platform = ANY($2::text[]) AND access_token_expires_at IS NOT NULL
-  AND access_token_expires_at < $1 AND coalesce(last_error_code, '') <> 'token_revoked'
-ORDER BY access_token_expires_at
-LIMIT 10000
-"""
+
+def refresh_event(credential_id: uuid.UUID, expires_ms: int, now: float, within_s: float) -> dict[str, Any]:
+    """The request to refresh one credential whose token expires at `expires_ms` if it
+    expires within `within_s` when refreshed. Its id names the expiry and a 15-minute
+    slot: every replica asks once per slot, and a refresh that failed is asked again."""
+    slot = int(now // SLOT_S)
+    return {
+        "name": TOKEN_EVENT,
+        "id": f"token:{credential_id}:{expires_ms}:{slot}",
+        "data": {"credential_id": str(credential_id), "within_s": within_s},
+    }
+
+
+def _platforms(platforms: Sequence[str]) -> list[str]:
+    return [p for p in platforms if p in EXPIRING_PLATFORMS]
 
 
 async def expiring_tokens(
-    conn: Connection, now: float, platforms: Sequence[str] = ("google", "meta")
-) -> list[dict[str, Any]]:
-    """Refresh events for the tokens of `platforms` that expire within the hour (TikTok's never do)."""
-    expiring = [p for p in platforms if p in ("google", "meta")]
-    rows = await conn.fetch(_EXPIRING, as_datetime(now + WINDOW_S), expiring)
-    return [
-        {
-            "name": TOKEN_EVENT,
-            "id": f"token:{r['id']}:{r['expires_ms']}",
-            "data": {"credential_id": str(r["id"])},
-        }
-        for r in rows
-    ]
+    conn: Connection, now: float, platforms: Sequence[str] = EXPIRING_PLATFORMS, limit: int = 10_000
+) -> tuple[list[dict[str, Any]], dict[str, int]]:
+    """Refresh events for the tokens of `platforms` that expire within the hour, and how
+    many expiring ones were left alone, by why."""
+    chosen, before = _platforms(platforms), as_datetime(now + WINDOW_S)
+    rows = await conn.fetch(_EXPIRING, before, chosen, limit)
+    skipped = {r["reason"]: int(r["n"]) for r in await conn.fetch(_EXPIRING_SKIPPED, before, chosen)}
+    return [refresh_event(r["id"], r["expires_ms"], now, WINDOW_S) for r in rows], skipped
 
 
-async def _credential_target(conn: Connection, credential_id: uuid.UUID) -> RefreshTarget | None:
-    row = await conn.fetchrow(
-        "SELECT tenant_id, platform, account_id FROM platform_credentials WHERE id = $1", credential_id
-    )
-    if row is None:
-        return None
-    return RefreshTarget(
-        row["tenant_id"], row["platform"], row["account_id"], "account_health", "last_7_days"
-    )
+@attrs.frozen
+class DueTokens:
+    events: tuple[dict[str, Any], ...]
+    next_due: float | None  # when the next credential falls due (None: none will)
+
+
+@attrs.frozen
+class TokenDeadlines:
+    """What the token-refresh actor asks: which credentials are due, and when next."""
+
+    db_of: Callable[[], Database]
+    platforms_of: Callable[[], Sequence[str]]
+    margins_s: dict[str, float] = attrs.Factory(lambda: dict(REFRESH_MARGIN_S))
+    limit: int = 10_000
+
+    async def due(self, now: float) -> DueTokens:
+        platforms = _platforms(self.platforms_of())
+        if not platforms:
+            return DueTokens((), None)
+        rows = await self.db_of().fetch(_DUE, as_datetime(now), platforms, self.margins_s, self.limit)
+        events = tuple(
+            refresh_event(r["id"], r["expires_ms"], now, self.margins_s[r["platform"]])
+            for r in rows
+            if r["id"]
+        )
+        nexts = [r["next_due"] for r in rows if r["id"] is None and r["next_due"] is not None]
+        return DueTokens(events, nexts[0].timestamp() if nexts else None)
+
+
+async def _credential_account(conn: Connection, credential_id: uuid.UUID) -> Account | None:
+    row = await conn.fetchrow(_TARGET, credential_id)
+    return None if row is None else Account(row["tenant_id"], row["platform"], row["account_id"])
 
 
 def register_token_refresh(registry: Registry, services_of: Callable[[], SyncServices]) -> None:
-    async def eager_token_refresh(ctx: Context) -> dict[str, int]:
+    async def eager_token_refresh(ctx: Context) -> dict[str, Any]:
         now = ctx.event["ts"] / 1000
         services = services_of()
         db, platforms = services.db, tuple(services.adapters)
-        events = await ctx.step.run(
-            "find-expiring", lambda: db.run(lambda conn: expiring_tokens(conn, now, platforms))
-        )
-        if events:
-            await ctx.step.send_event("refresh", events)
-        return {"tokens": len(events)}
+
+        async def find() -> dict[str, Any]:
+            events, skipped = await db.run(lambda conn: expiring_tokens(conn, now, platforms))
+            return {"events": events, "skipped": skipped}
+
+        found = await ctx.step.run("find-expiring", find)
+        events, skipped = found["events"], found["skipped"]
+        if not events:
+            return FanOut(0, skipped).as_json()
+        if await ctx.step.paused(REFRESH_FUNCTION):
+            return FanOut(0, {**skipped, "paused": len(events)}).as_json()
+        sent = await ctx.step.send_event("refresh", events)
+        return FanOut(len(events) - len(sent.errors), skipped, len(sent.errors), sent.errors[:10]).as_json()
 
     async def refresh_one_token(ctx: Context) -> dict[str, Any]:
         services = services_of()
-        db, clock = services.db, services.clock
         try:
             credential_id = uuid.UUID(str(ctx.data["credential_id"]))
-        except (KeyError, ValueError):
-            raise NonRetriableError("token refresh: missing or bad credential_id") from None
-        target = await db.run(lambda conn: _credential_target(conn, credential_id))
-        if target is None:
+            within_s = float(ctx.data.get("within_s", WINDOW_S))
+        except (KeyError, ValueError, TypeError):
+            raise NonRetriableError("token refresh: missing or bad credential_id or within_s") from None
+        account = await services.db.run(lambda conn: _credential_account(conn, credential_id))
+        if account is None:
             return {"skipped": "credential was removed"}
-        if target.platform == "tiktok":
-            return {"skipped": "tiktok tokens do not expire"}
-        if target.platform not in services.adapters:
-            return {"skipped": f"{target.platform} is not synced by this daemon"}
+        if account.platform not in EXPIRING_PLATFORMS:
+            return {"skipped": f"{account.platform} tokens do not expire"}
+        if account.platform not in services.adapters:
+            return {"skipped": f"{account.platform} is not synced by this daemon"}
 
         async def refresh() -> dict[str, Any]:
-            creds = await db.run(lambda conn: _load_credentials(conn, services.kek, target))
             try:
-                grant = await services.adapters[target.platform].refresh_token(creds)
+                result = await refresh_credential(
+                    services, account, lambda creds, now: expiring(creds, now, within_s)
+                )
             except PlatformError as error:
                 if error.code == "token_revoked":
-                    await db.execute(
-                        "UPDATE platform_credentials SET healthy = false, last_error_code = 'token_revoked', "
-                        "last_sync_failure_at = $2, updated_at = $2 WHERE id = $1",
-                        credential_id,
-                        as_datetime(clock.now()),
-                    )
                     raise NonRetriableError(f"token_revoked: {error.message}") from None
                 if error.code == "rate_limited" and error.retry_after_s:
                     raise RetryAfterError(error.message, error.retry_after_s) from None
                 raise
-            tokens = PlainTokens(
-                grant.refresh_token or creds.refresh_token, grant.access_token, grant.expires_at
-            )
-            await db.run(
-                lambda conn: store_tokens(
-                    conn, services.kek, target.tenant_id, target.platform, target.account_id, tokens
-                )
-            )
-            return {"platform": target.platform, "expiresAt": grant.expires_at}
+            body: dict[str, Any] = {"platform": account.platform, "expiresAt": result.expires_at}
+            if result.skipped:
+                body["skipped"] = result.skipped
+            return body
 
         result: dict[str, Any] = await ctx.step.run("refresh", refresh)
         return result
 
-    registry.add(
-        Function("eager-token-refresh", eager_token_refresh, (CronTrigger("*/15 * * * *"),), retries=0)
-    )
+    registry.add(Function("eager-token-refresh", eager_token_refresh, retries=0))
     registry.add(
         Function(
-            "refresh-one-token",
+            REFRESH_FUNCTION,
             refresh_one_token,
             (EventTrigger(TOKEN_EVENT),),
             retries=3,

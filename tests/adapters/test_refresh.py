@@ -14,15 +14,17 @@ from typing import Any
 import trio
 
 from deneva import tenants
-from deneva.actors.dispatcher import Dispatcher
 from deneva.adapters.base import Platform
 from deneva.clock import SystemClock
 from deneva.credentials import PlainTokens, store_credential
 from deneva.db import Database
 from deneva.engine.engine import Engine, EngineSettings
 from deneva.engine.functions import Backoff, Registry
-from deneva.sync.worker import REFRESH_EVENT, SyncServices, register_sync
+from deneva.functions import register_sync
+from deneva.sync.model import REFRESH_EVENT, SyncServices
+from deneva.wiring import engine_circuit
 from tests.adapters.conftest import ACCOUNTS, GOOGLE_REFRESH, TODAY, Sandbox
+from tests.engine.conftest import running
 
 KEK = os.urandom(32)
 
@@ -32,11 +34,17 @@ async def sync_engine(db: Database, adapters: dict[str, Platform]) -> AsyncItera
     registry = Registry()
     services = SyncServices(db, KEK, adapters, SystemClock(), today=lambda: TODAY)
     register_sync(registry, services, backoff=Backoff(base_s=0.01, factor=1, max_s=0.01, jitter=0))
-    engine = Engine(db, registry, SystemClock(), "sync-test", EngineSettings(poll_s=0.05))
-    async with trio.open_nursery() as nursery:
-        await nursery.start(Dispatcher(engine, trio.Event()).run)
-        yield engine
-        nursery.cancel_scope.cancel()
+    circuit = engine_circuit(
+        db,
+        registry,
+        SystemClock(),
+        "sync-test",
+        EngineSettings(poll_s=0.05),
+        drain=trio.Event(),
+        schedule=False,
+    )
+    async with running(circuit):
+        yield circuit.engine
 
 
 async def _refresh(engine: Engine, tenant_id: uuid.UUID) -> Any:

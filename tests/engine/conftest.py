@@ -1,4 +1,5 @@
-"""Engine fixtures: a real database, the real dispatcher and scheduler, virtual time."""
+"""Engine fixtures: a real database, the real circuit (listener, dispatcher, lifeline,
+scheduler) as the daemon wires it, virtual time."""
 
 from __future__ import annotations
 
@@ -7,18 +8,27 @@ from contextlib import asynccontextmanager
 
 import trio
 
-from deneva.actors.dispatcher import Dispatcher
-from deneva.actors.scheduler import Scheduler
 from deneva.clock import TrioClock
 from deneva.db import Database
 from deneva.engine.engine import Engine, EngineSettings
 from deneva.engine.functions import Registry
+from deneva.wiring import Circuit, engine_circuit
 
 EPOCH = 1_767_225_600.0  # 2026-01-01T00:00:00Z
 
 
 @asynccontextmanager
-async def running_engine(
+async def running(circuit: Circuit) -> AsyncIterator[Circuit]:
+    """Start every actor of `circuit` (each reports started first), stop them after."""
+    async with trio.open_nursery() as nursery:
+        for actor in circuit.actors:
+            await nursery.start(actor.run)
+        yield circuit
+        nursery.cancel_scope.cancel()
+
+
+@asynccontextmanager
+async def running_circuit(
     db: Database,
     registry: Registry,
     *,
@@ -28,15 +38,27 @@ async def running_engine(
     dispatcher: bool = True,
     poll_s: float = 30.0,
     rescue_every_s: float = 30.0,
-) -> AsyncIterator[Engine]:
-    clock = TrioClock(EPOCH - trio.current_time())
-    settings = EngineSettings(workers=workers, lease_s=15, poll_s=poll_s, rescue_every_s=rescue_every_s)
-    engine = Engine(db, registry, clock, owner, settings)
-    drain = trio.Event()
-    async with trio.open_nursery() as nursery:
-        if dispatcher:
-            await nursery.start(Dispatcher(engine, drain).run)
-        if scheduler:
-            await nursery.start(Scheduler(engine).run)
-        yield engine
-        nursery.cancel_scope.cancel()
+    lease_s: float = 15.0,
+    drain: trio.Event | None = None,
+    epoch: float = EPOCH,
+) -> AsyncIterator[Circuit]:
+    clock = TrioClock(epoch - trio.current_time())
+    settings = EngineSettings(workers=workers, lease_s=lease_s, poll_s=poll_s, rescue_every_s=rescue_every_s)
+    circuit = engine_circuit(
+        db,
+        registry,
+        clock,
+        owner,
+        settings,
+        drain=trio.Event() if drain is None else drain,
+        dispatch=dispatcher,
+        schedule=scheduler,
+    )
+    async with running(circuit):
+        yield circuit
+
+
+@asynccontextmanager
+async def running_engine(db: Database, registry: Registry, **options: object) -> AsyncIterator[Engine]:
+    async with running_circuit(db, registry, **options) as circuit:  # type: ignore[arg-type]
+        yield circuit.engine

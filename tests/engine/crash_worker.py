@@ -12,12 +12,12 @@ from pathlib import Path
 
 import trio
 
-from deneva.actors.dispatcher import Dispatcher
 from deneva.clock import SystemClock
 from deneva.db import Database
 from deneva.engine.context import Context
-from deneva.engine.engine import Engine, EngineSettings
+from deneva.engine.engine import EngineSettings
 from deneva.engine.functions import EventTrigger, Registry
+from deneva.wiring import engine_circuit
 
 
 def main() -> None:
@@ -43,16 +43,14 @@ def main() -> None:
 
     async def run() -> None:
         db = await Database.open(dsn, min_size=1, max_size=4)
-        engine = Engine(
-            db,
-            registry,
-            SystemClock(),
-            f"crash-{mode}",
-            EngineSettings(lease_s=2, poll_s=0.2, rescue_every_s=0.5),
+        settings = EngineSettings(lease_s=2, poll_s=0.2, rescue_every_s=0.5)
+        circuit = engine_circuit(
+            db, registry, SystemClock(), f"crash-{mode}", settings, drain=trio.Event(), schedule=False
         )
-        drain = trio.Event()
+        engine = circuit.engine
         async with trio.open_nursery() as nursery:
-            await nursery.start(Dispatcher(engine, drain).run)
+            for actor in circuit.actors:
+                await nursery.start(actor.run)
             if mode == "first":
                 await engine.send({"name": "crash/test", "id": "crash-1"})
                 await trio.sleep_forever()

@@ -6,14 +6,11 @@ import pytest
 import trio
 import trio.testing
 
-from deneva.actors.dispatcher import Dispatcher
-from deneva.clock import TrioClock
 from deneva.db import Database
 from deneva.engine.context import Context
-from deneva.engine.engine import Engine, EngineSettings
 from deneva.engine.errors import EngineError
 from deneva.engine.functions import CronTrigger, Debounce, EventTrigger, Function, RateLimit, Registry
-from tests.engine.conftest import EPOCH, running_engine
+from tests.engine.conftest import running_circuit, running_engine
 
 
 async def _noop(ctx: Context) -> None:
@@ -100,19 +97,17 @@ async def test_drain_lets_short_runs_finish_and_gives_back_the_rest(
 
     registry.add(Function("quick", quick, (EventTrigger("x/d"),)))
     registry.add(Function("slow", slow, (EventTrigger("x/d"),)))
-    clock = TrioClock(EPOCH - trio.current_time())
-    engine = Engine(db, registry, clock, "draining-worker", EngineSettings(poll_s=30))
     drain = trio.Event()
-    dispatcher = Dispatcher(engine, drain)
-    async with trio.open_nursery() as nursery:
-        await nursery.start(dispatcher.run)
+    async with running_circuit(
+        db, registry, owner="draining-worker", drain=drain, scheduler=False
+    ) as circuit:
+        engine = circuit.engine
         await engine.send({"name": "x/d"})
         with trio.fail_after(60):
-            while len(dispatcher.in_flight) < 2:
+            while len(engine.held) < 2:
                 await trio.sleep(0.1)
         drain.set()
         await trio.sleep(10)  # the grace period
-        nursery.cancel_scope.cancel()
     assert finished == ["quick"]
     rows = {
         r["function_id"]: r

@@ -12,7 +12,7 @@ import trio
 import trio.testing
 
 from deneva import tenants
-from deneva.actors.heartbeat import Heartbeat
+from deneva.canary import record_beat
 from deneva.clock import TrioClock, as_datetime
 from deneva.credentials import PlainTokens, store_credential
 from deneva.db import Database
@@ -114,7 +114,7 @@ async def test_scheduler_health_follows_the_latest_heartbeat(
     assert never.status_code == 503
     assert await never.get_json() == {"alive": False, "lastBeatAt": None, "ageMs": None, "node": None}
 
-    await Heartbeat(db, clock, "node-a", interval_s=30).beat()
+    await record_beat(db, "node-a", clock.now())
     await trio.sleep(5)
     fresh = await client.get("/admin/health/scheduler", headers=AUTH)
     assert fresh.status_code == 200
@@ -126,7 +126,7 @@ async def test_scheduler_health_follows_the_latest_heartbeat(
     }
 
     await trio.sleep(6 * 60)  # another node beats later: the latest beat counts
-    await Heartbeat(db, clock, "node-b", interval_s=30).beat()
+    await record_beat(db, "node-b", clock.now())
     later = await (await client.get("/admin/health/scheduler", headers=AUTH)).get_json()
     assert later["node"] == "node-b" and later["ageMs"] == 0
 

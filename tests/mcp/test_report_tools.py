@@ -23,10 +23,11 @@ from deneva.credentials import PlainTokens, store_credential
 from deneva.db import AsyncioThread, Database
 from deneva.engine.engine import Engine
 from deneva.engine.functions import Backoff, Registry
+from deneva.functions import register_sync
 from deneva.mcp.jsonrpc import JsonObject, encode, result_response
 from deneva.mcp.report_tools import REPORT_TOOLS, ToolServices, build_tools
 from deneva.mcp.tools import ToolContext, ToolRegistry
-from deneva.sync.worker import REFRESH_EVENT, SyncRuntime, SyncServices, register_sync
+from deneva.sync.model import REFRESH_EVENT, SyncRuntime, SyncServices
 from tests.adapters import conftest as adapter_fixtures
 from tests.adapters.conftest import (
     ACCOUNTS,

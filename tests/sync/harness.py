@@ -20,8 +20,6 @@ import httpx
 import trio
 
 from deneva import tenants
-from deneva.actors.dispatcher import Dispatcher
-from deneva.actors.scheduler import Scheduler
 from deneva.adapters import PlatformConfig, adapters_for
 from deneva.clock import TrioClock
 from deneva.credentials import PlainTokens, store_credential
@@ -31,9 +29,11 @@ from deneva.engine.model import RunRecord
 from deneva.functions import app_registry
 from deneva.sandbox.server import SandboxServer
 from deneva.sandbox.state import SandboxConfig
-from deneva.sync.worker import REFRESH_EVENT, SyncRuntime, SyncServices
+from deneva.sync.model import REFRESH_EVENT, SyncRuntime, SyncServices
+from deneva.sync.tokens import TokenDeadlines
+from deneva.wiring import Circuit, engine_circuit
 from tests.adapters.conftest import ACCOUNTS, GOOGLE_REFRESH, META_TOKEN, TIKTOK_TOKEN, Sandbox
-from tests.engine.conftest import EPOCH
+from tests.engine.conftest import EPOCH, running
 
 KEK = os.urandom(32)
 TODAY = date(2026, 1, 1)  # the reporting day: EPOCH's date
@@ -55,6 +55,7 @@ class World:
     clock: TrioClock
     runtime: SyncRuntime
     kek: bytes
+    circuit: Circuit
 
     async def tenant(self, name: str) -> uuid.UUID:
         return (await self.db.transaction(lambda c: tenants.add_tenant(c, name))).id
@@ -125,31 +126,45 @@ async def world(
     db: Database,
     *,
     scheduler: bool = False,
+    token_refresh: bool = False,
     kek: bytes = KEK,
     services_kek: bytes | None = None,
     platforms: tuple[str, ...] = ("google", "meta", "tiktok"),
+    owner: str = "acceptance",
 ) -> AsyncIterator[World]:
     """The daemon's sync, minus HTTP: call inside a test that uses `autojump_clock`.
 
+    `scheduler`: the cron scheduler runs too; `token_refresh`: the token-refresh actor.
     `services_kek` is the KEK the running daemon has (a wrong one, to test that);
     `platforms` the platforms it syncs (has adapters for).
     """
     clock = TrioClock(EPOCH - trio.current_time())
-    registry, runtime = app_registry()
-    engine = Engine(db, registry, clock, "acceptance", EngineSettings(poll_s=30, lease_s=60))
+    functions = app_registry()
+    registry, runtime = functions.registry, functions.sync
     async with trio.open_nursery() as nursery:
         server = SandboxServer(SandboxConfig(today=TODAY, clock=clock.now))
         base_url: str = await nursery.start(server.run)
         config = PlatformConfig.for_sandbox(base_url, clock=clock.now)
         adapters = {name: a for name, a in adapters_for(config).items() if name in platforms}
-        runtime.services = SyncServices(db, services_kek or kek, adapters, clock, today=lambda: TODAY)
+        runtime.services = SyncServices(
+            db, services_kek or kek, adapters, clock, today=lambda: TODAY, owner=owner
+        )
+        tokens = TokenDeadlines(lambda: db, lambda: tuple(adapters)) if token_refresh else None
+        circuit = engine_circuit(
+            db,
+            registry,
+            clock,
+            owner,
+            EngineSettings(poll_s=30, lease_s=60),
+            drain=trio.Event(),
+            schedule=scheduler,
+            tokens=tokens,
+        )
         async with httpx.AsyncClient(base_url=base_url, timeout=10) as control:
             box = Sandbox(server, base_url, control)
             await box.register("google", refresh_token=GOOGLE_REFRESH)
             await box.register("meta", access_token=META_TOKEN)
             await box.register("tiktok", access_token=TIKTOK_TOKEN)
-            await nursery.start(Dispatcher(engine, trio.Event()).run)
-            if scheduler:
-                await nursery.start(Scheduler(engine).run)
-            yield World(db, engine, box, clock, runtime, kek)
-            nursery.cancel_scope.cancel()
+            async with running(circuit):
+                yield World(db, circuit.engine, box, clock, runtime, kek, circuit)
+        nursery.cancel_scope.cancel()

@@ -27,8 +27,8 @@ from deneva.credentials import SealedCredential, open_tokens
 from deneva.db import Database
 from deneva.sync.cache import CacheKey, read
 from deneva.sync.cadence import CADENCES
-from deneva.sync.tokens import TOKEN_EVENT, expiring_tokens
-from deneva.sync.worker import REFRESH_EVENT
+from deneva.sync.model import REFRESH_EVENT, TOKEN_EVENT
+from deneva.sync.tokens import expiring_tokens
 from tests.adapters.conftest import ACCOUNTS, GOOGLE_REFRESH, META_TOKEN, SECRETS
 from tests.sync.harness import KEK, World, world
 
@@ -59,6 +59,11 @@ async def _stale(w: World, tenant: uuid.UUID, platform: str | None = None) -> di
     }
 
 
+def _fan_out(processed: int) -> dict[str, Any]:
+    """A fan-out's output (seed 002's batch summary) that enqueued `processed` and skipped nothing."""
+    return {"processed": processed, "skipped": {}, "failed": 0, "errors": []}
+
+
 def _assert_no_secrets(*texts: Any) -> None:
     shown = "\n".join(str(t) for t in texts)
     for secret in (*SECRETS, "globex-meta-token-0002"):
@@ -82,14 +87,28 @@ def test_the_daemon_lists_every_sync_function(tmp_path: Any) -> None:
     by_id = {f["id"]: f for f in json.loads(listed.stdout)}
     fan_outs = {f"sync-{c.platform}-{c.report_type}" for c in CADENCES}
     assert len(fan_outs) == 13 and "sync-google-account_health" in fan_outs
-    expected = {"refresh-tenant-report", "eager-cache-refresh", "eager-token-refresh", "refresh-one-token"}
+    expected = {
+        "refresh-tenant-report",
+        "eager-cache-refresh",
+        "eager-token-refresh",
+        "refresh-one-token",
+        "gdpr-purge-cache",
+        "gdpr-purge-sync-log",
+        "gdpr-archive-audit",
+        "heartbeat",
+    }
     assert expected | fan_outs <= set(by_id)
     assert by_id["refresh-tenant-report"]["triggers"] == [f"event {REFRESH_EVENT}"]
     assert by_id["refresh-tenant-report"]["retries"] == 3
     assert by_id["refresh-one-token"]["triggers"] == [f"event {TOKEN_EVENT}"]
-    assert by_id["eager-token-refresh"]["triggers"] == ["cron */15 * * * *"]
+    # The token-refresh actor asks for refreshes by deadline; the seed's fan-out is kept for operators.
+    assert by_id["eager-token-refresh"]["triggers"] == ["invoke only"]
     assert by_id["eager-cache-refresh"]["triggers"] == ["cron * * * * *"]
+    assert by_id["heartbeat"]["triggers"] == ["cron */5 * * * *", "event deneva/canary"]
+    assert by_id["gdpr-purge-cache"]["triggers"] == ["janitor 0 2 * * *"]
+    assert by_id["gdpr-archive-audit"]["triggers"] == ["janitor 30 2 * * *"]
     assert all(by_id[f]["triggers"][0].startswith("cron ") for f in fan_outs)
+    assert {f["state"] for f in by_id.values()} == {"active"}
 
 
 # -- §13 steps 4-7 and 11-12, on Meta as the seed does ---------------------------------------------
@@ -107,7 +126,7 @@ async def test_seed_000_smoke_revoked_meta_token_then_reconnect(
         # 4. A manual invoke of the fan-out writes sync_log rows (tenant x date range).
         started = w.clock.now()
         fan_out = await w.wait(await w.engine.invoke("sync-meta-account_health"))
-        assert fan_out.status == "succeeded" and fan_out.output == {"fetches": 6}
+        assert fan_out.status == "succeeded" and fan_out.output == _fan_out(6)
         await w.settle()
         rows = await w.sync_log("tenant_id", "platform", "report_type", "outcome", "created_at")
         assert len(rows) == 6
@@ -121,7 +140,7 @@ async def test_seed_000_smoke_revoked_meta_token_then_reconnect(
         await w.sandbox.token_action("revoke", "meta", META_TOKEN)
         await trio.sleep(55 * 60)  # the rows are due at 80-90 % of their 1 h TTL
         refresh = await w.wait(await w.engine.invoke("eager-cache-refresh"))
-        assert refresh.output == {"refreshes": 6}
+        assert refresh.output == _fan_out(6)
         await w.settle()
         failed_at = await _credential(w, acme, "meta")
         assert failed_at["healthy"] is False and failed_at["last_error_code"] == "token_revoked"
@@ -173,7 +192,7 @@ async def test_seed_000_smoke_revoked_meta_token_then_reconnect(
         # The reports whose refresh failed are tried again by the eager refresh (10 min on).
         await trio.sleep(10 * 60)
         again = await w.wait(await w.engine.invoke("eager-cache-refresh"))
-        assert again.output == {"refreshes": 2}
+        assert again.output == _fan_out(2)
         await w.settle()
         fetched = await db.fetch("SELECT fetched_at FROM metric_cache WHERE tenant_id = $1", acme)
         assert all(r["fetched_at"] > failed_at["last_sync_failure_at"] for r in fetched)
@@ -192,7 +211,7 @@ async def test_fan_out_enqueues_one_refresh_per_connected_account_and_range(
         await w.connect("globex", "google", "2222222222")
         await w.connect("initech", "meta")  # no Google account: not in the Google fan-out
         run = await w.wait(await w.engine.invoke("sync-google-account_health"))
-        assert run.status == "succeeded" and run.output == {"fetches": 9}
+        assert run.status == "succeeded" and run.output == _fan_out(9)
         events = await db.fetch("SELECT data FROM engine_events WHERE name = $1", REFRESH_EVENT)
         ranges = ("last_7_days", "last_30_days", "last_90_days")
         assert sorted(
@@ -228,7 +247,7 @@ async def test_fan_out_enqueues_one_refresh_per_connected_account_and_range(
         )
         # A second invoke finds nothing missing: the cache is warm.
         again = await w.wait(await w.engine.invoke("sync-google-account_health"))
-        assert again.output == {"fetches": 0}
+        assert again.output == _fan_out(0)
 
 
 async def test_worker_failing_once_retries_and_failing_always_ends_in_failure_final(
@@ -365,11 +384,12 @@ async def test_eager_token_refresh_takes_tokens_expiring_within_the_hour_only(
         await w.connect("globex", "google", expires_at=now + 24 * 3600, access="globex-google-access")
         soon = await _credential(w, acme, "google")
         later = await _credential(w, globex, "google")
-        fan_out = await db.run(lambda c: expiring_tokens(c, now))  # the fan-out's own query
-        assert [e["data"]["credential_id"] for e in fan_out] == [str(soon["id"])]
+        fan_out, skipped = await db.run(lambda c: expiring_tokens(c, now))  # the fan-out's own query
+        assert [e["data"]["credential_id"] for e in fan_out] == [str(soon["id"])] and skipped == {}
 
         run = await w.wait(await w.engine.invoke("eager-token-refresh"))
-        assert run.status == "succeeded" and run.output == {"tokens": 1}
+        assert run.status == "succeeded"
+        assert run.output == _fan_out(1)
         await w.settle()
         refreshed = await db.fetch(
             "SELECT status, event FROM engine_runs WHERE function_id = 'refresh-one-token'"
@@ -390,7 +410,7 @@ async def test_eager_token_refresh_takes_tokens_expiring_within_the_hour_only(
         assert tokens.refresh_token == GOOGLE_REFRESH
         # Refreshed: the next fan-out names its new expiry (Google tokens last an hour), still not globex's.
         later_now = w.clock.now()
-        following = await db.run(lambda c: expiring_tokens(c, later_now))
+        following, _ = await db.run(lambda c: expiring_tokens(c, later_now))
         assert [e["data"]["credential_id"] for e in following] == [str(soon["id"])]
         assert following[0]["id"] != fan_out[0]["id"]
 

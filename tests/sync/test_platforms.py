@@ -19,8 +19,8 @@ from deneva.errors import ConfigError, SecretError
 from deneva.runtime import Daemon
 from deneva.sdnotify import Notifier
 from deneva.secrets import OPTIONAL, PLATFORM_SECRETS, init_secrets, load_secrets
+from deneva.sync.model import SyncRuntime
 from deneva.sync.platforms import platform_setup
-from deneva.sync.worker import SyncRuntime
 from tests.adapters.conftest import ACCOUNTS, TODAY, creds, start_sandbox
 from tests.sync.harness import world
 
@@ -146,7 +146,7 @@ async def test_deneva_run_binds_the_configured_platforms_and_says_so_once(
     runtime = daemon.sync_runtime
     assert runtime is not None and runtime.services is None
     with caplog.at_level(logging.INFO, logger="deneva.daemon"):
-        daemon._bind_platforms(runtime, db)
+        daemon._bind_platforms(runtime, db, "test")
     services = runtime.get()
     assert set(services.adapters) == {"google", "tiktok"} and services.db is db
     [record] = [r for r in caplog.records if r.getMessage() == "ad-platform sync"]
@@ -159,7 +159,7 @@ async def test_deneva_run_binds_the_configured_platforms_and_says_so_once(
         assert value not in shown
 
     nothing = SyncRuntime()
-    Daemon(Config(platforms=()), secrets, notifier=Notifier(None))._bind_platforms(nothing, db)
+    Daemon(Config(platforms=()), secrets, notifier=Notifier(None))._bind_platforms(nothing, db, "test")
     assert nothing.services is None  # no platform: the sync stays unbound, its runs say so
 
 
@@ -202,9 +202,10 @@ async def test_the_sync_skips_a_platform_it_does_not_sync(
         await w.connect("acme", "google")
         await w.connect("acme", "meta", expires_at=w.clock.now() + 600)
         fan_out = await w.wait(await w.engine.invoke("sync-meta-account_health"))
-        assert fan_out.output == {"fetches": 0, "skipped": "meta is not synced by this daemon"}
+        assert fan_out.output == {"processed": 0, "skipped": {"not_synced": 1}, "failed": 0, "errors": []}
         tokens = await w.wait(await w.engine.invoke("eager-token-refresh"))
-        assert tokens.output == {"tokens": 0}
+        # The meta token expires in 10 minutes, but meta is not synced here: nothing to refresh.
+        assert tokens.output == {"processed": 0, "skipped": {}, "failed": 0, "errors": []}
 
         asked = await w.refresh(acme, "meta")
         assert asked.status == "failed" and asked.attempt == 1

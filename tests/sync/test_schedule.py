@@ -44,24 +44,29 @@ async def test_due_rows_are_refreshed_once_per_fetched_version(db: Database) -> 
     acme = await _connected(db, "acme")
     key = CacheKey(acme, "google", "1234567890", "account_health", "last_7_days")
     await write(db, key, {"x": 1}, EPOCH, 3600)
-    assert await db.run(lambda c: due_refreshes(c, EPOCH + 0.79 * 3600)) == []
-    due = await db.run(lambda c: due_refreshes(c, EPOCH + 0.91 * 3600))
-    assert len(due) == 1 and due[0]["data"]["report_type"] == "account_health"
-    again = await db.run(lambda c: due_refreshes(c, EPOCH + 0.95 * 3600))
+    assert await db.run(lambda c: due_refreshes(c, EPOCH + 0.79 * 3600)) == ([], {})
+    due, skipped = await db.run(lambda c: due_refreshes(c, EPOCH + 0.91 * 3600))
+    assert len(due) == 1 and due[0]["data"]["report_type"] == "account_health" and skipped == {}
+    again, _ = await db.run(lambda c: due_refreshes(c, EPOCH + 0.95 * 3600))
     assert again[0]["id"] == due[0]["id"]  # same version: a replica sending it too is a no-op
     await db.execute("UPDATE platform_credentials SET last_error_code = 'token_revoked', healthy = false")
-    assert await db.run(lambda c: due_refreshes(c, EPOCH + 0.95 * 3600)) == []
+    # Left alone until reconnected, and counted as skipped, with why.
+    assert await db.run(lambda c: due_refreshes(c, EPOCH + 0.95 * 3600)) == ([], {"revoked": 1})
+    await db.execute("UPDATE platform_credentials SET last_error_code = 'credential_unreadable'")
+    assert await db.run(lambda c: due_refreshes(c, EPOCH + 0.95 * 3600)) == ([], {"unhealthy": 1})
 
 
 async def test_reports_never_fetched_are_fanned_out(db: Database) -> None:
     acme = await _connected(db, "acme")
     cadence = cadence_for("google", "account_health")
     assert cadence is not None
-    missing = await db.run(lambda c: missing_reports(c, cadence, 1000))
-    assert sorted(e["data"]["date_range"] for e in missing) == sorted(cadence.date_ranges)
+    missing, skipped = await db.run(lambda c: missing_reports(c, cadence, 1000))
+    assert sorted(e["data"]["date_range"] for e in missing) == sorted(cadence.date_ranges) and skipped == {}
     await write(db, CacheKey(acme, "google", "1234567890", "account_health", "last_7_days"), {}, EPOCH, 3600)
-    missing = await db.run(lambda c: missing_reports(c, cadence, 1000))
+    missing, _ = await db.run(lambda c: missing_reports(c, cadence, 1000))
     assert sorted(e["data"]["date_range"] for e in missing) == ["last_30_days", "last_90_days"]
+    await db.execute("UPDATE platform_credentials SET last_error_code = 'token_revoked', healthy = false")
+    assert await db.run(lambda c: missing_reports(c, cadence, 1000)) == ([], {"revoked": 2})
 
 
 async def test_fan_out_cron_sends_refresh_events(

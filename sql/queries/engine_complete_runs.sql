@@ -1,0 +1,18 @@
+-- Write a batch of transitions, fenced by lease owner $2 ($3 now): a run whose
+-- cancellation was requested and that would go on (queued, sleeping, waiting) is
+-- cancelled instead. Returns each written run's final status.
+UPDATE engine_runs r
+SET status = CASE WHEN r.cancel_requested AND t.status IN ('queued', 'sleeping', 'waiting')
+                  THEN 'cancelled' ELSE t.status END,
+    run_at = coalesce(t.run_at, r.run_at),
+    output = t.output,
+    last_error = coalesce(t.error, r.last_error),
+    last_traceback = coalesce(t.traceback, r.last_traceback),
+    finished_at = CASE WHEN r.cancel_requested AND t.status IN ('queued', 'sleeping', 'waiting')
+                       THEN $3 ELSE t.finished_at END,
+    lease_owner = NULL, lease_expires_at = NULL
+FROM unnest($1::uuid[], $4::text[], $5::timestamptz[], $6::jsonb[], $7::text[], $8::timestamptz[],
+            $9::text[])
+     AS t(id, status, run_at, output, error, finished_at, traceback)
+WHERE r.id = t.id AND r.lease_owner = $2 AND r.status = 'running'
+RETURNING r.id, r.status

@@ -1,0 +1,12 @@
+-- Runs whose owner stopped renewing its lease (it died) go back to the queue, or fail
+-- when that was their last attempt ($1 now); up to 1000 a statement.
+UPDATE engine_runs
+SET status = CASE WHEN attempt >= max_attempts THEN 'failed' ELSE 'queued' END,
+    finished_at = CASE WHEN attempt >= max_attempts THEN $1 ELSE NULL END,
+    last_error = 'worker lost (lease expired' || coalesce(' on ' || lease_owner, '') || ')',
+    run_at = $1, lease_owner = NULL, lease_expires_at = NULL
+WHERE id IN (
+    SELECT id FROM engine_runs WHERE status = 'running' AND lease_expires_at < $1
+    ORDER BY lease_expires_at LIMIT 1000 FOR UPDATE SKIP LOCKED
+)
+RETURNING id, status

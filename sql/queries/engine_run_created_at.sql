@@ -1,0 +1,1 @@
+SELECT created_at FROM engine_runs WHERE id = $1

@@ -1,0 +1,1 @@
+SELECT status FROM engine_runs WHERE id = $1

@@ -1,0 +1,12 @@
+-- Start the runs $2, chosen under their concurrency keys' locks ($1 now, owner $3,
+-- lease until $4).
+WITH picked AS (
+    SELECT id, status, started_at FROM engine_runs WHERE id = ANY($2::uuid[])
+)
+UPDATE engine_runs r
+SET status = 'running',
+    attempt = CASE WHEN r.status = 'queued' THEN r.attempt + 1 ELSE r.attempt END,
+    lease_owner = $3, lease_expires_at = $4, started_at = coalesce(r.started_at, $1)
+FROM picked WHERE r.id = picked.id
+RETURNING r.id, r.function_id, r.event, r.attempt, r.max_attempts, r.created_at, picked.status AS was,
+          picked.started_at IS NULL AS fresh
