@@ -792,7 +792,7 @@ def test_ticks_between_is_next_after_repeated(spec: Spec, which: int, shift: int
     start = transition + shift - 3 * HOUR
     ticks = schedule.ticks_between(start, start + 6 * HOUR, limit=50)
     chained: list[float] = []
-    t = start
+    t: float = start
     while len(chained) < len(ticks):
         t = schedule.next_after(t)
         chained.append(t)
