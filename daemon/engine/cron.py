@@ -41,34 +41,49 @@ first instant at which the local clock reads that time or later. So:
 
 Fire times are whole minutes of local wall time (in every current zone, whole minutes
 of UTC too).
+
+What is the library's, and what is ours
+---------------------------------------
+The search for the next matching wall time is cronsim's (the healthchecks.io author's
+cron library), given the canonical text and a naive local wall time. What stays here
+is what cronsim 2.8 does not do, as read in its source and tested:
+
+* the ``TZ=`` / ``CRON_TZ=`` prefix, the macros and the length bound: it has none;
+* validation: its errors say only "Bad minute", and it accepts more than the syntax
+  above (a sixth, seconds, field; ``L``, ``LW``, ``#`` and ``5L``; steps larger than
+  the field, ``*/60`` meaning minute 0);
+* the canonical text that equality rests on: it has none;
+* the daylight saving rules: it applies its own only when neither the minute nor the
+  hour field starts with ``*``, and walks real instants otherwise, so ``0 * * * *``
+  fires twice in a repeated hour and ``* 2 * * *`` not at all on a spring-forward day;
+  started inside a repeated hour, ``30 2 * * *`` gives a time before the start.
+  Wall times are therefore mapped to instants here (`CronSchedule._instant`).
 """
 
 from __future__ import annotations
 
-import bisect
 import calendar
 import itertools
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import UTC, date, datetime, timedelta
 from typing import Never
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import attrs
+from cronsim import CronSim, CronSimError
 
 __all__ = ["MAX_EXPRESSION_LENGTH", "CronError", "CronSchedule", "parse_cron"]
 
 MAX_EXPRESSION_LENGTH = 200
 _MAX_TIMEZONE_LENGTH = 100
-# The Gregorian calendar repeats every 400 years (146097 days, exactly 20871 weeks), so
-# a schedule that fires at all fires within any 400-year span.
-_SEARCH_YEARS = 401
-_MAX_YEAR = 9999
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
 _ONE_SECOND = timedelta(seconds=1)
+# Any naive time: parse_cron has cronsim parse the canonical text once, starting here.
+_PROBE_WALL = datetime(2000, 1, 1)
 
 _MACROS = {
     "@hourly": "0 * * * *",
@@ -138,6 +153,9 @@ class CronError(ValueError):
 
 
 # --------------------------------------------------------------------------- parsing
+# Hand-written validation, for messages that name what is wrong and to keep out what
+# cronsim would accept beyond this syntax (module docstring). The values it yields feed
+# only the canonical text; the fire times come from cronsim's reading of that text.
 
 
 @attrs.frozen
@@ -286,7 +304,8 @@ def parse_cron(expr: str, timezone: str | None = None) -> CronSchedule:
     day_or = not dom.star and not dow.star
     if not day_or and not any(day <= _days_in_month(2000, m) for m in month.values for day in dom.values):
         # Only day-of-month decides, and no chosen day exists in any chosen month
-        # (2000 is a leap year, so February 29 counts as existing).
+        # (2000 is a leap year, so February 29 counts as existing). cronsim makes the
+        # same check, but says only "Bad day-of-month".
         _Fail(expr, _DOM.name)(
             f"no day in {tokens[2]!r} exists in month {tokens[3]!r}, so the schedule never fires"
         )
@@ -298,17 +317,13 @@ def parse_cron(expr: str, timezone: str | None = None) -> CronSchedule:
         # Pathological lists can render longer than written; keep the (never longer)
         # normalised spelling so that the canonical text always parses again.
         canonical = " ".join(",".join(item.text for item in field.items) for field in fields)
-    return CronSchedule(
-        expression=canonical,
-        timezone=zone.key,
-        minutes=minute.values,
-        hours=hour.values,
-        days=dom.values,
-        months=month.values,
-        weekdays=frozenset(dow.values),
-        day_or=day_or,
-        zone=zone,
-    )
+    try:
+        # The fire times are cronsim's reading of the canonical text: have it read the
+        # text now, so that a disagreement shows as a CronError here, not in the scheduler.
+        CronSim(canonical, _PROBE_WALL)
+    except CronSimError as error:
+        fail(f"cronsim rejects the canonical form {canonical!r}: {error}")
+    return CronSchedule(expression=canonical, timezone=zone.key, zone=zone)
 
 
 # ------------------------------------------------------------------- canonical text
@@ -375,11 +390,6 @@ def _days_in_month(year: int, month: int) -> int:
     return calendar.monthrange(year, month)[1]
 
 
-def _first_at_least(values: Sequence[int], value: int) -> int | None:
-    index = bisect.bisect_left(values, value)
-    return values[index] if index < len(values) else None
-
-
 def _seconds(ts: float) -> int:
     if not math.isfinite(ts):
         raise ValueError(f"timestamp must be finite, got {ts!r}")
@@ -399,12 +409,6 @@ class CronSchedule:
 
     expression: str
     timezone: str
-    _minutes: tuple[int, ...] = attrs.field(eq=False, repr=False)
-    _hours: tuple[int, ...] = attrs.field(eq=False, repr=False)
-    _days: tuple[int, ...] = attrs.field(eq=False, repr=False)
-    _months: tuple[int, ...] = attrs.field(eq=False, repr=False)
-    _weekdays: frozenset[int] = attrs.field(eq=False, repr=False)  # 0 = Sunday
-    _day_or: bool = attrs.field(eq=False, repr=False)
     _zone: ZoneInfo = attrs.field(eq=False, repr=False)
 
     def __str__(self) -> str:
@@ -418,44 +422,9 @@ class CronSchedule:
         """The first fire time strictly after Unix timestamp `ts` (seconds).
 
         Computed in the schedule's timezone, with the DST rules of the module docstring.
-        Skips whole months, days and hours, so rare schedules (``0 0 29 2 *``) cost no
-        more than a few hundred steps. Raises CronError only when the next fire time
-        would fall after the year 9999.
+        Raises CronError only when the next fire time would fall after the year 9999.
         """
-        seconds = _seconds(ts)
-        try:
-            local = (_EPOCH + timedelta(seconds=seconds)).astimezone(self._zone)
-        except OverflowError:
-            raise ValueError(f"timestamp {ts!r} is out of range") from None
-        limit_year = min(local.year + _SEARCH_YEARS, _MAX_YEAR)
-        # Wall times up to the current minute have fired already (or fire at an
-        # instant <= ts); start one minute later.
-        year, month, day, hour, minute = (
-            local.year,
-            local.month,
-            local.day,
-            local.hour,
-            local.minute + 1,
-        )
-        while True:
-            wall = self._next_wall(year, month, day, hour, minute, limit_year)
-            if wall is None:
-                raise CronError(
-                    self.expression,
-                    f"no fire time after {ts!r} before the year {limit_year + 1}",
-                )
-            instant = self._instant(wall)
-            if instant > seconds:
-                return float(instant)
-            # Only inside a repeated (fall-back) hour: this wall time fired at its
-            # first occurrence, before ts.
-            year, month, day, hour, minute = (
-                wall.year,
-                wall.month,
-                wall.day,
-                wall.hour,
-                wall.minute + 1,
-            )
+        return float(next(self._fire_times(ts)))
 
     def ticks_between(self, start: float, end: float, limit: int = 10000) -> list[float]:
         """Fire times t with ``start < t <= end``, in order; at most `limit` (the earliest)."""
@@ -464,67 +433,48 @@ class CronSchedule:
         if math.isnan(end):
             raise ValueError("end must not be NaN")
         ticks: list[float] = []
-        t = start
-        while len(ticks) < limit:
-            t = self.next_after(t)
-            if t > end:
+        if limit == 0:
+            return ticks
+        for instant in self._fire_times(start):
+            if instant > end:
                 break
-            ticks.append(t)
+            ticks.append(float(instant))
+            if len(ticks) == limit:
+                break
         return ticks
 
-    # -- matching wall times
+    # -- fire times
 
-    def _first_day(self, year: int, month: int, day: int) -> int | None:
-        """The first matching day >= `day` of the month, if any."""
-        last = _days_in_month(year, month)
-        if day > last:
-            return None
-        weekday = (date(year, month, day).weekday() + 1) % 7  # cron numbering, 0 = Sunday
-        if self._day_or:
-            by_dom = _first_at_least(self._days, day)
-            by_dow = next((day + k for k in range(7) if (weekday + k) % 7 in self._weekdays), None)
-            found = min((d for d in (by_dom, by_dow) if d is not None), default=None)
-            return found if found is not None and found <= last else None
-        for candidate in self._days[bisect.bisect_left(self._days, day) :]:
-            if candidate > last:
-                break
-            if (weekday + candidate - day) % 7 in self._weekdays:
-                return candidate
-        return None
+    def _fire_times(self, ts: float) -> Iterator[int]:
+        """Fire instants (Unix seconds) strictly after `ts`, in order, without end.
 
-    def _next_wall(
-        self, year: int, month: int, day: int, hour: int, minute: int, limit_year: int
-    ) -> datetime | None:
-        """The first matching naive wall time at or after the given one.
-
-        The components may overflow by one (minute 60, hour 24, day 32, month 13);
-        each step moves forward a whole month, day or hour where nothing can match.
+        cronsim walks the matching naive wall times after the local time of `ts`; each
+        becomes the first instant at which the clock reads it (`_instant`). Instants
+        never decrease along the walk: those not after the last one are wall times that
+        fired already (a repeated hour) or collapse into one instant (a gap).
         """
-        while year <= limit_year:
-            found_month = _first_at_least(self._months, month)
-            if found_month is None:
-                year, month, day, hour, minute = year + 1, 1, 1, 0, 0
-                continue
-            if found_month != month:
-                month, day, hour, minute = found_month, 1, 0, 0
-            found_day = self._first_day(year, month, day)
-            if found_day is None:
-                month, day, hour, minute = month + 1, 1, 0, 0
-                continue
-            if found_day != day:
-                day, hour, minute = found_day, 0, 0
-            found_hour = _first_at_least(self._hours, hour)
-            if found_hour is None:
-                day, hour, minute = day + 1, 0, 0
-                continue
-            if found_hour != hour:
-                hour, minute = found_hour, 0
-            found_minute = _first_at_least(self._minutes, minute)
-            if found_minute is None:
-                hour, minute = hour + 1, 0
-                continue
-            return datetime(year, month, day, hour, found_minute)
-        return None
+        seconds = _seconds(ts)
+        try:
+            local = (_EPOCH + timedelta(seconds=seconds)).astimezone(self._zone)
+        except OverflowError:
+            raise ValueError(f"timestamp {ts!r} is out of range") from None
+        walls = CronSim(self.expression, local.replace(tzinfo=None))
+        last, after = seconds, ts
+        while True:
+            try:
+                wall = next(walls)
+            except (OverflowError, StopIteration):
+                # OverflowError: the walk passed the year 9999. StopIteration (cronsim gives
+                # up after 50 years without a match) cannot come first: the rarest valid
+                # schedule, February 29th on a Sunday, fires at least every 40 years.
+                raise CronError(
+                    self.expression, f"no fire time after {after!r} before the year 10000"
+                ) from None
+            instant = self._instant(wall)
+            if instant > last:
+                last = instant
+                after = float(instant)
+                yield instant
 
     # -- wall time to instant
 
@@ -532,10 +482,15 @@ class CronSchedule:
         return (_EPOCH + timedelta(seconds=seconds)).astimezone(self._zone).replace(tzinfo=None)
 
     def _instant(self, wall: datetime) -> int:
-        """The first instant at which the local clock reads `wall` or later."""
+        """The first instant at which the local clock reads `wall` or later.
+
+        Hand-written: cronsim's DST handling is not these rules (module docstring).
+        """
         naive = (wall.toordinal() - _EPOCH_ORDINAL) * 86400 + (
             wall.hour * 3600 + wall.minute * 60 + wall.second
         )
+        if self.timezone == "UTC":
+            return naive
         before = wall.replace(tzinfo=self._zone, fold=0).utcoffset()
         after = wall.replace(tzinfo=self._zone, fold=1).utcoffset()
         assert before is not None and after is not None

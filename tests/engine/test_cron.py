@@ -182,6 +182,14 @@ def test_timezone_prefix_and_argument() -> None:
         ("30-10 * * * *", "minute", "range '30-10' runs backwards"),
         ("* * * dec-jan *", "month", "runs backwards"),
         ("* * * * sat-sun", "day-of-week", "write 7 for Sunday"),
+        # syntax cronsim would accept but this module does not (a seconds field, L, W, #, ?)
+        ("0 0 0 * * *", None, "expected 5 fields"),
+        ("0 0 L * *", "day-of-month", "'L' is not a number"),
+        ("0 0 LW * *", "day-of-month", "'LW' is not a number"),
+        ("0 0 15W * *", "day-of-month", "'15W' is not a number"),
+        ("0 0 ? * *", "day-of-month", "'?' is not a number"),
+        ("0 0 * * 5#2", "day-of-week", "'5#2' is not a number"),
+        ("0 0 * * 5L", "day-of-week", "'5L' is not a number"),
         # can never fire: no chosen day exists in any chosen month
         ("0 0 31 2 *", "day-of-month", "never fires"),
         ("0 0 30,31 feb *", "day-of-month", "never fires"),
@@ -343,7 +351,18 @@ def test_rare_schedules_are_fast() -> None:
         t = at(1980, 1, 1)
         for _ in range(100):
             t = schedule.next_after(t)
-    assert time.perf_counter() - began < 2.0  # about 0.05 s; a minute scan would take hours
+    assert time.perf_counter() - began < 2.0  # about 0.1 s; a minute scan would take hours
+
+
+def test_forty_years_between_fire_times() -> None:
+    # The rarest schedule that can fire: February 29th on a Sunday, 40 years apart across
+    # 2100 (not a leap year). cronsim gives up after 50 years without a match.
+    sunday = parse_cron("0 0 29 2 */7")
+    assert walls(sunday.ticks_between(at(2080, 1, 1), at(2140, 1, 1))) == [
+        "2088-02-29T00:00+00:00",
+        "2128-02-29T00:00+00:00",
+    ]
+    assert wall(sunday.next_after(at(2088, 3, 1))) == "2128-02-29T00:00+00:00"
 
 
 def test_day_of_month_or_day_of_week() -> None:
@@ -440,6 +459,41 @@ def test_dst_overlap_fires_only_the_first_time() -> None:
     assert wall(half_hourly.next_after(inside), PARIS) == "2025-10-26T03:00+01:00"
     assert wall(parse_cron("*/15 * * * *", "Europe/Paris").next_after(inside), PARIS) == (
         "2025-10-26T03:00+01:00"
+    )
+
+
+def test_dst_gap_with_a_star_led_minute_or_hour() -> None:
+    # cronsim keeps to wall times only when neither field starts with "*"; otherwise it
+    # walks real instants and would not fire these at 03:00. The module maps them itself.
+    during = parse_cron("* 2 * * *", "Europe/Paris")
+    assert walls(during.ticks_between(at(2025, 3, 29, 12), at(2025, 3, 31, 2, 1, tz=PARIS)), PARIS) == [
+        "2025-03-30T03:00+02:00",  # all of 02:00-02:59 is skipped: one fire time
+        "2025-03-31T02:00+02:00",
+        "2025-03-31T02:01+02:00",
+    ]
+    odd = parse_cron("5-55/10 * * * *", "Europe/Paris")
+    assert walls(
+        odd.ticks_between(at(2025, 3, 30, 1, 50, tz=PARIS), at(2025, 3, 30, 3, 15, tz=PARIS)), PARIS
+    ) == [
+        "2025-03-30T01:55+01:00",
+        "2025-03-30T03:00+02:00",  # 02:05..02:55 are skipped
+        "2025-03-30T03:05+02:00",
+        "2025-03-30T03:15+02:00",
+    ]
+
+
+def test_dst_overlap_with_fixed_times_from_inside_the_repeat() -> None:
+    # From 02:10 CET (the repeat), 02:30 has fired already at 02:30 CEST. cronsim alone
+    # answers 02:30 CEST here: a time before the start.
+    inside = at(2025, 10, 26, 2, 10, tz=PARIS, fold=1)
+    for expr in ("30 2 * * *", "0,30 2 * * *", "30 1-3 * * *"):
+        got = parse_cron(expr, "Europe/Paris").next_after(inside)
+        assert got > inside
+    assert (
+        wall(parse_cron("30 2 * * *", "Europe/Paris").next_after(inside), PARIS) == "2025-10-27T02:30+01:00"
+    )
+    assert (
+        wall(parse_cron("30 1-3 * * *", "Europe/Paris").next_after(inside), PARIS) == "2025-10-26T03:30+01:00"
     )
 
 
@@ -725,3 +779,23 @@ def test_ticks_match_brute_force_around_dst(spec: Spec, which: int, shift: int, 
     end = start + length
     expected = brute_ticks(spec, ZoneInfo(name), start, end)
     assert walls(schedule.ticks_between(start, end)) == walls(expected), (spec.text, name)
+
+
+@settings(max_examples=200, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
+@given(spec=specs(dense=True), which=st.integers(0, 10_000), shift=st.integers(-3 * HOUR, 3 * HOUR))
+def test_ticks_between_is_next_after_repeated(spec: Spec, which: int, shift: int) -> None:
+    # ticks_between walks one cronsim iterator; next_after starts a new one each time.
+    if not spec.can_fire():
+        return
+    name, transition = transitions()[which % len(transitions())]
+    schedule = parse_cron(spec.text, name)
+    start = transition + shift - 3 * HOUR
+    ticks = schedule.ticks_between(start, start + 6 * HOUR, limit=50)
+    chained: list[float] = []
+    t: float = start
+    while len(chained) < len(ticks):
+        t = schedule.next_after(t)
+        chained.append(t)
+    assert ticks == chained, spec.text
+    if len(ticks) < 50:
+        assert schedule.next_after(t) > start + 6 * HOUR  # nothing left out at the end
