@@ -6,6 +6,9 @@ with the log redactor so it cannot reach a log line by accident.
 `REQUIRED` secrets stop the start when missing. The ad platforms' API credentials
 (`PLATFORM_SECRETS`) are optional: a platform whose files are not all there is not
 synced by `deneva run`; a file that is there must be readable, non-empty, one line.
+`DENEVA_METRICS_TOKEN` is optional too: when its file is there, `GET /metrics` asks
+for it as a bearer token (one line without spaces, at least 16 characters);
+`deneva secrets init` does not create it.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ PLATFORM_SECRETS: Mapping[str, tuple[str, ...]] = {
     "tiktok": (),
 }
 OPTIONAL = tuple(name for names in PLATFORM_SECRETS.values() for name in names)
+METRICS_TOKEN = "DENEVA_METRICS_TOKEN"
 MAX_SECRET_BYTES = 4096
 MIN_TOKEN_CHARS = 16
 
@@ -55,9 +59,19 @@ class Secrets:
     signing_key: Secret
     # The optional secrets that are present, by name.
     optional: Mapping[str, Secret] = attrs.field(factory=dict)
+    # The bearer token /metrics asks for; None (the file is absent): /metrics is open.
+    metrics_token: Secret | None = None
 
     def all(self) -> tuple[Secret, ...]:
-        return (self.kek, self.admin_token, self.event_key, self.signing_key, *self.optional.values())
+        metrics = () if self.metrics_token is None else (self.metrics_token,)
+        return (
+            self.kek,
+            self.admin_token,
+            self.event_key,
+            self.signing_key,
+            *self.optional.values(),
+            *metrics,
+        )
 
     def get(self, name: str) -> Secret | None:
         return self.optional.get(name)
@@ -104,6 +118,8 @@ def _read_secret(directory: Path, name: str) -> Secret:
     elif name in OPTIONAL:
         if any(c.isspace() for c in value):
             raise SecretError(f"{name}: {path} must hold one value on one line, without spaces")
+    elif name == METRICS_TOKEN and any(c.isspace() for c in value):
+        raise SecretError(f"{name}: {path} must hold one token on one line, without spaces (a bearer token)")
     elif len(value) < MIN_TOKEN_CHARS:
         raise SecretError(f"{name}: {path} must hold at least {MIN_TOKEN_CHARS} characters")
     return Secret(name, value)
@@ -114,8 +130,9 @@ def load_secrets(directory: Path) -> Secrets:
     problem found is raised, named."""
     loaded = [_read_secret(directory, name) for name in REQUIRED]
     optional = {name: _read_secret(directory, name) for name in OPTIONAL if (directory / name).exists()}
+    metrics_token = _read_secret(directory, METRICS_TOKEN) if (directory / METRICS_TOKEN).exists() else None
     kek, admin_token, event_key, signing_key = loaded
-    return Secrets(kek, admin_token, event_key, signing_key, optional)
+    return Secrets(kek, admin_token, event_key, signing_key, optional, metrics_token)
 
 
 def _generate(name: str) -> str:

@@ -13,6 +13,7 @@ from deneva.engine.engine import Engine
 from deneva.health import HealthState
 from deneva.http.admin import admin_blueprint
 from deneva.http.events import events_blueprint
+from deneva.http.metrics import MetricsEndpoint, metrics_blueprint
 from deneva.secrets import Secret
 
 MAX_BODY_BYTES = 1024 * 1024
@@ -25,9 +26,11 @@ def create_app(
     *,
     admin_token: Secret | None = None,
     db_of: Callable[[], Database | None] | None = None,
+    metrics: MetricsEndpoint | None = None,
 ) -> QuartTrio:
     """The app; event ingestion with `engine_of` and `event_key`, the admin endpoints
-    with `admin_token` (on `db_of()`, by default the database `health` knows)."""
+    with `admin_token` (on `db_of()`, by default the database `health` knows), and
+    `GET /metrics` with `metrics`."""
     app = QuartTrio("deneva")
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     app.config["PROVIDE_AUTOMATIC_OPTIONS"] = True
@@ -35,6 +38,8 @@ def create_app(
         app.register_blueprint(events_blueprint(engine_of, event_key))
     if admin_token is not None:
         app.register_blueprint(admin_blueprint(db_of or (lambda: health.db), admin_token, health.clock))
+    if metrics is not None:
+        app.register_blueprint(metrics_blueprint(metrics.metrics, metrics.collect, metrics.token))
 
     @app.get("/healthz")
     async def healthz() -> Any:

@@ -19,6 +19,8 @@ from hypercorn.trio import serve
 from deneva.config import Bind
 from deneva.errors import ConfigError
 from deneva.http import hypercorn_tcp
+from deneva.http.instrument import Instrumented
+from deneva.metrics import Metrics
 
 log = logging.getLogger("deneva.http")
 
@@ -59,8 +61,11 @@ class HttpServer:
     name = "http"
     drains = True
 
-    def __init__(self, app: ASGIApp, bind: Bind, drain: trio.Event, grace_s: float) -> None:
-        self.app = InFlight(app)
+    def __init__(
+        self, app: ASGIApp, bind: Bind, drain: trio.Event, grace_s: float, *, metrics: Metrics | None = None
+    ) -> None:
+        """With `metrics`, every request (on both of hypercorn's lanes) is counted there."""
+        self.app = InFlight(app if metrics is None else Instrumented(app, metrics))
         self.bind = bind
         self.drain = drain
         self.grace_s = grace_s
