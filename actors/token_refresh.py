@@ -4,8 +4,10 @@ It asks which credentials are due (their token expires within the platform's mar
 sends one `refresh-one-token` request for each (ids that name the expiry and a
 15-minute slot, so replicas and repeats ask once), and sleeps until the next deadline.
 A credential connected or refreshed anywhere wakes it through its channel (the listener
-forwards `deneva_credentials`), so a new deadline is seen at once; it also looks at
-least every `max_sleep_s`. A database outage is retried after `retry_s`.
+forwards `deneva_credentials`, and wakes it after every reconnect of its LISTEN
+connection), so a new deadline is seen at once. It looks at least every `max_sleep_s`
+(an hour) only so that a wall clock stepped by hand cannot leave it asleep past a
+deadline. A database outage is retried after `retry_s`.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ class TokenRefresher:
         deadlines: TokenDeadlines,
         wake: trio.MemoryReceiveChannel[None] | None = None,
         *,
-        max_sleep_s: float = 900.0,
+        max_sleep_s: float = 3600.0,
         retry_s: float = 30.0,
     ) -> None:
         self.engine = engine
@@ -60,7 +62,7 @@ class TokenRefresher:
 
     async def run(self, *, task_status: trio.TaskStatus[Any] = trio.TASK_STATUS_IGNORED) -> None:
         clock = self.engine.clock
-        task_status.started()
+        started = False
         while True:
             now = clock.now()
             try:
@@ -69,6 +71,9 @@ class TokenRefresher:
                 log.warning("could not look for expiring tokens; retrying", extra={"error": str(exc)})
                 wake_at = now + self.retry_s
             self.next_wake = wake_at
+            if not started:  # started once the first round has looked (or failed to)
+                started = True
+                task_status.started()
             with trio.move_on_after(max(0.0, wake_at - clock.now())):
                 if self.wake is None:
                     await trio.sleep_forever()

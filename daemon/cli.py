@@ -11,7 +11,7 @@ from pathlib import Path
 import trio
 
 from deneva import __version__
-from deneva.cli_engine import _config
+from deneva.cli_engine import command_config
 from deneva.config import Config
 from deneva.errors import DatabaseUnavailable, DenevaError, root_cause
 from deneva.logs import setup_logging
@@ -82,7 +82,7 @@ def _serve(config: Config, *, announce: bool = False, demo: bool = False) -> int
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    config = _config(args)
+    config = command_config(args)
     setup_logging(config.log_format, config.log_level)
     return _serve(config)
 
@@ -92,7 +92,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     from deneva.secrets import init_secrets
 
-    config = _config(args)
+    config = command_config(args)
     if config.secrets_dir is None:
         config = attrs.evolve(config, secrets_dir=config.state_dir / "secrets")
     assert config.secrets_dir is not None
@@ -106,10 +106,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def cmd_migrate(args: argparse.Namespace) -> int:
     from deneva.admin import admin_dsn, run_async
-    from deneva.db import _init_connection
+    from deneva.db import init_connection
     from deneva.migrations import load_migrations, migrate
 
-    config = _config(args)
+    config = command_config(args)
     migrations = load_migrations()
 
     async def apply(dsn: str) -> tuple[str, ...]:
@@ -117,7 +117,7 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 
         conn = await asyncpg.connect(dsn, timeout=10)
         try:
-            await _init_connection(conn)
+            await init_connection(conn)
             return (await migrate(conn, config.env, migrations)).applied
         finally:
             await conn.close()
@@ -141,7 +141,7 @@ def cmd_secrets_init(args: argparse.Namespace) -> int:
     if args.dir:
         directory = Path(args.dir)
     else:
-        config = _config(args)
+        config = command_config(args)
         directory = config.secrets_dir or (config.state_dir / "secrets")
     created = init_secrets(directory)
     for name in created:

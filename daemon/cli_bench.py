@@ -5,11 +5,11 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 
-from deneva.cli_engine import UsageError, _config
+from deneva.cli_engine import UsageError, command_config
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    config = _config(args)
+    config = command_config(args)
     if args.which == "boot":
         from deneva.bench.boot import run_boot_bench
 
@@ -42,6 +42,14 @@ def cmd_bench(args: argparse.Namespace) -> int:
         if not 1 <= args.platforms <= 3:
             raise UsageError("--platforms: expected 1 to 3")
         return run_sync_bench(config, args.tenants, args.hours, args.platforms, args.json)
+    if args.which == "janitor":
+        from deneva.bench.janitor import run_janitor_bench
+
+        if not 1_000 <= args.runs <= 10_000_000:
+            raise UsageError("--runs: expected 1000 to 10000000")
+        if not 1 <= args.seconds <= 3600:
+            raise UsageError("--seconds: expected 1 to 3600")
+        return run_janitor_bench(config, args.runs, args.seconds, args.json)
     from deneva.admin import admin_dsn
     from deneva.bench.bridge import run_bridge_bench
 
@@ -56,9 +64,11 @@ def add_bench_command(add: Callable[[str, str], argparse.ArgumentParser]) -> Non
         "bench",
         "benchmarks: engine (jobs/s, latency; --compare with peers), bridge (trio to asyncpg), "
         "boot (start and stop times), mcp (tools/call latency and peak beside the MCP Python SDK), "
-        "sync (a simulated day of keeping the cache warm)",
+        "sync (a simulated day of keeping the cache warm), janitor (engine throughput while pruning)",
     )
-    bench.add_argument("which", choices=["engine", "bridge", "boot", "mcp", "sync"], help="what to measure")
+    bench.add_argument(
+        "which", choices=["engine", "bridge", "boot", "mcp", "sync", "janitor"], help="what to measure"
+    )
     bench.add_argument("--jobs", type=int, default=20_000, help="engine: jobs per phase (default 20000)")
     bench.add_argument("--calls", type=int, default=3_000, help="bridge: round trips (default 3000)")
     bench.add_argument(
@@ -77,6 +87,15 @@ def add_bench_command(add: Callable[[str, str], argparse.ArgumentParser]) -> Non
     bench.add_argument("--hours", type=float, default=24.0, help="sync: simulated hours (default 24)")
     bench.add_argument(
         "--platforms", type=int, default=1, help="sync: platforms per tenant, 1 to 3 (default 1)"
+    )
+    bench.add_argument(
+        "--runs", type=int, default=1_000_000, help="janitor: finished runs to prune (default 1000000)"
+    )
+    bench.add_argument(
+        "--seconds",
+        type=float,
+        default=20.0,
+        help="janitor: seconds of each phase without pruning (default 20)",
     )
     bench.add_argument("--json", action="store_true", help="machine-readable output")
     bench.set_defaults(fn=cmd_bench)

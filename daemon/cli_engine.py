@@ -25,7 +25,7 @@ class UsageError(DenevaError):
     pass
 
 
-def _config(args: argparse.Namespace) -> Config:
+def command_config(args: argparse.Namespace) -> Config:
     """The Config for a command: its --config file, if given, and the environment."""
     return load_config(Path(args.config) if getattr(args, "config", None) else None)
 
@@ -83,7 +83,7 @@ def _pause_target(args: argparse.Namespace) -> str | None:
 
 
 def cmd_functions(args: argparse.Namespace) -> int:
-    config = _config(args)
+    config = command_config(args)
     if args.action in ("pause", "resume"):
         target = _pause_target(args)
         if target is not None:
@@ -141,7 +141,7 @@ def cmd_functions(args: argparse.Namespace) -> int:
 
 def cmd_invoke(args: argparse.Namespace) -> int:
     data = _json_arg(args.data, "--data")
-    config = _config(args)
+    config = command_config(args)
 
     async def go(engine: Engine) -> RunRecord | uuid.UUID:
         run_id = await engine.invoke(args.function_id, data)
@@ -169,7 +169,7 @@ def cmd_send(args: argparse.Namespace) -> int:
     else:
         ids = [args.id] * args.count
     raw = [{"name": args.name, "data": data, **({"id": i} if i else {})} for i in ids]
-    config = _config(args)
+    config = command_config(args)
 
     async def go(engine: Engine) -> tuple[int, int, int, list[str]]:
         sent = new = runs = 0
@@ -201,7 +201,7 @@ def _run_line(record: RunRecord) -> str:
 
 
 def cmd_runs(args: argparse.Namespace) -> int:
-    config = _config(args)
+    config = command_config(args)
     action = args.action
     if action is None:
         if args.status is not None and args.status not in STATUSES:

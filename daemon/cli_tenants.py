@@ -9,11 +9,11 @@ from typing import Any
 
 from deneva import tenants
 from deneva.admin import with_database
-from deneva.cli_engine import _config
+from deneva.cli_engine import command_config
 
 
 def cmd_tenant(args: argparse.Namespace) -> int:
-    config = _config(args)
+    config = command_config(args)
     if args.action == "add":
         tenants.check_tenant_name(args.name)
         tenant = with_database(config, lambda db: db.transaction(lambda c: tenants.add_tenant(c, args.name)))
@@ -31,7 +31,7 @@ def cmd_tenant(args: argparse.Namespace) -> int:
 
 
 def cmd_key(args: argparse.Namespace) -> int:
-    config = _config(args)
+    config = command_config(args)
     if args.action == "create":
         if not args.tenant:
             raise tenants.TenantError("key create: give --tenant NAME")
@@ -126,7 +126,7 @@ def cmd_connect(args: argparse.Namespace) -> int:
     expires = None if args.expires_in is None else time.time() + args.expires_in
     tokens = PlainTokens(token if kind == "refresh" else None, token if kind == "access" else None, expires)
     check_connect_input(args.platform, args.account, tokens)
-    config = _config(args)
+    config = command_config(args)
     kek = _kek(config)
     result = with_database(
         config,

@@ -222,7 +222,7 @@ class AsyncioThread:
             self._thread.join(timeout=10)
 
 
-async def _init_connection(conn: Connection) -> None:
+async def init_connection(conn: Connection) -> None:
     await conn.set_type_codec("jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
     await conn.set_type_codec("json", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
 
@@ -253,7 +253,7 @@ class Database:
         own_pids: set[int] = set()
 
         async def init(conn: Connection) -> None:
-            await _init_connection(conn)
+            await init_connection(conn)
             if role is not None:
                 await conn.execute(f'SET ROLE "{role}"')
             own_pids.add(conn.get_server_pid())
@@ -487,7 +487,7 @@ async def connect_once(dsn: str, timeout: float = 5.0) -> tuple[AsyncioThread, C
         conn = await asyncpg.connect(
             dsn, timeout=timeout, server_settings={"application_name": "deneva-admin"}
         )
-        await _init_connection(conn)
+        await init_connection(conn)
         return conn
 
     try:

@@ -32,7 +32,7 @@ import trio
 from deneva.actors.postgres import PostgresKeeper
 from deneva.adapters import PlatformConfig, adapters_for
 from deneva.admin import create_database
-from deneva.canary import CanaryServices
+from deneva.canary import CanaryServices, latest_beat
 from deneva.clock import Clock, SystemClock
 from deneva.config import KEYS, Config, load_config
 from deneva.db import AsyncioThread, Database
@@ -44,12 +44,15 @@ from deneva.functions import AppFunctions, app_registry
 from deneva.health import HealthState
 from deneva.http.app import create_app
 from deneva.http.mcp_ws import McpEndpoints
+from deneva.http.metrics import MetricsEndpoint
 from deneva.http.server import HttpServer
 from deneva.logs import register_secret, setup_logging
 from deneva.mcp.auth import KeyCache
 from deneva.mcp.report_tools import ToolServices, build_tools
 from deneva.mcp.tools import ToolRegistry
+from deneva.metrics import Metrics, ScrapeValues
 from deneva.migrations import apply_migrations
+from deneva.observe import MetricsObserver
 from deneva.pgembed import DATABASE, EmbeddedPostgres, StateLock
 from deneva.retention import JanitorServices, plan_from_config
 from deneva.sdnotify import Notifier
@@ -105,6 +108,7 @@ class Daemon:
         self.demo_key_file: Path | None = None
         self.mcp: McpEndpoints | None = None
         self.platform_http: httpx.AsyncClient | None = None  # while running: the adapters' client
+        self.metrics = Metrics()
         for secret in secrets.all():
             register_secret(secret.reveal())
 
@@ -176,7 +180,9 @@ class Daemon:
             base_url = await self.supervisor.start(nursery, DemoSandbox())
             adapters = adapters_for(PlatformConfig.for_sandbox(base_url), http=self.platform_http)
             kek = self.secrets.kek_bytes()
-            self.sync_runtime.services = SyncServices(db, kek, adapters, self.clock, owner=owner)
+            self.sync_runtime.services = SyncServices(
+                db, kek, adapters, self.clock, owner=owner, metrics=self.metrics
+            )
             self.demo_key_file = await provision_demo(db, kek, config.state_dir)
         elif self.sync_runtime is not None:
             self._bind_platforms(self.sync_runtime, db, owner)
@@ -193,6 +199,7 @@ class Daemon:
             owner,
             EngineSettings(workers=config.workers),
             drain=self.drain,
+            observer=MetricsObserver(self.metrics),
             janitor=self.janitor_plan if functions is not None else None,
             tokens=tokens,
             canary=CanaryPlan(self.health.node, config.heartbeat_interval_s)
@@ -203,7 +210,9 @@ class Daemon:
         self.health.engine = engine
         if functions is not None:
             functions.canary.value = CanaryServices(db, self.clock, self.health.node)
-            functions.janitor.value = JanitorServices(db, engine, self.clock, self.janitor_plan)
+            functions.janitor.value = JanitorServices(
+                db, engine, self.clock, self.janitor_plan, self.metrics.janitor_deleted
+            )
         for actor in self.circuit.actors:
             await self.supervisor.start(nursery, actor)
         app = create_app(
@@ -212,6 +221,7 @@ class Daemon:
             self.secrets.event_key,
             admin_token=self.secrets.admin_token,
             db_of=lambda: db,
+            metrics=MetricsEndpoint(self.metrics, self.scrape, self.secrets.metrics_token),
         )
         keys = KeyCache(db)
         await self.supervisor.start(nursery, keys)
@@ -220,7 +230,8 @@ class Daemon:
         )
         self.mcp.mount(app)
         self.http_binds = await self.supervisor.start(
-            nursery, HttpServer(app, config.http_bind, self.drain, config.shutdown_grace_s)
+            nursery,
+            HttpServer(app, config.http_bind, self.drain, config.shutdown_grace_s, metrics=self.metrics),
         )
         if self.demo and self.sync_runtime is not None:
             await warm_cache(engine)
@@ -228,8 +239,29 @@ class Daemon:
     def mcp_tools(self, db: Database, engine: Engine) -> ToolRegistry:
         """The MCP tools this daemon serves (SPEC §9), over the sync's cache and the engine."""
         sync = None if self.sync_runtime is None else self.sync_runtime.get
-        return build_tools(
-            ToolServices(db=db, engine=engine, clock=self.clock, sync=sync, owner=engine.owner)
+        services = ToolServices(
+            db=db,
+            engine=engine,
+            clock=self.clock,
+            sync=sync,
+            owner=engine.owner,
+            on_cache_read=self.metrics.cache_read,
+        )
+        return build_tools(services)
+
+    async def scrape(self) -> ScrapeValues:
+        """What /metrics reads at scrape time: the queue, the canary, MCP sessions."""
+        engine, db = self.engine, self.health.db
+        if engine is None or db is None:
+            return ScrapeValues()
+        stats = await engine.queue_stats()
+        beat = await latest_beat(db)
+        return ScrapeValues(
+            queue_depth=stats.due,
+            oldest_due_age_s=stats.oldest_due_age_s,
+            heartbeat_age_s=None if beat is None else beat.age_s(self.clock.now()),
+            mcp_sessions_open=None if self.mcp is None else self.mcp.sessions_open(),
+            runs_by_status=stats.by_status,
         )
 
     def _bind_platforms(self, runtime: SyncRuntime, db: Database, owner: str) -> None:
@@ -240,7 +272,9 @@ class Daemon:
         )
         if setup.synced:
             adapters = setup.adapters(self.platform_http)
-            runtime.services = SyncServices(db, self.secrets.kek_bytes(), adapters, self.clock, owner=owner)
+            runtime.services = SyncServices(
+                db, self.secrets.kek_bytes(), adapters, self.clock, owner=owner, metrics=self.metrics
+            )
 
     async def _drain(self) -> None:
         grace = self.config.shutdown_grace_s

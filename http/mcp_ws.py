@@ -274,6 +274,10 @@ class McpEndpoints:
             McpWebSocket(McpServer(tools, ws_sessions), authenticate, policy, drain),
         )
 
+    def sessions_open(self) -> int:
+        """MCP sessions open now, on both endpoints."""
+        return len(self.http.server.sessions) + len(self.websocket.server.sessions)
+
     def mount(self, app: Any) -> None:
         """Put the MCP endpoints in front of a Quart app (Quart's ASGI-middleware hook)."""
         app.asgi_app = McpRouter(app.asgi_app, self.http, self.websocket)

@@ -19,7 +19,7 @@ import asyncpg
 import pytest
 import trio.testing
 
-from deneva.db import AsyncioThread, Database, _init_connection
+from deneva.db import AsyncioThread, Database, init_connection
 from deneva.migrations import load_migrations, migrate
 from deneva.pgembed import EmbeddedPostgres, SyncServer
 
@@ -91,7 +91,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         async def prepare() -> None:
             conn = await asyncpg.connect(cluster.dsn(TEMPLATE))
             try:
-                await _init_connection(conn)
+                await init_connection(conn)
                 await migrate(conn, TEST_ENV, load_migrations())
             finally:
                 await conn.close()

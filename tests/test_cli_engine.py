@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
 import sys
+import uuid
 from pathlib import Path
+
+import asyncpg
 
 from tests.conftest import TEST_ENV
 
@@ -74,3 +78,74 @@ def test_bad_input_is_one_line_naming_the_problem(tmp_path: Path, database_url: 
         assert result.returncode != 0, args
         lines = result.stderr.strip().splitlines()
         assert len(lines) == 1 and message in lines[0], (args, result.stderr)
+
+
+def test_functions_pause_and_resume_one_function_and_the_engine(tmp_path: Path, database_url: str) -> None:
+    def states() -> dict[str, str]:
+        listed = _cli(tmp_path, database_url, "functions", "--json")
+        assert listed.returncode == 0, listed.stderr
+        return {f["id"]: f["state"] for f in json.loads(listed.stdout)}
+
+    assert set(states().values()) == {"active"}
+    paused = _cli(tmp_path, database_url, "functions", "pause", "refresh-tenant-report")
+    assert paused.returncode == 0 and paused.stdout.strip() == "refresh-tenant-report paused"
+    now = states()
+    assert now["refresh-tenant-report"] == "paused" and now["deneva-noop"] == "active"
+    text = _cli(tmp_path, database_url, "functions").stdout
+    assert [line for line in text.splitlines() if "PAUSED" in line] == [
+        line for line in text.splitlines() if line.startswith("refresh-tenant-report ")
+    ]
+    resumed = _cli(tmp_path, database_url, "functions", "resume", "refresh-tenant-report", "--json")
+    assert json.loads(resumed.stdout) == {
+        "function": "refresh-tenant-report",
+        "action": "resume",
+        "changed": True,
+    }
+    again = _cli(tmp_path, database_url, "functions", "resume", "refresh-tenant-report")
+    assert again.returncode == 0 and again.stdout.strip() == "refresh-tenant-report was not paused"
+
+    assert _cli(tmp_path, database_url, "functions", "pause", "--all").stdout.strip() == "the engine paused"
+    assert set(states().values()) == {"paused"}
+    assert "the engine is paused since" in _cli(tmp_path, database_url, "functions").stdout
+    assert _cli(tmp_path, database_url, "functions", "resume", "--all").returncode == 0
+    assert set(states().values()) == {"active"}
+
+
+def test_functions_pause_bad_input_names_what_is_wrong(tmp_path: Path, database_url: str) -> None:
+    cases = [
+        (("functions", "pause", "nope"), "unknown function 'nope'"),
+        (("functions", "resume", "nope"), "unknown function 'nope'"),
+        (("functions", "pause"), "give a FUNCTION_ID, or --all"),
+        (("functions", "pause", "deneva-noop", "--all"), "not both"),
+        (("functions", "--all"), "go with pause or resume"),
+    ]
+    for args, message in cases:
+        result = _cli(tmp_path, database_url, *args)
+        assert result.returncode != 0, args
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and message in lines[0], (args, result.stderr)
+
+
+def test_runs_show_prints_a_failed_attempts_traceback(tmp_path: Path, database_url: str) -> None:
+    run_id = json.loads(_cli(tmp_path, database_url, "invoke", "deneva-noop", "--json").stdout)["runId"]
+    trace = 'Traceback (most recent call last):\n  File "x.py", line 1, in f\nValueError: boom'
+
+    async def fail_it() -> None:
+        conn = await asyncpg.connect(database_url)
+        try:
+            await conn.execute(
+                "UPDATE engine_runs SET status = 'failed', last_error = 'ValueError: boom', "
+                "last_traceback = $2 WHERE id = $1",
+                uuid.UUID(run_id),
+                trace,
+            )
+        finally:
+            await conn.close()
+
+    asyncio.run(fail_it())
+    shown = _cli(tmp_path, database_url, "runs", "show", run_id)
+    assert shown.returncode == 0, shown.stderr
+    assert "traceback:" in shown.stdout and "ValueError: boom" in shown.stdout
+    assert '      File "x.py", line 1, in f' in shown.stdout
+    as_json = json.loads(_cli(tmp_path, database_url, "runs", "show", run_id, "--json").stdout)
+    assert as_json["lastTraceback"] == trace

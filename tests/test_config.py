@@ -149,3 +149,35 @@ def test_secret_repr_hides_the_value() -> None:
     assert "super-secret" not in f"{[secret]}"
     assert secret.reveal() == "super-secret-value-123"
     assert os.environ.get("DENEVA_ADMIN_TOKEN") != "super-secret-value-123"
+
+
+def test_janitor_schedules_and_retentions_are_validated_naming_the_key(tmp_path: Path) -> None:
+    good = load_config(
+        environ={
+            "DENEVA_SCHEDULE_PURGE_CACHE": "0 3 * * *",
+            "DENEVA_RETENTION_CACHE": "45d",
+            "DENEVA_RETENTION_CACHE_GRACE": "0",
+            "DENEVA_RETENTION_RUNS_SUCCEEDED": "36h",
+            "DENEVA_JANITOR_BATCH": "500",
+        }
+    )
+    assert good.schedule_purge_cache == "0 3 * * *" and good.retention_cache == 45 * 86400
+    assert good.retention_cache_grace == 0 and good.retention_runs_succeeded == 36 * 3600
+    assert good.janitor_batch == 500
+    assert load_config(environ={}).retention_runs_failed == 30 * 86400
+    bad = {
+        "DENEVA_SCHEDULE_PRUNE_ENGINE": ("*/61 * * * *", "DENEVA_SCHEDULE_PRUNE_ENGINE: cron"),
+        "DENEVA_SCHEDULE_ARCHIVE_AUDIT": ("nightly", "DENEVA_SCHEDULE_ARCHIVE_AUDIT: cron"),
+        "DENEVA_RETENTION_AUDIT": ("a year", "DENEVA_RETENTION_AUDIT: expected a duration"),
+        "DENEVA_RETENTION_EVENTS": ("0", "DENEVA_RETENTION_EVENTS: expected a duration from 60 s"),
+        "DENEVA_RETENTION_SYNC_LOG": ("9999d", "DENEVA_RETENTION_SYNC_LOG: expected a duration"),
+        "DENEVA_JANITOR_BATCH": ("10001", "DENEVA_JANITOR_BATCH: expected a whole number from 1 to 10000"),
+    }
+    for key, (value, message) in bad.items():
+        with pytest.raises(ConfigError) as caught:
+            load_config(environ={key: value})
+        assert str(caught.value).startswith(message), str(caught.value)
+    toml = tmp_path / "deneva.toml"
+    toml.write_text('retention_cache = true\n')
+    with pytest.raises(ConfigError, match=r"retention_cache \(in .*deneva.toml\): expected a duration"):
+        load_config(toml, environ={})

@@ -58,7 +58,8 @@ class PlatformError(DenevaError):
 
     `platform` is "google", "meta" or "tiktok" (or the unknown name a caller asked for),
     `status` the HTTP status when there was a response, `retry_after_s` the delay a
-    rate-limited answer asked for (None when it did not say).
+    rate-limited answer asked for (None when it did not say), `api_calls` the HTTP
+    requests the failed operation made.
     """
 
     code: ErrorCode
@@ -75,6 +76,7 @@ class PlatformError(DenevaError):
         status: int | None = None,
         retry_after_s: float | None = None,
         secrets: Iterable[str | None] = (),
+        api_calls: int = 0,
     ) -> None:
         if code not in ERROR_CODES:
             raise ValueError(f"unknown platform error code {code!r}")
@@ -82,6 +84,7 @@ class PlatformError(DenevaError):
         self.platform = platform
         self.status = status
         self.retry_after_s = retry_after_s if code == "rate_limited" else None
+        self.api_calls = api_calls  # HTTP requests made before it failed (metrics)
         self.message = scrub(message, secrets)
         super().__init__(self.message)
 

@@ -63,6 +63,7 @@ class Session:
             status=status,
             retry_after_s=retry_after_s,
             secrets=self.secrets,
+            api_calls=self.api_calls,
         )
 
     async def send(self, endpoint: str, method: str, url: str, **kwargs: Any) -> httpx.Response:

@@ -396,7 +396,7 @@ def database_dsn(dsn: str, database: str) -> str:
     return urlunsplit(parts._replace(path="/" + quote(database), query=urlencode(query, safe="/")))
 
 
-async def _server_info(dsn: str, where: str) -> ServerInfo:
+async def server_info(dsn: str, where: str) -> ServerInfo:
     conn = await asyncpg.connect(dsn, timeout=10)
     try:
         row = await conn.fetchrow(
@@ -594,7 +594,7 @@ class Bench:
         return Latency(tuple(measured), workers)
 
 
-async def _with_bench(dsn: str, env: str, say: Say, fn: Callable[[Bench], Awaitable[Any]]) -> Any:
+async def with_bench(dsn: str, env: str, say: Say, fn: Callable[[Bench], Awaitable[Any]]) -> Any:
     bridge, owner = await connect_once(dsn)
     try:
         await bridge.call(migrate, owner, env, load_migrations())
@@ -683,7 +683,7 @@ def run_benchmark(
     latency_samples = LATENCY_SAMPLES if latency_samples is None else latency_samples
     if jobs < 1 or latency_samples < 1:
         raise BenchError("jobs and latency samples must be at least 1")
-    server = run_async(lambda: _server_info(server_dsn, where))
+    server = run_async(lambda: server_info(server_dsn, where))
     name = f"deneva_bench_{os.getpid()}"
     chosen = tuple(trials) if trials else default_trials(workers)
     say(
@@ -699,7 +699,7 @@ def run_benchmark(
             workers=workers,
             seed=seed,
         )
-        noop, one_step, latency = trio.run(_with_bench, dsn, env, say, measure)
+        noop, one_step, latency = trio.run(with_bench, dsn, env, say, measure)
     peers = compare_peers(server_dsn, name, server, jobs, say) if compare else None
     return Report(jobs, server, noop, one_step, latency, peers)
 

@@ -56,7 +56,7 @@ import trio
 from deneva.admin import admin_dsn, run_async
 from deneva.bench import mcp_peer
 from deneva.bench.common import BenchError, Say, database_where, print_report, say_to_stderr
-from deneva.bench.engine import ServerInfo, ThrowawayDatabase, _server_info, machine_info
+from deneva.bench.engine import ServerInfo, ThrowawayDatabase, machine_info, server_info
 from deneva.config import Config
 from deneva.db import Database
 
@@ -632,7 +632,7 @@ def run_benchmark(
 ) -> Report:
     from deneva.secrets import init_secrets, load_secrets
 
-    info = run_async(lambda: _server_info(server_dsn, where))
+    info = run_async(lambda: server_info(server_dsn, where))
     name = f"deneva_bench_mcp_{os.getpid()}"
     workdir = Path(tempfile.mkdtemp(prefix="deneva-bench-mcp-"))
     peer_versions = mcp_peer.versions()

@@ -41,7 +41,7 @@ from typing import Any, Literal
 
 import asyncpg
 
-from deneva.db import SYSTEM_ROLE, _init_connection
+from deneva.db import SYSTEM_ROLE, init_connection
 from deneva.tenants import hash_key, parse_key
 
 DSN_ENV = "DENEVA_BENCH_DSN"
@@ -73,7 +73,7 @@ def versions() -> dict[str, str]:
 
 async def _open_pool(dsn: str, size: int) -> asyncpg.Pool:
     async def init(conn: asyncpg.Connection) -> None:
-        await _init_connection(conn)
+        await init_connection(conn)
         await conn.execute(f'SET ROLE "{SYSTEM_ROLE}"')
 
     # Deneva's Database.open: min 2, max `size`.

@@ -84,9 +84,9 @@ from deneva.bench.common import BenchError, Say, database_where, print_report, s
 from deneva.bench.engine import (
     ServerInfo,
     ThrowawayDatabase,
-    _server_info,
     machine_info,
     percentile,
+    server_info,
 )
 from deneva.bench.sandbox_process import SandboxProcess, TokenSpec
 from deneva.bench.simclock import SkipIdleClock
@@ -830,7 +830,7 @@ def run_benchmark(
 ) -> Report:
     """Run the simulation against a server (an owner DSN on it; any database)."""
     params.check()
-    server = run_async(lambda: _server_info(server_dsn, where))
+    server = run_async(lambda: server_info(server_dsn, where))
     name = f"deneva_bench_sync_{os.getpid()}"
     connected = connections(params.tenants, params.platforms)
     say(

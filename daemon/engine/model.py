@@ -150,9 +150,9 @@ class PauseRecord:
 
 @attrs.frozen
 class QueueStats:
-    """What /metrics reports of the queue: due runs waiting, the oldest one's age (lag)."""
+    """What /metrics reports of the queue: due runs waiting, the oldest one's age (lag),
+    and the runs not finished per status."""
 
     due: int
     oldest_due_age_s: float | None
-    running: int
-    parked: int  # sleeping or waiting, not due yet
+    by_status: dict[str, int]

@@ -558,9 +558,8 @@ async def queue_stats(conn: Connection, now: float) -> QueueStats:
     row = await conn.fetchrow(Q_QUEUE_STATS, ts(now))
     assert row is not None
     age = row["oldest_due_age_s"]
-    return QueueStats(
-        row["due"], None if age is None else max(0.0, float(age)), row["running"], row["parked"]
-    )
+    by_status = {status: int(n) for status, n in (row["by_status"] or {}).items()}
+    return QueueStats(int(row["due"]), None if age is None else max(0.0, float(age)), by_status)
 
 
 # -- retention (the janitor's passes call these through the engine) -------------------------

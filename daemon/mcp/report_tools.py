@@ -119,6 +119,8 @@ class ToolServices:
     sync: SyncServices | Callable[[], SyncServices] | None
     owner: str
     fetch_wait_s: float = 60.0  # how long a miss waits for another process's fetch of the same key
+    # Counts each report read: (tool, "hit" | "stale" | "miss") (the daemon's Metrics.cache_read).
+    on_cache_read: Callable[[str, str], None] = lambda tool, result: None
     # The tools' cache reads, batched across concurrent calls.
     reads: ReportReads = attrs.field(
         init=False,
@@ -435,6 +437,8 @@ def _fetch_failure(exc: BaseException, target: RefreshTarget) -> ToolError:
 def _report_handler(
     services: ToolServices, report_type: str
 ) -> Callable[[JsonObject, ToolContext], Awaitable[JsonObject]]:
+    tool = f"get_{report_type}"
+
     async def handler(args: JsonObject, ctx: ToolContext) -> JsonObject:
         tenant = _tenant(ctx)
         platform, date_range = args["platform"], args["dateRange"]
@@ -445,7 +449,9 @@ def _report_handler(
         if isinstance(resolved, str):
             raise ToolError(resolved)
         if resolved.cached is not None:
+            services.on_cache_read(tool, "stale" if resolved.cached.stale else "hit")
             return resolved.cached.envelope()
+        services.on_cache_read(tool, "miss")
         target = RefreshTarget(tenant, platform, resolved.account_id, report_type, date_range)
         if not resolved.healthy and resolved.last_error_code == "token_revoked":
             # Asking the platform again would only be refused again (and count against limits).

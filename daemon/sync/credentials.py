@@ -130,14 +130,21 @@ async def refresh_credential(
         try:
             loaded = await db.run(lambda conn: load_credentials(conn, services.kek, account))
             if not needs_refresh(loaded.creds, clock.now()):
+                services.metrics.token_refresh(account.platform, "skipped")
                 return Refresh(loaded.creds, False, "fresh already", loaded.creds.access_token_expires_at)
             try:
                 grant = await adapter.refresh_token(loaded.creds)
             except PlatformError as error:
-                if error.code == "token_revoked":
+                services.metrics.platform_calls(account.platform, error.api_calls)
+                services.metrics.platform_error(account.platform, error.code)
+                revoked = error.code == "token_revoked"
+                services.metrics.token_refresh(account.platform, "revoked" if revoked else "failed")
+                if revoked:
                     now = clock.now()
                     await db.execute(_MARK_REVOKED, loaded.id, as_datetime(now), services.owner)
                 raise
+            services.metrics.platform_calls(account.platform, 1)
+            services.metrics.token_refresh(account.platform, "refreshed")
             fresh = loaded.creds.with_grant(grant)
             tokens = PlainTokens(fresh.refresh_token, fresh.access_token, fresh.access_token_expires_at)
             version = await db.run(

@@ -9,7 +9,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import date
-from typing import Any
+from typing import Any, Protocol
 
 import attrs
 import trio
@@ -51,6 +51,27 @@ class KeyedLocks:
                 self._locks[key] = (lock, users - 1)
 
 
+class SyncMetrics(Protocol):
+    """What the sync counts (`deneva.metrics.Metrics` is one)."""
+
+    def platform_calls(self, platform: str, n: int = 1) -> None: ...
+
+    def platform_error(self, platform: str, code: str) -> None: ...
+
+    def token_refresh(self, platform: str, outcome: str) -> None: ...
+
+
+class NoMetrics:
+    def platform_calls(self, platform: str, n: int = 1) -> None:
+        pass
+
+    def platform_error(self, platform: str, code: str) -> None:
+        pass
+
+    def token_refresh(self, platform: str, outcome: str) -> None:
+        pass
+
+
 @attrs.frozen
 class SyncServices:
     """What the sync functions run on, bound once the daemon has it."""
@@ -62,6 +83,7 @@ class SyncServices:
     today: Callable[[], date] = date.today
     owner: str = "deneva"  # who holds a credential's refresh lease (this process)
     token_locks: KeyedLocks = attrs.field(factory=KeyedLocks, eq=False)
+    metrics: SyncMetrics = attrs.field(factory=NoMetrics, eq=False)
 
 
 class SyncRuntime:

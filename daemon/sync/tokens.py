@@ -25,7 +25,7 @@ from typing import Any
 
 import attrs
 
-from deneva.adapters import PlatformError
+from deneva.adapters import Credentials, PlatformError
 from deneva.clock import as_datetime
 from deneva.db import Connection, Database
 from deneva.engine.context import Context
@@ -46,15 +46,30 @@ _TARGET = query("credentials_target")
 
 
 def refresh_event(credential_id: uuid.UUID, expires_ms: int, now: float, within_s: float) -> dict[str, Any]:
-    """The request to refresh one credential whose token expires at `expires_ms` if it
-    expires within `within_s` when refreshed. Its id names the expiry and a 15-minute
-    slot: every replica asks once per slot, and a refresh that failed is asked again."""
+    """The request to refresh one credential whose token expires at `expires_ms` (and
+    expires within `within_s` when the refresh runs): if the token changed meanwhile,
+    someone refreshed it already and nothing is done. Its id names the expiry and a
+    15-minute slot: every replica asks once per slot, and a refresh that failed is asked
+    again."""
     slot = int(now // SLOT_S)
     return {
         "name": TOKEN_EVENT,
         "id": f"token:{credential_id}:{expires_ms}:{slot}",
-        "data": {"credential_id": str(credential_id), "within_s": within_s},
+        "data": {"credential_id": str(credential_id), "within_s": within_s, "expires_ms": expires_ms},
     }
+
+
+def still_due(within_s: float, expires_ms: int | None) -> Callable[[Credentials, float], bool]:
+    """What `refresh-one-token` asks once it has the credential to itself: is the token the
+    one the request was made for (when it says), and does it expire within `within_s`?"""
+
+    def due(creds: Credentials, now: float) -> bool:
+        expires = creds.access_token_expires_at
+        if expires_ms is not None and (expires is None or round(expires * 1000) != expires_ms):
+            return False  # refreshed (or reconnected) since it was asked for
+        return expiring(creds, now, within_s)
+
+    return due
 
 
 def _platforms(platforms: Sequence[str]) -> list[str]:
@@ -129,9 +144,14 @@ def register_token_refresh(registry: Registry, services_of: Callable[[], SyncSer
         services = services_of()
         try:
             credential_id = uuid.UUID(str(ctx.data["credential_id"]))
-            within_s = float(ctx.data.get("within_s", WINDOW_S))
+            within = ctx.data.get("within_s")
+            within_s = None if within is None else float(within)
+            expires = ctx.data.get("expires_ms")
+            expires_ms = None if expires is None else int(expires)
         except (KeyError, ValueError, TypeError):
-            raise NonRetriableError("token refresh: missing or bad credential_id or within_s") from None
+            raise NonRetriableError(
+                "token refresh: missing or bad credential_id, within_s or expires_ms"
+            ) from None
         account = await services.db.run(lambda conn: _credential_account(conn, credential_id))
         if account is None:
             return {"skipped": "credential was removed"}
@@ -140,11 +160,11 @@ def register_token_refresh(registry: Registry, services_of: Callable[[], SyncSer
         if account.platform not in services.adapters:
             return {"skipped": f"{account.platform} is not synced by this daemon"}
 
+        margin = REFRESH_MARGIN_S[account.platform] if within_s is None else within_s
+
         async def refresh() -> dict[str, Any]:
             try:
-                result = await refresh_credential(
-                    services, account, lambda creds, now: expiring(creds, now, within_s)
-                )
+                result = await refresh_credential(services, account, still_due(margin, expires_ms))
             except PlatformError as error:
                 if error.code == "token_revoked":
                     raise NonRetriableError(f"token_revoked: {error.message}") from None

@@ -99,7 +99,13 @@ async def fetch_report(
     today = services.today()
     request = ReportRequest(target.platform, target.account_id, target.report_type, target.date_range, today)
     tokens = None if as_tenant else StoredTokens(services, account)
-    data = await adapter.fetch_report(loaded.creds, request, tokens)
+    try:
+        data = await adapter.fetch_report(loaded.creds, request, tokens)
+    except PlatformError as error:
+        services.metrics.platform_calls(target.platform, error.api_calls)
+        services.metrics.platform_error(target.platform, error.code)
+        raise
+    services.metrics.platform_calls(target.platform, data.api_calls)
     payload = analyse(target.report_type, data.rows, today, target.date_range)
     return FetchedReport(payload, len(data.rows), data.api_calls)
 

@@ -24,7 +24,7 @@ import pytest
 import trio
 
 from deneva.config import Bind, Config
-from deneva.db import Database, _init_connection
+from deneva.db import Database, init_connection
 from deneva.engine.engine import Engine
 from deneva.mcp.jsonrpc import JsonObject
 from deneva.mcp.tools import Tool, ToolContext, ToolError, ToolRegistry
@@ -121,7 +121,7 @@ def provision_api_key(database_url: str, tenant: str = "conformance") -> str:
     async def go() -> str:
         conn = await asyncpg.connect(database_url)
         try:
-            await _init_connection(conn)
+            await init_connection(conn)
             await add_tenant(conn, tenant)
             return (await create_key(conn, tenant, label="conformance suite")).plaintext
         finally:

@@ -167,6 +167,42 @@ async def test_always_failing_function_makes_four_attempts_then_on_failure_once(
     )
 
 
+async def test_a_failed_attempt_keeps_its_traceback_on_the_record_and_in_the_log(
+    db: Database, autojump_clock: trio.testing.MockClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    registry = Registry()
+    huge = "x" * 50_000
+
+    def parse_amount(text: str) -> int:
+        return int(text)  # the frame the traceback must show
+
+    @registry.function("flaky", EventTrigger("x/flaky"), retries=1, backoff=Backoff(base_s=5, jitter=0))
+    async def flaky(ctx: Context) -> None:
+        if ctx.attempt == 1:
+            parse_amount("twelve")
+        raise RuntimeError(huge)
+
+    with caplog.at_level("INFO", logger="deneva.engine.run"):
+        async with running_engine(db, registry) as engine:
+            run_id = (await engine.send({"name": "x/flaky"})).run_ids[0]
+            with trio.fail_after(60):
+                while (retried := await engine.get_run(run_id)).attempt < 1 or retried.status == "running":
+                    await trio.sleep(0.5)
+            record = await _finished(engine, run_id)
+    # After the first attempt: queued for a retry, with the error and where it happened.
+    assert retried.status == "queued" and retried.last_error is not None
+    assert "ValueError: invalid literal for int()" in (retried.last_traceback or "")
+    assert "in parse_amount" in (retried.last_traceback or "")
+    # After the last: the last attempt's, bounded (the end kept: where the error is).
+    assert record.status == "failed" and record.last_traceback is not None
+    assert record.last_traceback.startswith("...\n") and len(record.last_traceback) <= 8_004
+    assert record.last_traceback.rstrip().endswith("x" * 100)
+    assert record.last_error is not None and len(record.last_error) <= 2_000
+    logged = [r for r in caplog.records if r.getMessage().startswith(("attempt failed", "run failed"))]
+    assert [r.exc_info is not None and r.exc_info[0] for r in logged] == [ValueError, RuntimeError]
+    assert all(r.run_id == str(run_id) for r in logged)  # type: ignore[attr-defined]
+
+
 async def test_non_retriable_error_fails_after_one_attempt(
     db: Database, autojump_clock: trio.testing.MockClock
 ) -> None:
