@@ -178,6 +178,6 @@ def test_janitor_schedules_and_retentions_are_validated_naming_the_key(tmp_path:
             load_config(environ={key: value})
         assert str(caught.value).startswith(message), str(caught.value)
     toml = tmp_path / "deneva.toml"
-    toml.write_text('retention_cache = true\n')
+    toml.write_text("retention_cache = true\n")
     with pytest.raises(ConfigError, match=r"retention_cache \(in .*deneva.toml\): expected a duration"):
         load_config(toml, environ={})
