@@ -35,6 +35,7 @@ bench: install
 	$(BIN)/deneva bench engine --compare
 	$(BIN)/deneva bench mcp
 	$(BIN)/deneva bench sync --tenants 1000 --hours 24
+	$(BIN)/deneva bench janitor
 
 chaos: install
 	@echo "no chaos suite yet"

@@ -33,7 +33,7 @@ from deneva.config import Config
 from deneva.db import Database
 from deneva.engine.context import Context
 from deneva.engine.engine import PRUNABLE_STATUSES, Engine
-from deneva.engine.functions import Concurrency, CronTrigger, Function, Registry
+from deneva.engine.functions import CronTrigger, Function, Registry
 from deneva.sql import query
 
 DAY = 86_400.0
@@ -99,52 +99,66 @@ class JanitorServices:
     clock: Clock
     plan: JanitorPlan
     observe_deleted: Callable[[str, int], None] = lambda table, n: None
+    # Each delete statement's duration, by table (how long it held its row locks).
+    observe_statement: Callable[[str, float], None] = lambda table, seconds: None
 
 
-async def batches(delete: Callable[[int], Awaitable[int]], retention: Retention) -> int:
+async def batches(
+    delete: Callable[[int], Awaitable[int]],
+    retention: Retention,
+    observe: Callable[[float], None] = lambda seconds: None,
+) -> int:
     """Run `delete(limit)` until a statement deletes fewer than `limit` rows, resting
-    between statements; the total deleted."""
+    between statements; the total deleted. `observe` gets each statement's duration."""
     total = 0
     while True:
         began = time.perf_counter()
         deleted = await delete(retention.batch)
         took = time.perf_counter() - began
+        observe(took)
         total += deleted
         if deleted < retention.batch:
             return total
         await trio.sleep(took * retention.rest_ratio)
 
 
+def _timer(services: JanitorServices, table: str) -> Callable[[float], None]:
+    return lambda seconds: services.observe_statement(table, seconds)
+
+
 def register_retention(registry: Registry, services_of: Callable[[], JanitorServices]) -> None:
     async def audit(services: JanitorServices, event_type: str, details: dict[str, Any]) -> None:
         await services.db.execute(_AUDIT_EVENT, event_type, details, as_datetime(services.clock.now()))
 
+    async def delete_older(services: JanitorServices, sql: str, age_s: float, table: str) -> int:
+        """Batches of `sql` (cutoff, limit) until the rows older than `age_s` are gone."""
+        db, before = services.db, as_datetime(services.clock.now() - age_s)
+        deleted = await batches(
+            lambda n: db.fetchval(sql, before, n), services.plan.retention, _timer(services, table)
+        )
+        services.observe_deleted(table, deleted)
+        return deleted
+
     async def purge_cache(ctx: Context) -> dict[str, Any]:
         services = services_of()
-        r, now, db = services.plan.retention, services.clock.now(), services.db
-        expired_before, fetched_before = as_datetime(now - r.cache_grace_s), as_datetime(now - r.cache_s)
-        expired = await batches(lambda n: db.fetchval(_PURGE_EXPIRED_CACHE, expired_before, n), r)
-        old = await batches(lambda n: db.fetchval(_PURGE_OLD_CACHE, fetched_before, n), r)
-        services.observe_deleted("metric_cache", expired + old)
+        r = services.plan.retention
+        expired = await delete_older(services, _PURGE_EXPIRED_CACHE, r.cache_grace_s, "metric_cache")
+        old = await delete_older(services, _PURGE_OLD_CACHE, r.cache_s, "metric_cache")
         counts = {"deleted": expired + old, "expired": expired, "old": old}
         await audit(services, "gdpr.purge_cache", counts)
         return counts
 
     async def purge_sync_log(ctx: Context) -> dict[str, Any]:
         services = services_of()
-        r, db = services.plan.retention, services.db
-        before = as_datetime(services.clock.now() - r.sync_log_s)
-        deleted = await batches(lambda n: db.fetchval(_PURGE_SYNC_LOG, before, n), r)
-        services.observe_deleted("sync_log", deleted)
+        deleted = await delete_older(
+            services, _PURGE_SYNC_LOG, services.plan.retention.sync_log_s, "sync_log"
+        )
         await audit(services, "gdpr.purge_sync_log", {"deleted": deleted})
         return {"deleted": deleted}
 
     async def archive_audit(ctx: Context) -> dict[str, Any]:
         services = services_of()
-        r, db = services.plan.retention, services.db
-        before = as_datetime(services.clock.now() - r.audit_s)
-        moved = await batches(lambda n: db.fetchval(_ARCHIVE_AUDIT, before, n), r)
-        services.observe_deleted("audit_log", moved)
+        moved = await delete_older(services, _ARCHIVE_AUDIT, services.plan.retention.audit_s, "audit_log")
         await audit(services, "gdpr.archive_audit", {"moved": moved})
         return {"moved": moved}
 
@@ -164,7 +178,7 @@ def register_retention(registry: Registry, services_of: Callable[[], JanitorServ
                 counted["steps"] += pruned_steps
                 return pruned
 
-            runs[status] = await batches(runs_of, r)
+            runs[status] = await batches(runs_of, r, _timer(services, "engine_runs"))
             steps += counted["steps"]
         # A rate-limit window is kept for twice the longest period any function limits by.
         periods = [f.rate_limit.period_s for f in engine.registry.all() if f.rate_limit is not None]
@@ -180,7 +194,7 @@ def register_retention(registry: Registry, services_of: Callable[[], JanitorServ
             def rows_of(limit: int, table: str = table, before: float = before) -> Awaitable[int]:
                 return engine.prune_table(table, before, limit)
 
-            pruned[table] = await batches(rows_of, r)
+            pruned[table] = await batches(rows_of, r, _timer(services, f"engine_{table}"))
         counts = {"runs": runs, "steps": steps, **pruned}
         services.observe_deleted("engine_runs", sum(runs.values()))
         services.observe_deleted("engine_steps", steps)
@@ -195,9 +209,11 @@ def register_retention(registry: Registry, services_of: Callable[[], JanitorServ
         (ARCHIVE_AUDIT, archive_audit),
         (PRUNE_ENGINE, prune_engine),
     ):
-        # No trigger here: the janitor actor fires them on their configured schedules.
-        # One pass of each at a time; a failed pass is tried once more (seed 000 §E).
-        registry.add(Function(pass_id, handler, retries=1, concurrency=Concurrency(1), timeout_s=6 * 3600))
+        # No trigger here: the janitor actor fires them on their configured schedules. A
+        # failed pass is tried once more (seed 000 §E). No concurrency key: two passes that
+        # overlap cannot conflict (bounded deletes that skip locked rows), and a keyed run
+        # waits behind every due unkeyed run in today's claim (issue 11: fair claims).
+        registry.add(Function(pass_id, handler, retries=1, timeout_s=6 * 3600))
 
 
 def plan_from_config(config: Config) -> JanitorPlan:

@@ -31,7 +31,7 @@ from deneva.db import Connection
 from deneva.engine.errors import NonRetriableError
 from deneva.errors import DatabaseError
 from deneva.sql import query
-from deneva.sync.model import SyncServices
+from deneva.sync.model import Account, SyncServices
 
 LEASE_S = 120.0  # a refresh lease outlives the token call it covers (the adapters bound it)
 _LEASE_POLL = Backoff(base_s=0.05, factor=2.0, max_s=2.0, jitter=0.25)
@@ -42,13 +42,6 @@ _MARK_REVOKED = query("credentials_mark_revoked")
 # Meta's long-lived ones about 60 days (exchanging one needs it still valid).
 REFRESH_MARGIN_S = {"google": 600.0, "meta": 3 * 86_400.0}
 LAZY_MARGIN_S = 60.0  # the adapters' own rule: a token this close to expiry is not used
-
-
-@attrs.frozen
-class Account:
-    tenant_id: uuid.UUID
-    platform: str
-    account_id: str
 
 
 @attrs.frozen

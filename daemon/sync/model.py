@@ -118,6 +118,15 @@ class InvalidRefresh(NonRetriableError):
 
 
 @attrs.frozen
+class Account:
+    """One connected ad account of a tenant (its credential's key)."""
+
+    tenant_id: uuid.UUID
+    platform: str
+    account_id: str
+
+
+@attrs.frozen
 class RefreshTarget:
     tenant_id: uuid.UUID
     platform: str
@@ -146,6 +155,10 @@ class RefreshTarget:
     @property
     def key(self) -> CacheKey:
         return CacheKey(self.tenant_id, self.platform, self.account_id, self.report_type, self.date_range)
+
+    @property
+    def account(self) -> Account:
+        return Account(self.tenant_id, self.platform, self.account_id)
 
     @property
     def ttl_s(self) -> float:

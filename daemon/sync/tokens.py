@@ -32,8 +32,8 @@ from deneva.engine.context import Context
 from deneva.engine.errors import NonRetriableError, RetryAfterError
 from deneva.engine.functions import Concurrency, EventTrigger, Function, Registry
 from deneva.sql import query
-from deneva.sync.credentials import REFRESH_MARGIN_S, Account, expiring, refresh_credential
-from deneva.sync.model import TOKEN_EVENT, FanOut, SyncServices
+from deneva.sync.credentials import REFRESH_MARGIN_S, expiring, refresh_credential
+from deneva.sync.model import TOKEN_EVENT, Account, FanOut, SyncServices
 
 REFRESH_FUNCTION = "refresh-one-token"
 WINDOW_S = 3600.0  # eager-token-refresh: tokens expiring within the hour

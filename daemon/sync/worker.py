@@ -36,7 +36,7 @@ from deneva.reports.inputs import ReportInputError
 from deneva.sql import query
 from deneva.sync.analyse import analyse
 from deneva.sync.cache import WRITE_SQL, mark_stale, write_args
-from deneva.sync.credentials import Account, StoredTokens, load_credentials
+from deneva.sync.credentials import StoredTokens, load_credentials
 from deneva.sync.model import (
     REFRESH_EVENT,
     InvalidRefresh,
@@ -59,10 +59,6 @@ _MARK_UNHEALTHY = query("sync_mark_unhealthy")
 _POSTPONE = query("sync_postpone_refresh")
 _AUDIT_EXHAUSTED = query("sync_audit_exhausted")
 _TENANT_EXISTS = query("sync_tenant_exists")
-
-
-def account_of(target: RefreshTarget) -> Account:
-    return Account(target.tenant_id, target.platform, target.account_id)
 
 
 @attrs.frozen
@@ -90,7 +86,7 @@ async def fetch_report(
     adapter = services.adapters.get(target.platform)
     if adapter is None:
         raise not_synced(target.platform)
-    account = account_of(target)
+    account = target.account
 
     def load(conn: Connection) -> Any:
         return load_credentials(conn, services.kek, account)

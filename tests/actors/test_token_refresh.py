@@ -14,8 +14,8 @@ import trio.testing
 from deneva import tenants
 from deneva.credentials import PlainTokens, SealedCredential, open_tokens, store_credential
 from deneva.db import Database
-from deneva.sync.credentials import Account, expiring, refresh_credential
-from deneva.sync.model import TOKEN_EVENT, KeyedLocks
+from deneva.sync.credentials import expiring, refresh_credential
+from deneva.sync.model import TOKEN_EVENT, Account, KeyedLocks
 from tests.adapters.conftest import ACCOUNTS, GOOGLE_REFRESH, META_TOKEN
 from tests.engine.conftest import EPOCH
 from tests.sync.harness import KEK, World, world

@@ -201,6 +201,47 @@ async def test_seed_000_smoke_revoked_meta_token_then_reconnect(
 # -- B4: fan-out and the worker ---------------------------------------------------------------------
 
 
+async def test_fan_out_summaries_say_what_was_skipped_and_why(
+    db: Database, autojump_clock: trio.testing.MockClock
+) -> None:
+    """Seed 002's batch summary: processed, skipped (with why), failed to enqueue."""
+    async with world(db) as w:
+        await w.tenant("acme")
+        await w.tenant("globex")
+        await w.tenant("initech")
+        await w.connect("acme", "google")
+        await w.connect("globex", "google")
+        await w.connect("initech", "google")
+        await db.execute(
+            "UPDATE platform_credentials SET healthy = false, last_error_code = 'token_revoked' "
+            "WHERE tenant_id = (SELECT id FROM tenants WHERE name = 'globex')"
+        )
+        await db.execute(
+            "UPDATE platform_credentials SET healthy = false, last_error_code = 'credential_unreadable' "
+            "WHERE tenant_id = (SELECT id FROM tenants WHERE name = 'initech')"
+        )
+        # While the refresh function is paused, nothing is enqueued to pile up behind it.
+        await w.engine.pause("refresh-tenant-report", by="test")
+        held = await w.wait(await w.engine.invoke("sync-google-account_health"))
+        assert held.output == {
+            "processed": 0,
+            "skipped": {"paused": 3, "revoked": 3, "unhealthy": 3},
+            "failed": 0,
+            "errors": [],
+        }
+        assert await db.fetchval("SELECT count(*) FROM engine_events WHERE name = $1", REFRESH_EVENT) == 0
+        await w.engine.resume("refresh-tenant-report")
+        run = await w.wait(await w.engine.invoke("sync-google-account_health"))
+        assert run.output == {
+            "processed": 3,
+            "skipped": {"revoked": 3, "unhealthy": 3},
+            "failed": 0,
+            "errors": [],
+        }
+        shown = (await w.engine.get_run(run.id)).as_json()["output"]  # what `deneva runs show` prints
+        assert shown["processed"] == 3 and shown["skipped"]["revoked"] == 3
+
+
 async def test_fan_out_enqueues_one_refresh_per_connected_account_and_range(
     db: Database, autojump_clock: trio.testing.MockClock
 ) -> None:
