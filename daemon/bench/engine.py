@@ -6,7 +6,9 @@ dropped at the end, whatever happens:
 
 1. No-op throughput: `jobs` events `deneva/noop` are stored first through
    `Engine.send_events` in batches of 5,000 (timed on its own: enqueue events/s);
-   then a Dispatcher starts and the clock runs from its start until it has finished
+   then the engine's circuit starts (listener, dispatcher, lifeline; with the daemon's
+   metrics observer, so every run is counted as in the daemon) and the clock runs from
+   the dispatcher's start until it has finished
    every run (its `finished` counter, watched every millisecond; one SQL count
    afterwards checks that exactly `jobs` runs succeeded). A few worker settings are
    tried, each on a fresh table; the best is reported with its settings.
@@ -58,8 +60,10 @@ from deneva.engine.context import Context
 from deneva.engine.engine import Engine, EngineSettings
 from deneva.engine.events import Event, new_event_id
 from deneva.engine.functions import EventTrigger, Function
+from deneva.metrics import Metrics
 from deneva.migrations import load_migrations, migrate
-from deneva.wiring import engine_circuit
+from deneva.observe import MetricsObserver
+from deneva.wiring import Circuit, engine_circuit
 
 TARGET_NOOP_PER_S = 10_000.0
 TARGET_ONE_STEP_PER_S = 1_500.0
@@ -489,20 +493,25 @@ class Bench:
         engine_settings = EngineSettings(workers=settings.workers, claim_batch=settings.claim_batch)
         drain = trio.Event()
         circuit = engine_circuit(
-            self.db, self.registry, SystemClock(), owner, engine_settings, drain=drain, schedule=False
+            self.db,
+            self.registry,
+            SystemClock(),
+            owner,
+            engine_settings,
+            drain=drain,
+            schedule=False,
+            observer=MetricsObserver(Metrics()),  # as the daemon runs: every run counted
         )
         dispatcher: Dispatcher = circuit.actor("dispatcher")
         limit_s = max(120.0, jobs / 100)
         async with trio.open_nursery() as nursery:
             started = time.perf_counter()
-            for actor in circuit.actors:
-                await nursery.start(actor.run)
+            drained = await _start(nursery, circuit)
             with trio.move_on_after(limit_s):
                 while dispatcher.finished < jobs:
                     await trio.sleep(WATCH_S)
             seconds = time.perf_counter() - started
-            drain.set()
-            nursery.cancel_scope.deadline = trio.current_time() + 10
+            await _stop(nursery, drain, drained)
         if dispatcher.finished < jobs:
             raise BenchError(
                 f"only {dispatcher.finished} of {jobs} runs finished within {limit_s:.0f} s ({settings})"
@@ -569,13 +578,13 @@ class Bench:
             EngineSettings(workers=workers),
             drain=drain,
             schedule=False,
+            observer=MetricsObserver(Metrics()),
         )
         engine, dispatcher = circuit.engine, circuit.actor("dispatcher")
         measured: list[float] = []
         self.say(f"latency: {samples} single sends to an idle engine (workers={workers})")
         async with trio.open_nursery() as nursery:
-            for actor in circuit.actors:
-                await nursery.start(actor.run)
+            drained = await _start(nursery, circuit)
             for seq in range(LATENCY_WARMUP + samples):
                 signals[seq] = trio.Event()
                 event = Event(LATENCY_EVENT, {"seq": seq}, new_event_id(), time.time())
@@ -588,10 +597,35 @@ class Bench:
                 if seq >= LATENCY_WARMUP:
                     measured.append((arrived[seq] - sent) * 1000)
                 await trio.sleep(rng.uniform(*LATENCY_PAUSE_S))
-            drain.set()
-            nursery.cancel_scope.deadline = trio.current_time() + 10
+            await _stop(nursery, drain, drained)
         await self.reset()
         return Latency(tuple(measured), workers)
+
+
+async def _start(nursery: trio.Nursery, circuit: Circuit) -> trio.Event:
+    """Start the circuit's actors; the event is set once its dispatcher has drained."""
+    drained = trio.Event()
+    for actor in circuit.actors:
+        if actor.name != "dispatcher":
+            await nursery.start(actor.run)
+            continue
+
+        async def run_dispatcher(actor: Any = actor, *, task_status: trio.TaskStatus[Any]) -> None:
+            try:
+                await actor.run(task_status=task_status)
+            finally:
+                drained.set()
+
+        await nursery.start(run_dispatcher)
+    return drained
+
+
+async def _stop(nursery: trio.Nursery, drain: trio.Event, drained: trio.Event) -> None:
+    """Drain the dispatcher (at most 10 s), then stop the other actors."""
+    drain.set()
+    with trio.move_on_after(10):
+        await drained.wait()
+    nursery.cancel_scope.cancel()
 
 
 async def with_bench(dsn: str, env: str, say: Say, fn: Callable[[Bench], Awaitable[Any]]) -> Any:

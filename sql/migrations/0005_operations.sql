@@ -26,9 +26,13 @@ ALTER TABLE platform_credentials
 CREATE INDEX platform_credentials_refreshable ON platform_credentials (access_token_expires_at)
     WHERE access_token_expires_at IS NOT NULL AND platform IN ('google', 'meta');
 
--- The janitor's bounded deletes, oldest first.
+-- The janitor's bounded deletes, oldest first. Finished runs are pruned per status, oldest
+-- first, a statement at a time: an index on (status, finished_at) lets each statement
+-- stop at its limit (with finished_at alone the planner reads every old run per
+-- statement, quadratic over a backlog). It replaces 0002's finished_at index, which
+-- nothing else reads, so a completion still writes one index entry for it.
+DROP INDEX engine_runs_finished;
+CREATE INDEX engine_runs_finished ON engine_runs (status, finished_at) WHERE finished_at IS NOT NULL;
 CREATE INDEX metric_cache_fetched ON metric_cache (fetched_at);
-CREATE INDEX engine_runs_prunable ON engine_runs (status, finished_at)
-    WHERE status IN ('succeeded', 'failed', 'cancelled');
 CREATE INDEX engine_cron_ticks_at ON engine_cron_ticks (tick_at);
 CREATE INDEX engine_rate_windows_start ON engine_rate_windows (window_start);
