@@ -90,6 +90,7 @@ from deneva.bench.engine import (
 )
 from deneva.bench.sandbox_process import SandboxProcess, TokenSpec
 from deneva.bench.simclock import SkipIdleClock
+from deneva.canary import CanaryServices
 from deneva.clock import TrioClock, as_datetime
 from deneva.config import Config
 from deneva.credentials import PlainTokens, store_credential
@@ -446,6 +447,7 @@ async def _run(
     sim.anchor(clock.epoch)
     functions = app_registry()
     registry, runtime = functions.registry, functions.sync
+    functions.canary.value = CanaryServices(db, clock, "bench-sync")  # the heartbeat runs, as in the daemon
     config = PlatformConfig.for_sandbox(platforms.base_url, clock=clock.now)
     slots = trio.CapacityLimiter(PLATFORM_SLOTS)
     adapters: dict[str, Platform] = {

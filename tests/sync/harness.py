@@ -21,6 +21,7 @@ import trio
 
 from deneva import tenants
 from deneva.adapters import PlatformConfig, adapters_for
+from deneva.canary import CanaryServices
 from deneva.clock import TrioClock
 from deneva.credentials import PlainTokens, store_credential
 from deneva.db import Database
@@ -141,6 +142,7 @@ async def world(
     clock = TrioClock(EPOCH - trio.current_time())
     functions = app_registry()
     registry, runtime = functions.registry, functions.sync
+    functions.canary.value = CanaryServices(db, clock, owner)  # its cron runs when the scheduler does
     async with trio.open_nursery() as nursery:
         server = SandboxServer(SandboxConfig(today=TODAY, clock=clock.now))
         base_url: str = await nursery.start(server.run)
