@@ -25,6 +25,8 @@ class RunObserver:
 
     def execution_ended(self, run: ClaimedRun, execution: Execution, seconds: float) -> None:
         transition = execution.transition
+        if transition is not None and transition.error is None:
+            return  # succeeded, sleeping or waiting: nothing to log (the hot path)
         fields = {"run_id": str(run.id), "function": run.function_id, "attempt": run.attempt}
         if transition is None:
             log.warning("lease lost; another worker owns the run", extra=fields)
@@ -34,7 +36,7 @@ class RunObserver:
                 exc_info=execution.error,
                 extra={**fields, "error": transition.error},
             )
-        elif transition.status == "queued" and transition.error is not None:
+        elif transition.status == "queued":
             log.info(
                 "attempt failed; will retry",
                 exc_info=execution.error,
