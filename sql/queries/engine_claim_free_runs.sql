@@ -1,5 +1,6 @@
 -- Claim up to $2 due runs ($1 now) without a concurrency key for owner $3, leased until
 -- $4: one statement. Paused functions (and everything, while '*' is paused) are skipped.
+-- Its UPDATE ... RETURNING is engine_start_chosen_runs.sql's: keep the two in step (the claim reads both alike).
 WITH paused AS (
     SELECT coalesce(array_agg(function_id), '{}') AS ids FROM engine_paused
 ), picked AS (

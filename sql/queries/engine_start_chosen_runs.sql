@@ -1,5 +1,6 @@
 -- Start the runs $2, chosen under their concurrency keys' locks ($1 now, owner $3,
 -- lease until $4).
+-- Its UPDATE ... RETURNING is engine_claim_free_runs.sql's: keep the two in step (the claim reads both alike).
 WITH picked AS (
     SELECT id, status, started_at FROM engine_runs WHERE id = ANY($2::uuid[])
 )
