@@ -211,8 +211,8 @@ def register_retention(registry: Registry, services_of: Callable[[], JanitorServ
     ):
         # No trigger here: the janitor actor fires them on their configured schedules. A
         # failed pass is tried once more (seed 000 §E). No concurrency key: two passes that
-        # overlap cannot conflict (bounded deletes that skip locked rows), and a keyed run
-        # waits behind every due unkeyed run in today's claim (issue 11: fair claims).
+        # overlap (one outlasting its period) cannot conflict: bounded deletes that skip
+        # locked rows.
         registry.add(Function(pass_id, handler, retries=1, timeout_s=6 * 3600))
 
 

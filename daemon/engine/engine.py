@@ -87,6 +87,7 @@ class Engine:
         self.rng = random.Random()
         self._wake = wake
         self.held: set[uuid.UUID] = set()  # runs this engine claimed and still works on
+        self._key_cursor = ""  # where the next claim starts among the concurrency keys
         self.cancel_requested: set[uuid.UUID] = set()
         self.step_writer: GroupCommit[tuple[uuid.UUID, str, Any], tuple[bool, bool]] = GroupCommit(
             "step", self._flush_steps
@@ -169,8 +170,11 @@ class Engine:
         # A run with a concurrency key belongs to a function every replica registers:
         # with none registered here, no such runs exist and that query is skipped.
         limited = self.registry.has_concurrency_limits
-        claimed, next_due = await self.db.run(
-            lambda conn: store.claim_runs(conn, self.owner, now, self.settings.lease_s, limit, limited)
+        cursor = self._key_cursor
+        claimed, next_due, self._key_cursor = await self.db.run(
+            lambda conn: store.claim_runs(
+                conn, self.owner, now, self.settings.lease_s, limit, limited, cursor
+            )
         )
         self.held.update(run.id for run in claimed)
         return claimed, next_due

@@ -9,7 +9,7 @@
         rows = await ctx.step.run("fetch", fetch_rows)
         ...
 
-Keys (concurrency, idempotency, rate limit, debounce) are comma-separated paths into
+Keys (concurrency, idempotency, rate limit, debounce, coalesce) are comma-separated paths into
 the triggering event ("data.tenant_id, data.platform"); a path missing from an event
 is a clear error on that event, never a crash.
 """
@@ -109,6 +109,16 @@ class Debounce:
 
 
 @attrs.frozen
+class Coalesce:
+    """At most one queued run per key: an event whose key has a run queued joins that run
+    (which keeps its first event and due time). A run already executing is not joined: the
+    next event queues one more, so work asked for while a run executes is done after it."""
+
+    key: str
+    paths: tuple[tuple[str, ...], ...] = _KEY_PATHS
+
+
+@attrs.frozen
 class EventTrigger:
     """Runs on events called `name` whose fields equal `match` ({"data.platform": "google"})."""
 
@@ -169,8 +179,15 @@ class Function:
     idempotency: Idempotency | None = None
     rate_limit: RateLimit | None = None
     debounce: Debounce | None = None
+    coalesce: Coalesce | None = None
     priority: int = 0
     on_failure: Handler | None = None
+
+    def __attrs_post_init__(self) -> None:
+        if self.debounce is not None and self.coalesce is not None:
+            raise EngineError(
+                f"function {self.id!r}: debounce and coalesce are two ways to merge events; pick one"
+            )
 
     @property
     def max_attempts(self) -> int:

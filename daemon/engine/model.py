@@ -37,6 +37,7 @@ class NewRun:
     rate_key: str | None = None
     rate_limit: int = 0
     rate_window_start: float = 0.0
+    coalesce: bool = False  # debounce_key coalesces into a queued run rather than debouncing
 
 
 @attrs.frozen

@@ -38,6 +38,7 @@ ENGINE = "*"  # the engine_paused row that pauses every function
 
 Q_INSERT_RUNS = query("engine_insert_runs")
 Q_INSERT_DEBOUNCED = query("engine_insert_debounced_run")
+Q_INSERT_COALESCED = query("engine_insert_coalesced_run")
 Q_CLAIM_IDEMPOTENCY = query("engine_claim_idempotency_keys")
 Q_COUNT_RATE = query("engine_count_rate_window")
 Q_NOTIFY = query("engine_notify")
@@ -45,6 +46,7 @@ Q_CUSTOM_PLANS = query("engine_custom_plans")
 Q_INSERT_EVENTS = query("engine_insert_events")
 Q_RESOLVE_WAITS = query("engine_resolve_waits")
 Q_CLAIM_FREE = query("engine_claim_free_runs")
+Q_WAITING_KEYS = query("engine_waiting_keys")
 Q_KEYED_CANDIDATES = query("engine_keyed_candidates")
 Q_LOCK_KEYS = query("engine_lock_concurrency_keys")
 Q_RUNNING_PER_KEY = query("engine_running_per_key")
@@ -107,6 +109,9 @@ def plan_run(function: Function, document: dict[str, Any], now: float, run_at: f
         key = key_of(function.debounce.paths, document, f"{function.id} debounce key")
         debounce_key = f"{function.id}|{key}"
         run_at = max(run_at, now + function.debounce.period_s)
+    if function.coalesce is not None:
+        key = key_of(function.coalesce.paths, document, f"{function.id} coalesce key")
+        debounce_key = f"{function.id}|{key}"
     rate_key, rate_limit, window = None, 0, 0.0
     if function.rate_limit is not None:
         key = key_of(function.rate_limit.paths, document, f"{function.id} rate limit key")
@@ -128,6 +133,7 @@ def plan_run(function: Function, document: dict[str, Any], now: float, run_at: f
         rate_key,
         rate_limit,
         window,
+        coalesce=function.coalesce is not None,
     )
 
 
@@ -151,7 +157,9 @@ def plan_for_events(
 
 
 async def insert_runs(conn: Connection, runs: Sequence[NewRun], now: float) -> list[uuid.UUID]:
-    """Insert planned runs, applying idempotency, rate limits and debounce; notify workers."""
+    """Insert planned runs, applying idempotency, rate limits, debounce and coalescing;
+    notify workers. Returns the runs' ids (for a debounced or coalesced event, the queued
+    run it joined)."""
     if not runs:
         return []
     keep = list(runs)
@@ -178,7 +186,7 @@ async def insert_runs(conn: Connection, runs: Sequence[NewRun], now: float) -> l
     for run in [r for r in keep if r.debounce_key is not None]:
         inserted.append(
             await conn.fetchval(
-                Q_INSERT_DEBOUNCED,
+                Q_INSERT_COALESCED if run.coalesce else Q_INSERT_DEBOUNCED,
                 run.id,
                 run.function_id,
                 run.event,
@@ -255,34 +263,70 @@ async def send_events(
 # -- claiming ---------------------------------------------------------------------------
 
 
+MAX_KEYS_PER_CLAIM = 200  # concurrency keys a claim looks at (round-robin across claims)
+
+
+async def _waiting_keys(conn: Connection, cursor: str, count: int) -> list[tuple[str, int]]:
+    """Up to `count` keys with runs waiting, in key order after `cursor`, wrapping around."""
+    rows = list(await conn.fetch(Q_WAITING_KEYS, cursor, count))
+    if len(rows) < count and cursor:
+        seen = {r["key"] for r in rows}
+        rows += [r for r in await conn.fetch(Q_WAITING_KEYS, "", count - len(rows)) if r["key"] not in seen]
+    return [(r["key"], r["concurrency_limit"]) for r in rows]
+
+
+async def _claim_keyed(
+    conn: Connection, now: float, room: int, cursor: str, start: tuple[Any, ...]
+) -> tuple[list[Any], str]:
+    """Claim up to `room` runs that have a concurrency key, fairly: the keys with runs
+    waiting are taken in turn (from `cursor`, round-robin across claims), and each key's
+    earliest due runs up to its free slots. Counted under the keys' row locks (in key
+    order) against the runs executing now, so no number of replicas exceeds a limit.
+    Returns the started rows and the cursor for the next claim."""
+    keys = await _waiting_keys(conn, cursor, MAX_KEYS_PER_CLAIM)
+    if not keys:
+        return [], ""
+    names = [k for k, _ in keys]
+    await conn.fetch(Q_LOCK_KEYS, names)
+    running = {r["concurrency_key"]: r["n"] for r in await conn.fetch(Q_RUNNING_PER_KEY, names)}
+    open_keys = [(k, limit - running.get(k, 0)) for k, limit in keys if limit - running.get(k, 0) > 0]
+    next_cursor = names[-1]
+    if not open_keys:
+        return [], next_cursor
+    candidates = await conn.fetch(
+        Q_KEYED_CANDIDATES, ts(now), [k for k, _ in open_keys], [slots for _, slots in open_keys]
+    )
+    chosen = sorted(candidates, key=lambda c: (-c["priority"], c["run_at"]))[:room]
+    if not chosen:
+        return [], next_cursor
+    rows = await conn.fetch(Q_START_CHOSEN, ts(now), [c["id"] for c in chosen], *start)
+    return list(rows), next_cursor
+
+
 async def claim_runs(
-    conn: Connection, owner: str, now: float, lease_s: float, limit: int, limited: bool = True
-) -> tuple[list[ClaimedRun], float | None]:
+    conn: Connection,
+    owner: str,
+    now: float,
+    lease_s: float,
+    limit: int,
+    limited: bool = True,
+    key_cursor: str = "",
+) -> tuple[list[ClaimedRun], float | None, str]:
     """Claim up to `limit` due runs for `owner`, honouring concurrency limits and pauses.
 
-    Returns the runs with their completed steps, and when the next run falls due.
-    Runs sharing a concurrency key are claimed under that key's row lock and counted
-    against the runs executing now, so no number of workers can exceed the limit.
+    Runs with a concurrency key get up to half of the claim (`_claim_keyed`), the others
+    the rest, so neither kind can starve the other. Returns the runs with their completed
+    steps, when the next run falls due, and the key cursor for the next claim.
     """
     lease_until = ts(now + lease_s)
     rows: list[Any] = []
     async with conn.transaction():
-        rows = list(await conn.fetch(Q_CLAIM_FREE, ts(now), limit, owner, lease_until))
+        if limited:
+            keyed_room = max(1, limit // 2)
+            rows, key_cursor = await _claim_keyed(conn, now, keyed_room, key_cursor, (owner, lease_until))
         room = limit - len(rows)
-        if room > 0 and limited:
-            candidates = await conn.fetch(Q_KEYED_CANDIDATES, ts(now), room)
-            if candidates:
-                keys = sorted({c["concurrency_key"] for c in candidates})
-                await conn.fetch(Q_LOCK_KEYS, keys)
-                running = {r["concurrency_key"]: r["n"] for r in await conn.fetch(Q_RUNNING_PER_KEY, keys)}
-                chosen: list[uuid.UUID] = []
-                for candidate in candidates:
-                    key = candidate["concurrency_key"]
-                    if running.get(key, 0) < candidate["concurrency_limit"]:
-                        running[key] = running.get(key, 0) + 1
-                        chosen.append(candidate["id"])
-                if chosen:
-                    rows += await conn.fetch(Q_START_CHOSEN, ts(now), chosen, owner, lease_until)
+        if room > 0:
+            rows += await conn.fetch(Q_CLAIM_FREE, ts(now), room, owner, lease_until)
         steps: dict[uuid.UUID, dict[str, Any]] = {}
         resumed = [r["id"] for r in rows if not r["fresh"]]  # a run never started has no steps
         if resumed:
@@ -302,7 +346,7 @@ async def claim_runs(
         )
         for r in rows
     ]
-    return claimed, (None if next_due is None else next_due.timestamp())
+    return claimed, (None if next_due is None else next_due.timestamp()), key_cursor
 
 
 # -- steps -------------------------------------------------------------------------------

@@ -38,6 +38,7 @@ row-level security scopes it to the caller's tenant whatever the arguments say.
 
 from __future__ import annotations
 
+import collections
 import logging
 import re
 import uuid
@@ -109,6 +110,30 @@ _HINTS = {
 }
 
 
+class TenantRateLimit:
+    """At most `limit` calls per tenant in any `period_s`, in this process (an abuse guard:
+    a tenant looping on refresh_report cannot load the database for everyone)."""
+
+    def __init__(self, clock: Clock, limit: int = 60, period_s: float = 60.0) -> None:
+        self.clock = clock
+        self.limit = limit
+        self.period_s = period_s
+        self._calls: dict[str, collections.deque[float]] = {}
+
+    def retry_in_s(self, tenant: str) -> float | None:
+        """Count a call; None if allowed, else how long until one would be."""
+        now = self.clock.now()
+        calls = self._calls.setdefault(tenant, collections.deque())
+        while calls and calls[0] <= now - self.period_s:
+            calls.popleft()
+        if len(calls) >= self.limit:
+            return calls[0] + self.period_s - now
+        calls.append(now)
+        if len(self._calls) > 10_000:  # forget tenants that called long ago
+            self._calls = {t: c for t, c in self._calls.items() if c and c[-1] > now - self.period_s}
+        return None
+
+
 @attrs.frozen
 class ToolServices:
     """What the tools need; `engine` and `sync` may be functions returning them."""
@@ -121,6 +146,9 @@ class ToolServices:
     fetch_wait_s: float = 60.0  # how long a miss waits for another process's fetch of the same key
     # Counts each report read: (tool, "hit" | "stale" | "miss") (the daemon's Metrics.cache_read).
     on_cache_read: Callable[[str, str], None] = lambda tool, result: None
+    refresh_limit: TenantRateLimit = attrs.field(
+        default=attrs.Factory(lambda self: TenantRateLimit(self.clock), takes_self=True)
+    )
     # The tools' cache reads, batched across concurrent calls.
     reads: ReportReads = attrs.field(
         init=False,
@@ -531,6 +559,14 @@ def _refresh_handler(services: ToolServices) -> Callable[[JsonObject, ToolContex
         tenant = _tenant(ctx)
         platform, report_type, date_range = args["platform"], args["reportType"], args["dateRange"]
         _check_report(platform, report_type, date_range)
+        wait_s = services.refresh_limit.retry_in_s(str(tenant))
+        if wait_s is not None:
+            limit = services.refresh_limit
+            raise ToolError(
+                f"rate_limited: refresh_report takes at most {limit.limit} calls a tenant per "
+                f"{limit.period_s:.0f} s; try again in {max(1, round(wait_s))} s. A report already "
+                "waiting to refresh is refreshed once, however often it is asked for."
+            )
         now = services.clock.now()
         resolved = await _resolve(services, tenant, platform, args.get("accountId"), None, now)
         if isinstance(resolved, str):

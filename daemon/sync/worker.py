@@ -13,7 +13,8 @@ tenant's account, analyse it, store it in the cache, and log every attempt.
   success clears all of it (the failure time too) and un-stales the account's rows.
 - sync_log rows are stamped on the daemon's clock.
 - Runs share a concurrency key per (tenant, platform), so one tenant's platform limits
-  are respected and one tenant's failures never hold up another's syncs.
+  are respected and one tenant's failures never hold up another's syncs; requests for a
+  report with a refresh already queued join it (at most one queued refresh per report).
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from deneva.credentials import CredentialError
 from deneva.db import Connection
 from deneva.engine.context import Context
 from deneva.engine.errors import NonRetriableError, RetryAfterError
-from deneva.engine.functions import Concurrency, EventTrigger, Function, Registry
+from deneva.engine.functions import Coalesce, Concurrency, EventTrigger, Function, Registry
 from deneva.reports.inputs import ReportInputError
 from deneva.sql import query
 from deneva.sync.analyse import analyse
@@ -230,6 +231,11 @@ def register_worker(
         backoff=backoff or Backoff(base_s=30, factor=2, max_s=900),
         timeout_s=300,
         concurrency=Concurrency(2, key="data.tenant_id, data.platform"),
+        # Requests for a report already queued join that run (a client calling refresh_report
+        # in a loop, a fan-out meeting a user's request): one queued refresh per report.
+        coalesce=Coalesce(
+            "data.tenant_id, data.platform, data.account_id, data.report_type, data.date_range"
+        ),
     )
     registry.add(function)
     return function

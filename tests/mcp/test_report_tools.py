@@ -490,3 +490,27 @@ async def test_without_sync_services_hits_are_served_and_a_miss_says_why(
         assert hit["cache"] == "hit"
         text = await bare.error(acme, "get_account_health", platform="google", dateRange="last_30_days")
         assert "not configured" in text
+
+
+async def test_refresh_report_calls_join_the_queued_refresh_and_are_rate_limited(
+    db: Database, sandbox: Sandbox, autojump_clock: trio.testing.MockClock
+) -> None:
+    acme = await _tenant(db, "acme", ("google", GOOGLE))
+    async with tool_env(db, sandbox) as env:
+        await env.engine.pause("refresh-tenant-report")  # the refresh stays queued meanwhile
+        args = {"platform": "google", "reportType": "account_health", "dateRange": "last_7_days"}
+        asked = [await env.ok(acme, "refresh_report", **args) for _ in range(5)]
+        assert {a["runId"] for a in asked} == {asked[0]["runId"]} and asked[0]["status"] == "queued"
+        for _ in range(55):
+            await env.ok(acme, "refresh_report", **args)
+        text = await env.error(acme, "refresh_report", **args)  # the 61st within a minute
+        assert text.startswith("rate_limited: refresh_report takes at most 60 calls")
+        assert "try again in" in text
+        runs = await db.fetch("SELECT status FROM engine_runs WHERE function_id = 'refresh-tenant-report'")
+        assert [r["status"] for r in runs] == ["queued"]
+        await env.engine.resume("refresh-tenant-report")
+        ran = await env.engine.wait_for_run(uuid.UUID(asked[0]["runId"]), 600)
+        assert ran.status == "succeeded"  # the sixty asks were one refresh
+        await trio.sleep(61)  # a minute on, refresh_report takes calls again
+        done = await env.ok(acme, "refresh_report", wait=True, timeoutS=60, **args)
+        assert done["status"] == "completed" and done["runId"] != asked[0]["runId"]
