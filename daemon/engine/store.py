@@ -280,26 +280,31 @@ async def _claim_keyed(
 ) -> tuple[list[Any], str]:
     """Claim up to `room` runs that have a concurrency key, fairly: the keys with runs
     waiting are taken in turn (from `cursor`, round-robin across claims), and each key's
-    earliest due runs up to its free slots. Counted under the keys' row locks (in key
-    order) against the runs executing now, so no number of replicas exceeds a limit.
-    Returns the started rows and the cursor for the next claim."""
+    earliest due runs up to its free slots. Only keys with due runs are then locked (in
+    key order) and counted against the runs executing now, so no number of replicas
+    exceeds a limit. Returns the started rows and the cursor for the next claim."""
     keys = await _waiting_keys(conn, cursor, MAX_KEYS_PER_CLAIM)
     if not keys:
         return [], ""
-    names = [k for k, _ in keys]
-    await conn.fetch(Q_LOCK_KEYS, names)
-    running = {r["concurrency_key"]: r["n"] for r in await conn.fetch(Q_RUNNING_PER_KEY, names)}
-    open_keys = [(k, limit - running.get(k, 0)) for k, limit in keys if limit - running.get(k, 0) > 0]
-    next_cursor = names[-1]
-    if not open_keys:
+    next_cursor = keys[-1][0]
+    limits = dict(keys)
+    # Each key's due heads, up to its limit, locked (rows another claim holds are skipped).
+    candidates = await conn.fetch(Q_KEYED_CANDIDATES, ts(now), list(limits), list(limits.values()))
+    if not candidates:
         return [], next_cursor
-    candidates = await conn.fetch(
-        Q_KEYED_CANDIDATES, ts(now), [k for k, _ in open_keys], [slots for _, slots in open_keys]
-    )
-    chosen = sorted(candidates, key=lambda c: (-c["priority"], c["run_at"]))[:room]
+    due_keys = sorted({c["concurrency_key"] for c in candidates})
+    await conn.fetch(Q_LOCK_KEYS, due_keys)
+    running = {r["concurrency_key"]: r["n"] for r in await conn.fetch(Q_RUNNING_PER_KEY, due_keys)}
+    slots = {k: limits[k] - running.get(k, 0) for k in due_keys}
+    chosen: list[Any] = []
+    for candidate in sorted(candidates, key=lambda c: (-c["priority"], c["run_at"])):
+        key = candidate["concurrency_key"]
+        if slots[key] > 0 and len(chosen) < room:
+            slots[key] -= 1
+            chosen.append(candidate["id"])
     if not chosen:
         return [], next_cursor
-    rows = await conn.fetch(Q_START_CHOSEN, ts(now), [c["id"] for c in chosen], *start)
+    rows = await conn.fetch(Q_START_CHOSEN, ts(now), chosen, *start)
     return list(rows), next_cursor
 
 

@@ -96,13 +96,16 @@ async def test_events_for_a_queued_run_of_the_same_key_join_it(
         with trio.fail_after(60):
             while (await engine.get_run(first.run_ids[0])).status != "running":
                 await trio.sleep(0.1)
-        # While it runs, asks queue one more run, and join that one.
+        # While it runs, asks queue one more run, and join that one (the function paused, so
+        # that the run stays queued while they arrive).
+        await engine.pause("refresh")
         later = [
             await engine.send({"name": "test/r", "data": {"report": "x", "n": 10 + i}}) for i in range(3)
         ]
         assert len({r.run_ids[0] for r in later}) == 1 and later[0].run_ids[0] != first.run_ids[0]
         other = await engine.send({"name": "test/r", "data": {"report": "y", "n": 99}})
         assert other.run_ids[0] not in (first.run_ids[0], later[0].run_ids[0])  # another key
+        await engine.resume("refresh")
         gate.set()
         for run_id in (first.run_ids[0], later[0].run_ids[0], other.run_ids[0]):
             assert (await engine.wait_for_run(run_id, 600)).status == "succeeded"
