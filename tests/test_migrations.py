@@ -99,3 +99,31 @@ async def test_unknown_applied_migration_is_reported(database_url: str) -> None:
         MigrationError, match="9998_from_the_future.sql is applied to the database but missing here"
     ):
         await _migrate(database_url, TEST_ENV, load_migrations())
+
+
+async def test_a_run_stored_with_a_3kb_key_is_rehashed_as_the_engine_hashes(cluster: Cluster) -> None:
+    """Before 0006, a run could be stored with a key too large for an index (every claim
+    then failed on it); 0006 stores it in the engine's hashed form, so its index builds
+    and the run stays in its key's queue."""
+    from deneva.engine.functions import stored_key  # the form the engine plans with
+
+    dsn = cluster.dsn(cluster.new_database(template="template0"))
+    migrations = load_migrations()
+    before = [m for m in migrations if m.version < 6]
+    await _migrate(dsn, TEST_ENV, before)
+    noise = "".join(f"{i * 2654435761 % 2**32:08x}" for i in range(400))  # 3.2 KB, incompressible
+    owner = await Database.open(dsn, role=None, min_size=1)
+    try:
+        await owner.execute(
+            "INSERT INTO engine_runs (id, function_id, status, event, max_attempts, run_at, concurrency_key,"
+            " concurrency_limit, created_at) VALUES (gen_random_uuid(), 'f', 'queued', '{}', 1, now(), $1, 1,"
+            " now()), (gen_random_uuid(), 'f', 'queued', '{}', 1, now(), 'f|short', 1, now())",
+            f"f|{noise}",
+        )
+        assert await _migrate(dsn, TEST_ENV, migrations) == tuple(
+            m.filename for m in migrations[len(before) :]
+        )
+        keys = {r["concurrency_key"] for r in await owner.fetch("SELECT concurrency_key FROM engine_runs")}
+    finally:
+        await owner.close()
+    assert keys == {stored_key("f", noise), "f|short"}

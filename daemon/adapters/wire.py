@@ -22,6 +22,7 @@ import trio
 
 from deneva.adapters.base import Credentials, PlatformConfig, ReportRequest
 from deneva.adapters.errors import ErrorCode, PlatformError
+from deneva.pgtext import scrub_json_bytes
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -90,7 +91,9 @@ class Session:
     def json(self, endpoint: str, response: httpx.Response) -> Any:
         """The response's JSON body; a body that is not JSON raises (see the module doc)."""
         try:
-            return json.loads(response.content)
+            # NUL and lone surrogates (JSON escapes Postgres cannot store) become U+FFFD,
+            # so one odd campaign name cannot fail every cache write of its account.
+            return scrub_json_bytes(response.content, json.loads(response.content))
         except ValueError as exc:
             status = response.status_code
             kind = content_type(response)

@@ -20,6 +20,7 @@ from deneva.clock import Clock
 from deneva.engine.errors import EngineError, NonRetriableError
 from deneva.engine.events import lookup, parse_path
 from deneva.engine.model import ClaimedRun, Transition, WaitSpec
+from deneva.pgtext import json_text_problem
 
 
 class StepJournal(Protocol):
@@ -75,9 +76,14 @@ class LeaseLost(BaseException):
 def json_value(value: Any, what: str) -> Any:
     """`value` as plain JSON (what is recorded); NonRetriableError when it is not JSON."""
     try:
-        return json.loads(json.dumps(value))
-    except (TypeError, ValueError) as exc:
+        text = json.dumps(value)
+        plain = json.loads(text)
+    except (TypeError, ValueError, RecursionError) as exc:
         raise NonRetriableError(f"{what}: result is not JSON-serialisable ({exc})") from None
+    problem = json_text_problem(text, plain, "result")
+    if problem is not None:
+        raise NonRetriableError(f"{what}: {problem}")
+    return plain
 
 
 @attrs.define

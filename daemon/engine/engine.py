@@ -118,9 +118,19 @@ class Engine:
         where = "event" if not isinstance(raw, list) else "events[{}]"
         return [parse_event(item, now, where.format(i)) for i, item in enumerate(items)]
 
-    async def send(self, raw: Any) -> SendResult:
-        """Store events and start what they trigger; duplicate ids are no-ops."""
-        return await self.send_events(self.parse_events(raw))
+    async def send(self, raw: Any, *, strict: bool = False) -> SendResult:
+        """Store events and start what they trigger; duplicate ids are no-ops. `strict`
+        (events from outside, `/api/events`): an event that cannot start a run it triggers
+        (a key field missing) is refused, InvalidEvent naming the field, and nothing of
+        the batch is stored; otherwise such runs are skipped and named in `errors`."""
+        events = self.parse_events(raw)
+        if strict:
+            _runs, errors = store.plan_for_events(
+                self.registry, [e.document() for e in events], self.clock.now()
+            )
+            if errors:
+                raise InvalidEvent("; ".join(dict.fromkeys(errors)))
+        return await self.send_events(events)
 
     async def send_events(self, events: Sequence[Event]) -> SendResult:
         now = self.clock.now()

@@ -70,7 +70,10 @@ def unknown_function(run: ClaimedRun, error: str, now: float) -> Transition:
 async def execute(
     run: ClaimedRun, function: Function, journal: StepJournal, clock: Clock, rng: random.Random
 ) -> Execution:
-    """Run the function once (an attempt, or the continuation of one)."""
+    """Run the function once (an attempt, or the continuation of one); a run that could
+    not be claimed properly (`poisoned`) fails without running, and is not retried."""
+    if run.poisoned is not None:
+        return Execution(_failed(run, function, run.poisoned, clock.now()))
     step = Step(journal, run, clock)
     ctx = Context(run.event, step, run.id, run.function_id, run.attempt, run.max_attempts)
     try:

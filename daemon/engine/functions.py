@@ -16,6 +16,7 @@ is a clear error on that event, never a crash.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Literal
 
@@ -63,6 +64,23 @@ def key_of(paths: tuple[tuple[str, ...], ...], document: Mapping[str, Any], what
             ) from None
         values.append(value if isinstance(value, str) else repr(value))
     return ":".join(values)
+
+
+MAX_KEY_CHARS = 200  # a stored key's length (btree index rows hold at most ~2.7 KB)
+_HASHED = "\x1f"  # marks a hashed key; a key holding it is hashed too, so none can pose as one
+
+
+def stored_key(function_id: str, key: str) -> str:
+    """The key as stored: `function_id|key`, or, when that is longer than MAX_KEY_CHARS
+    (or holds the marker), its first 80 characters, the marker and the SHA-256 of the
+    whole. Keys only compare equal, so a hash keeps their meaning; an event's field of
+    any size can never make a key row too large for its index (migration 0006 applies
+    the same form, in SQL, to keys stored before)."""
+    full = f"{function_id}|{key}"
+    if len(full) <= MAX_KEY_CHARS and _HASHED not in full:
+        return full
+    digest = hashlib.sha256(full.encode("utf-8", "surrogatepass")).hexdigest()
+    return f"{full[:80]}{_HASHED}{digest}"
 
 
 # The parsed form of a class's `key` expression, computed once at construction.

@@ -50,6 +50,7 @@ class ClaimedRun:
     created_at: float
     steps: dict[str, Any]
     resumed_from: str = "queued"  # the status it was claimed from
+    poisoned: str | None = None  # why it could not be claimed properly: it fails at once
 
 
 @attrs.frozen

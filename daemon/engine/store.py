@@ -9,15 +9,18 @@ module; everything else goes through the `Engine`.
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+import asyncpg
+
 from deneva.db import Connection
 from deneva.engine.errors import EngineError
 from deneva.engine.events import Event
-from deneva.engine.functions import Function, Registry, key_of
+from deneva.engine.functions import Function, Registry, key_of, stored_key
 from deneva.engine.model import (
     ClaimedRun,
     NewRun,
@@ -31,6 +34,8 @@ from deneva.engine.model import (
     ts,
 )
 from deneva.sql import query
+
+log = logging.getLogger("deneva.engine")
 
 NOTIFY_CHANNEL = "deneva_runs"
 PAUSED_CHANNEL = "deneva_paused"  # pause or resume: schedulers re-read what is paused
@@ -51,6 +56,7 @@ Q_KEYED_CANDIDATES = query("engine_keyed_candidates")
 Q_LOCK_KEYS = query("engine_lock_concurrency_keys")
 Q_RUNNING_PER_KEY = query("engine_running_per_key")
 Q_START_CHOSEN = query("engine_start_chosen_runs")
+Q_POISONED_DUE = query("engine_poisoned_due_runs")
 Q_STEPS_OF_RUNS = query("engine_steps_of_runs")
 Q_NEXT_DUE = query("engine_next_due")
 Q_RECORD_STEPS = query("engine_record_steps")
@@ -97,25 +103,25 @@ def plan_run(function: Function, document: dict[str, Any], now: float, run_at: f
     concurrency_key = concurrency_limit = None
     if function.concurrency is not None:
         key = key_of(function.concurrency.paths, document, f"{function.id} concurrency key")
-        concurrency_key = f"{function.id}|{key}"
+        concurrency_key = stored_key(function.id, key)
         concurrency_limit = function.concurrency.limit
     idempotency_key = idempotency_until = None
     if function.idempotency is not None:
         key = key_of(function.idempotency.paths, document, f"{function.id} idempotency key")
-        idempotency_key = f"{function.id}|{key}"
+        idempotency_key = stored_key(function.id, key)
         idempotency_until = now + function.idempotency.window_s
     debounce_key = None
     if function.debounce is not None:
         key = key_of(function.debounce.paths, document, f"{function.id} debounce key")
-        debounce_key = f"{function.id}|{key}"
+        debounce_key = stored_key(function.id, key)
         run_at = max(run_at, now + function.debounce.period_s)
     if function.coalesce is not None:
         key = key_of(function.coalesce.paths, document, f"{function.id} coalesce key")
-        debounce_key = f"{function.id}|{key}"
+        debounce_key = stored_key(function.id, key)
     rate_key, rate_limit, window = None, 0, 0.0
     if function.rate_limit is not None:
         key = key_of(function.rate_limit.paths, document, f"{function.id} rate limit key")
-        rate_key = f"{function.id}|{key}"
+        rate_key = stored_key(function.id, key)
         rate_limit = function.rate_limit.limit
         window = now - (now % function.rate_limit.period_s)
     return NewRun(
@@ -308,6 +314,49 @@ async def _claim_keyed(
     return list(rows), next_cursor
 
 
+# The classes of SQLSTATE a row's own data causes (data exception, program limit exceeded:
+# e.g. an index row too large): retrying the same row fails the same way.
+_POISON_CLASSES = ("22", "54")
+
+
+async def _claim_keyed_isolated(
+    conn: Connection, now: float, room: int, cursor: str, start: tuple[Any, ...]
+) -> tuple[list[Any], str, dict[uuid.UUID, str]]:
+    """`_claim_keyed` in a savepoint, so that a row the database refuses cannot fail the
+    whole claim (and every claim after it). When it fails on a row's data, each waiting
+    key is tried alone; the due runs of a key that fails by itself are started without
+    its lock and returned as poisoned (the engine fails them, on_failure and all), so
+    they do not fail every claim forever. Other errors (deadlock, connection) propagate."""
+    try:
+        async with conn.transaction():
+            claimed, next_cursor = await _claim_keyed(conn, now, room, cursor, start)
+        return claimed, next_cursor, {}
+    except asyncpg.PostgresError as exc:
+        if not (exc.sqlstate or "").startswith(_POISON_CLASSES):
+            raise
+        log.error("a keyed claim failed on a row's data; finding the key (%s)", exc.sqlstate)
+    poisoned: dict[uuid.UUID, str] = {}
+    rows: list[Any] = []
+    for key, limit in await _waiting_keys(conn, cursor, MAX_KEYS_PER_CLAIM):
+        try:
+            async with conn.transaction():
+                await conn.fetch(Q_LOCK_KEYS, [key])
+                await conn.fetch(Q_KEYED_CANDIDATES, ts(now), [key], [limit])
+            continue
+        except asyncpg.PostgresError as exc:
+            if not (exc.sqlstate or "").startswith(_POISON_CLASSES):
+                raise
+            error = f"could not be claimed: {exc.sqlstate} {type(exc).__name__}"
+        due = await conn.fetch(Q_POISONED_DUE, ts(now), key, room - len(rows))
+        started = await conn.fetch(Q_START_CHOSEN, ts(now), [r["id"] for r in due], *start)
+        rows += started
+        poisoned.update((r["id"], error) for r in started)
+        log.error("%d run(s) of a concurrency key fail: %s", len(started), error)
+        if len(rows) >= room:
+            break
+    return rows, cursor, poisoned
+
+
 async def claim_runs(
     conn: Connection,
     owner: str,
@@ -325,10 +374,13 @@ async def claim_runs(
     """
     lease_until = ts(now + lease_s)
     rows: list[Any] = []
+    poisoned: dict[uuid.UUID, str] = {}
     async with conn.transaction():
         if limited:
             keyed_room = max(1, limit // 2)
-            rows, key_cursor = await _claim_keyed(conn, now, keyed_room, key_cursor, (owner, lease_until))
+            rows, key_cursor, poisoned = await _claim_keyed_isolated(
+                conn, now, keyed_room, key_cursor, (owner, lease_until)
+            )
         room = limit - len(rows)
         if room > 0:
             rows += await conn.fetch(Q_CLAIM_FREE, ts(now), room, owner, lease_until)
@@ -348,6 +400,7 @@ async def claim_runs(
             r["created_at"].timestamp(),
             steps.get(r["id"], {}),
             r["was"],
+            poisoned.get(r["id"]),
         )
         for r in rows
     ]

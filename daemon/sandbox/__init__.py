@@ -51,12 +51,14 @@ Faults, per platform (see faults.py for the order and the seeded randomness):
          "rate_limit":   {"next": 2, "probability": 0.1, "retry_after_s": 7, "meta_code": 17},
          "server_error": {"next": 1, "status": 503},
          "timeout":      {"next": 1, "hang_s": 5},
-         "malformed":    {"next": 1, "kind": "truncated" | "html" | "wrong_types", "status": 502}}
+         "malformed":    {"next": 1, "kind": "truncated" | "html" | "wrong_types"
+                                          | "unstorable_text", "status": 502}}
     GET /_control/faults      DELETE /_control/faults[/{platform}]
 
 Malformed bodies: `truncated` cuts the real body in half, `html` answers a proxy's HTML
 error page under `status`, `wrong_types` sends the real JSON with every metric value
-(impressions, clicks, spend, costMicros, conversions) wrapped in an object.
+(impressions, clicks, spend, costMicros, conversions) wrapped in an object,
+`unstorable_text` the real JSON with `\\u0000\\ud800` appended to every name.
 
 Rate limits: Google HTTP 429 RESOURCE_EXHAUSTED with `Retry-After`; Meta HTTP 400 code
 17 (or 4, 613, 80000) with `X-Business-Use-Case-Usage`; TikTok HTTP 200 code 40100. Meta

@@ -69,11 +69,14 @@ class TimeoutFault:
 class MalformedFault:
     """`truncated`: the real body cut in half; `html`: a proxy's HTML error page;
     `wrong_types`: the real JSON with every metric value (`WRONG_TYPE_FIELDS`) wrapped in
-    an object, `{"value": ...}` (a body without metrics is left as it is)."""
+    an object, `{"value": ...}` (a body without metrics is left as it is);
+    `unstorable_text`: the real JSON with a NUL and a lone surrogate (`\\u0000\\ud800`)
+    appended to every name (a string under a key ending in "name": campaign and ad group
+    names), which Postgres cannot store as they are."""
 
     probability: float = attrs.field(default=0.0, validator=_probability)
     next: int = attrs.field(default=0, validator=_count)
-    kind: Literal["truncated", "html", "wrong_types"] = "truncated"
+    kind: Literal["truncated", "html", "wrong_types", "unstorable_text"] = "truncated"
     status: int = attrs.field(default=502, validator=[attrs.validators.ge(200), attrs.validators.le(599)])
 
 
@@ -237,6 +240,19 @@ def _wrong_types(node: Any) -> Any:
     return node
 
 
+def _unstorable_text(node: Any) -> Any:
+    if isinstance(node, list):
+        return [_unstorable_text(item) for item in node]
+    if isinstance(node, dict):
+        return {
+            key: value + "\x00\ud800"
+            if isinstance(value, str) and key.lower().endswith("name")
+            else _unstorable_text(value)
+            for key, value in node.items()
+        }
+    return node
+
+
 def malform(response: ApiResponse, fault: MalformedFault) -> ApiResponse:
     if fault.kind == "html":
         page = HTML_ERROR_PAGE.format(status=fault.status).encode()
@@ -247,6 +263,14 @@ def malform(response: ApiResponse, fault: MalformedFault) -> ApiResponse:
         except ValueError:
             return response
         body = dumps(_wrong_types(document))
+        return ApiResponse(response.status, body, response.content_type, response.headers)
+    if fault.kind == "unstorable_text":
+        try:
+            document = json.loads(response.body)
+        except ValueError:
+            return response
+        # ASCII JSON: the escapes as a platform sends them (a lone surrogate has no UTF-8).
+        body = json.dumps(_unstorable_text(document), separators=(",", ":")).encode()
         return ApiResponse(response.status, body, response.content_type, response.headers)
     cut = response.body[: max(1, len(response.body) // 2)]
     return ApiResponse(response.status, cut, response.content_type, response.headers)

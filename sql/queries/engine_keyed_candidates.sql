@@ -8,6 +8,7 @@ FROM paused, unnest($2::text[], $3::int[]) AS k (key, slots)
 CROSS JOIN LATERAL (
     SELECT r.id, r.concurrency_key, r.priority, r.run_at FROM engine_runs r
     WHERE r.concurrency_key = k.key AND r.status IN ('queued', 'sleeping', 'waiting') AND r.run_at <= $1
+      AND length(r.concurrency_key) <= 200 -- engine_runs_due_by_key's bound (every key keeps it)
       AND r.function_id <> ALL(paused.ids)
     ORDER BY r.priority DESC, r.run_at
     LIMIT k.slots

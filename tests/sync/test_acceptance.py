@@ -696,3 +696,34 @@ async def test_a_wrong_kek_is_a_typed_failure_and_the_daemon_keeps_running(
         # The engine is unharmed: other functions still run.
         noop = await w.engine.send({"name": "deneva/noop", "data": {}})
         assert (await w.wait(noop.run_ids[0])).status == "succeeded"
+
+
+@pytest.mark.parametrize("platform", ["google", "meta", "tiktok"])
+async def test_platform_text_postgres_cannot_store_is_cached_escaped(
+    db: Database, autojump_clock: trio.testing.MockClock, platform: str
+) -> None:
+    """A NUL and a lone surrogate in every name in a platform's answer (both rejected by
+    Postgres in jsonb): the sync caches the answer with U+FFFD in their place; it does not
+    fail on every pass."""
+    endpoints = {
+        "google": ["searchStream"],
+        "meta": ["insights", "campaigns"],
+        "tiktok": ["report", "campaigns"],
+    }
+    async with world(db) as w:
+        acme = await w.tenant("acme")
+        await w.connect("acme", platform)
+        plan = {
+            "malformed": {"probability": 1.0, "kind": "unstorable_text"},
+            "endpoints": endpoints[platform],
+        }
+        await w.sandbox.faults(platform, plan)
+        run = await w.refresh(acme, platform)
+        assert run.status == "succeeded", run.last_error
+        rows = await db.fetch(
+            "SELECT payload::text AS data FROM metric_cache WHERE tenant_id = $1 AND platform = $2",
+            acme,
+            platform,
+        )
+        assert rows and all("\\u0000" not in r["data"] for r in rows)
+        assert any("\ufffd" in r["data"] for r in rows)  # the names were kept, marked
