@@ -15,11 +15,18 @@ from typing import Any
 
 import trio
 
+from deneva.backoff import Backoff
 from deneva.engine.engine import Engine
-from deneva.engine.model import ClaimedRun
-from deneva.errors import DatabaseError
+from deneva.engine.model import ClaimedRun, Transition
+from deneva.errors import DatabaseError, DatabaseUnavailable, TransactionConflict
 
 log = logging.getLogger("deneva.dispatcher")
+
+# Writing an outcome that failed for a reason that may pass (a deadlock, a lost
+# connection) is retried while the run's lease is held: about 30 s in all, within which
+# the lifeline keeps renewing it.
+COMPLETE_ATTEMPTS = 10
+COMPLETE_BACKOFF = Backoff(base_s=0.1, factor=2.0, max_s=10.0)
 
 
 class Dispatcher:
@@ -36,6 +43,7 @@ class Dispatcher:
         self.started = 0
         self.finished = 0
         self.claims = 0
+        self.completion_retries = 0
 
     async def run(self, *, task_status: trio.TaskStatus[Any] = trio.TASK_STATUS_IGNORED) -> None:
         engine = self.engine
@@ -100,6 +108,31 @@ class Dispatcher:
         self.engine.wake()
         self._slot_free.set()
 
+    async def _complete(self, run: ClaimedRun, transition: Transition) -> None:
+        """Write how the run ended. A write that fails for a reason that may pass is
+        retried while this engine holds the run's lease, so a run that succeeded is not
+        rescued, run again, or failed (without its on_failure) for a deadlock. Otherwise
+        the run keeps its lease until it expires; then any replica retries it."""
+        engine = self.engine
+        for attempt in range(1, COMPLETE_ATTEMPTS + 1):
+            try:
+                await engine.complete(transition)
+                return
+            except DatabaseError as exc:
+                retry = isinstance(exc, DatabaseUnavailable | TransactionConflict)
+                if not retry or attempt == COMPLETE_ATTEMPTS or not engine.holds(run.id):
+                    log.error(
+                        "could not record a run's outcome",
+                        extra={"run_id": str(run.id), "error": str(exc), "attempts": attempt},
+                    )
+                    return
+                self.completion_retries += 1
+                log.warning(
+                    "could not record a run's outcome; retrying",
+                    extra={"run_id": str(run.id), "error": str(exc), "attempt": attempt},
+                )
+                await trio.sleep(COMPLETE_BACKOFF.delay(attempt, engine.rng))
+
     async def _execute(self, run: ClaimedRun) -> None:
         engine = self.engine
         executing = True
@@ -111,10 +144,7 @@ class Dispatcher:
             self.executing -= 1
             self._slot_free.set()
             if transition is not None:
-                await engine.complete(transition)
-        except DatabaseError as exc:
-            # The run keeps its lease until it expires; then any replica retries it.
-            log.error("could not record a run's outcome", extra={"run_id": str(run.id), "error": str(exc)})
+                await self._complete(run, transition)
         except BaseException:
             self.abandoned.add(run.id)  # cancelled (shutdown): give it back
             raise

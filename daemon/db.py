@@ -27,7 +27,7 @@ import outcome
 import trio
 
 from deneva.backoff import Backoff
-from deneva.errors import DatabaseError, DatabaseUnavailable, QueryError, UniqueViolation
+from deneva.errors import DatabaseError, DatabaseUnavailable, QueryError, TransactionConflict, UniqueViolation
 
 log = logging.getLogger("deneva.db")
 
@@ -68,7 +68,9 @@ def translate_error(exc: BaseException) -> BaseException:
     if isinstance(exc, _UNAVAILABLE):
         return DatabaseUnavailable(f"database unreachable: {type(exc).__name__}: {exc}".rstrip(": "))
     if isinstance(exc, asyncpg.PostgresError):
-        sqlstate = getattr(exc, "sqlstate", "")
+        sqlstate = getattr(exc, "sqlstate", "") or ""
+        if sqlstate.startswith("40") or sqlstate == "55P03":
+            return TransactionConflict(f"{exc} (SQLSTATE {sqlstate})")
         return QueryError(f"{exc} (SQLSTATE {sqlstate})")
     return exc
 

@@ -31,6 +31,11 @@ class QueryError(DatabaseError):
     """Postgres rejected a statement (a bug or bad data, not an outage)."""
 
 
+class TransactionConflict(QueryError):
+    """Postgres rolled the transaction back for a conflict with another (a deadlock, a
+    serialization failure, a lock not available): the same work may succeed if retried."""
+
+
 class MigrationError(DatabaseError):
     """A migration could not be applied or an applied one was edited."""
 

@@ -31,7 +31,7 @@ def events_blueprint(engine_of: Any, event_key: Secret) -> Blueprint:
             return jsonify({"error": f"body is not valid JSON: {exc}"}), 400
         engine: Engine = engine_of()
         try:
-            result = await engine.send(body)
+            result = await engine.send(body, strict=True)
         except EngineError as exc:
             return jsonify({"error": str(exc)}), 400
         except DatabaseError:

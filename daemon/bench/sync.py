@@ -330,6 +330,20 @@ class Recorded:
     jumps: int = 0
     cpu_s: float = 0.0  # this process (the daemon's side) during the simulated hours
     sandbox_cpu_s: float | None = None  # the sandbox process, likewise
+    rescued_runs: int = 0  # re-queued because their worker stopped renewing (the lifeline)
+    deadlocks: int = 0  # detected by the server in the bench's database (pg_stat_database)
+    warnings: Counter[str] = attrs.Factory(Counter)  # log records at WARNING and above
+
+
+class WarningCount(logging.Handler):
+    """Counts the daemon's log records at WARNING and above, by logger and message."""
+
+    def __init__(self, into: Counter[str]) -> None:
+        super().__init__(logging.WARNING)
+        self.into = into
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.into[f"{record.name}: {record.getMessage()[:120]}"] += 1
 
 
 # -- the run ---------------------------------------------------------------------------------------
@@ -424,13 +438,35 @@ async def simulate(dsn: str, env: str, params: Params, platforms: Platforms, say
         limits = httpx.Limits(
             max_connections=PLATFORM_SLOTS * 2, max_keepalive_connections=PLATFORM_SLOTS * 2
         )
-        async with httpx.AsyncClient(limits=limits) as http:
-            await _run(db, kek, params, platforms, http, recorded, say)
+        counter = WarningCount(recorded.warnings)
+        logging.getLogger("deneva").addHandler(counter)
+        try:
+            async with httpx.AsyncClient(limits=limits) as http:
+                await _run(db, kek, params, platforms, http, recorded, say)
+        finally:
+            logging.getLogger("deneva").removeHandler(counter)
         say("analysing the runs")
         analysis = await analyse_runs(db, recorded.keys, params)
-        return Report(params, recorded, analysis)
     finally:
         await db.close()
+    recorded.deadlocks = await _deadlocks(dsn)  # the pool's backends have exited: counted
+    return Report(params, recorded, analysis)
+
+
+async def _deadlocks(dsn: str) -> int:
+    """Deadlocks the server detected in this database (each backend reports its own when
+    it exits, so this is read after the pool has closed)."""
+    bridge, conn = await connect_once(dsn)
+    try:
+        return int(
+            await bridge.call(
+                conn.fetchval, "SELECT deadlocks FROM pg_stat_database WHERE datname = current_database()"
+            )
+        )
+    finally:
+        with trio.CancelScope(shield=True):
+            await bridge.call(conn.close)
+        bridge.stop()
 
 
 async def _run(
@@ -490,6 +526,7 @@ async def _run(
             recorded.sandbox_cpu_s = sandbox_after - sandbox_before
         recorded.samples.append(await take_sample(db, clock.now()))
         recorded.calls_at_end = await platforms.calls(http)
+        recorded.rescued_runs = circuit.actor("lifeline").rescued
         nursery.cancel_scope.cancel()
 
 
@@ -760,6 +797,12 @@ class Report:
                 "sandbox_s": None if sandbox_cpu is None else round(sandbox_cpu, 1),
             },
             "clock_jumps": recorded.jumps,
+            "health": {
+                "deadlocks": recorded.deadlocks,
+                "rescued_runs": recorded.rescued_runs,
+                "warnings": sum(recorded.warnings.values()),
+                "commonest_warnings": dict(recorded.warnings.most_common(5)),
+            },
             "targets_met": self.meets_hit_target and self.drained_every_hour,
         }
 
@@ -817,6 +860,13 @@ def render_table(data: dict[str, Any]) -> str:
         f"fetch, {cpu['daemon_share_of_a_core'] * 100:.2f} % of a core over the simulated time)"
         f"{sandbox_cpu}",
     ]
+    health = data.get("health")
+    if health is not None:
+        lines.append(
+            f"health    deadlocks {health['deadlocks']}, runs rescued from a stalled worker "
+            f"{health['rescued_runs']}, warnings logged {health['warnings']:,}"
+        )
+        lines += [f"          {n:,} x {what}" for what, n in health["commonest_warnings"].items()]
     return "\n".join(lines)
 
 

@@ -208,6 +208,10 @@ class Engine:
         """Write how a run's execution ended (batched with others); its final status."""
         return await self.completion_writer.submit(transition)
 
+    def holds(self, run_id: uuid.UUID) -> bool:
+        """Whether this engine holds the run's lease (claimed, not finished, not lost)."""
+        return run_id in self.held
+
     def finish(self, run_id: uuid.UUID) -> None:
         """This engine is done with a claimed run: its lease is no longer renewed."""
         self.held.discard(run_id)
@@ -298,7 +302,7 @@ class Engine:
     async def rescue_orphans(self) -> int:
         """Re-queue runs whose owner (any replica) stopped renewing its lease."""
         now = self.clock.now()
-        rescued = await self.db.run(lambda conn: store.rescue_orphans(conn, now))
+        rescued = await self.db.run(lambda conn: store.rescue_orphans(conn, self.registry, now))
         if rescued:
             self.observer.orphans_rescued(rescued)
             self.wake()

@@ -17,7 +17,7 @@ import trio
 from deneva.clock import Clock
 from deneva.engine.context import Context, LeaseLost, RunCancelled, Step, StepJournal, Suspend, json_value
 from deneva.engine.errors import NonRetriableError, RetryAfterError
-from deneva.engine.functions import FAILURE_EVENT, Function
+from deneva.engine.functions import Function, failure_document
 from deneva.engine.model import ClaimedRun, Transition
 
 MAX_ERROR_CHARS = 2000
@@ -51,12 +51,7 @@ def _failed(
 ) -> Transition:
     failure_event: dict[str, Any] | None = None
     if function is not None and function.on_failure is not None:
-        failure_event = {
-            "name": FAILURE_EVENT,
-            "data": {"function_id": function.id, "run_id": str(run.id), "error": error, "event": run.event},
-            "id": f"failure-{run.id}",
-            "ts": int(now * 1000),
-        }
+        failure_event = failure_document(function.id, str(run.id), error, run.event, now)
     return Transition(
         run.id, "failed", error=error, finished_at=now, failure_event=failure_event, traceback=trace
     )

@@ -66,6 +66,17 @@ def key_of(paths: tuple[tuple[str, ...], ...], document: Mapping[str, Any], what
     return ":".join(values)
 
 
+def failure_document(function_id: str, run_id: str, error: str, event: Any, now: float) -> dict[str, Any]:
+    """The event a failed run of `function_id` sends to its on_failure handler (once:
+    its id is the run's)."""
+    return {
+        "name": FAILURE_EVENT,
+        "data": {"function_id": function_id, "run_id": run_id, "error": error, "event": event},
+        "id": f"failure-{run_id}",
+        "ts": int(now * 1000),
+    }
+
+
 MAX_KEY_CHARS = 200  # a stored key's length (btree index rows hold at most ~2.7 KB)
 _HASHED = "\x1f"  # marks a hashed key; a key holding it is hashed too, so none can pose as one
 
@@ -263,6 +274,10 @@ class Registry:
         except KeyError:
             known = ", ".join(sorted(self._functions)[:20])
             raise UnknownFunction(f"unknown function {function_id!r} (known: {known})") from None
+
+    def has_failure_handler(self, function_id: str) -> bool:
+        function = self._functions.get(function_id)
+        return function is not None and function.on_failure is not None
 
     def triggered_by(self, name: str) -> list[tuple[Function, EventTrigger]]:
         return self._by_event.get(name, [])

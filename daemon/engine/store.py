@@ -20,7 +20,7 @@ import asyncpg
 from deneva.db import Connection
 from deneva.engine.errors import EngineError
 from deneva.engine.events import Event
-from deneva.engine.functions import Function, Registry, key_of, stored_key
+from deneva.engine.functions import Function, Registry, failure_document, key_of, stored_key
 from deneva.engine.model import (
     ClaimedRun,
     NewRun,
@@ -165,7 +165,9 @@ def plan_for_events(
 async def insert_runs(conn: Connection, runs: Sequence[NewRun], now: float) -> list[uuid.UUID]:
     """Insert planned runs, applying idempotency, rate limits, debounce and coalescing;
     notify workers. Returns the runs' ids (for a debounced or coalesced event, the queued
-    run it joined)."""
+    run it joined). Shared rows (idempotency keys, rate windows, queued runs of a debounce
+    or coalesce key) are written in key order, so two batches sharing keys never lock them
+    in opposite orders (a deadlock)."""
     if not runs:
         return []
     keep = list(runs)
@@ -176,35 +178,34 @@ async def insert_runs(conn: Connection, runs: Sequence[NewRun], now: float) -> l
             first.setdefault(run.idempotency_key or "", run)
         won = await conn.fetch(
             Q_CLAIM_IDEMPOTENCY,
-            list(first),
-            [r.id for r in first.values()],
-            [ts(r.idempotency_until) for r in first.values()],
+            sorted(first),
+            [first[k].id for k in sorted(first)],
+            [ts(first[k].idempotency_until) for k in sorted(first)],
             ts(now),
         )
         winners = {row["run_id"] for row in won}
         keep = [r for r in keep if r.idempotency_key is None or r.id in winners]
-    limited = [r for r in keep if r.rate_key is not None]
+    limited = sorted((r for r in keep if r.rate_key is not None), key=lambda r: r.rate_key or "")
     for run in limited:
         count = await conn.fetchval(Q_COUNT_RATE, run.rate_key, ts(run.rate_window_start))
         if count > run.rate_limit:
             keep.remove(run)
-    inserted: list[uuid.UUID] = []
-    for run in [r for r in keep if r.debounce_key is not None]:
-        inserted.append(
-            await conn.fetchval(
-                Q_INSERT_COALESCED if run.coalesce else Q_INSERT_DEBOUNCED,
-                run.id,
-                run.function_id,
-                run.event,
-                run.max_attempts,
-                run.priority,
-                ts(run.run_at),
-                run.concurrency_key,
-                run.concurrency_limit,
-                run.debounce_key,
-                ts(now),
-            )
+    joined: dict[uuid.UUID, uuid.UUID] = {}
+    for run in sorted((r for r in keep if r.debounce_key is not None), key=lambda r: r.debounce_key or ""):
+        joined[run.id] = await conn.fetchval(
+            Q_INSERT_COALESCED if run.coalesce else Q_INSERT_DEBOUNCED,
+            run.id,
+            run.function_id,
+            run.event,
+            run.max_attempts,
+            run.priority,
+            ts(run.run_at),
+            run.concurrency_key,
+            run.concurrency_limit,
+            run.debounce_key,
+            ts(now),
         )
+    inserted = [joined[r.id] for r in keep if r.debounce_key is not None]  # in the batch's order
     plain = [r for r in keep if r.debounce_key is None]
     if plain:
         await conn.fetch(
@@ -524,11 +525,22 @@ async def renew_leases(
     return {row["id"] for row in rows if row["cancel_requested"]}
 
 
-async def rescue_orphans(conn: Connection, now: float) -> int:
-    """Re-queue runs whose owner stopped renewing its lease (died)."""
-    rows = await conn.fetch(Q_RESCUE, ts(now))
-    if rows:
-        await conn.execute(Q_NOTIFY, NOTIFY_CHANNEL)
+async def rescue_orphans(conn: Connection, registry: Registry, now: float) -> int:
+    """Re-queue runs whose owner stopped renewing its lease (died); a run that was on its
+    last attempt fails, and its function's on_failure handler is sent its failure, as for
+    any failed run."""
+    async with conn.transaction():
+        rows = await conn.fetch(Q_RESCUE, ts(now))
+        documents = [
+            failure_document(r["function_id"], str(r["id"]), r["last_error"], r["event"], now)
+            for r in rows
+            if r["status"] == "failed" and registry.has_failure_handler(r["function_id"])
+        ]
+        if documents:
+            runs, _errors = plan_for_events(registry, documents, now)
+            await insert_runs(conn, runs, now)
+        if rows:
+            await conn.execute(Q_NOTIFY, NOTIFY_CHANNEL)
     return len(rows)
 
 

@@ -1,6 +1,14 @@
 -- Write a batch of transitions, fenced by lease owner $2 ($3 now): a run whose
 -- cancellation was requested and that would go on (queued, sleeping, waiting) is
 -- cancelled instead. Returns each written run's final status.
+-- The rows are locked first, in id order (every batch that writes runs does so), so two
+-- batches sharing runs cannot lock them in opposite orders and deadlock.
+WITH mine AS (
+    SELECT id FROM engine_runs
+    WHERE id = ANY($1::uuid[]) AND lease_owner = $2 AND status = 'running'
+    ORDER BY id
+    FOR NO KEY UPDATE
+)
 UPDATE engine_runs r
 SET status = CASE WHEN r.cancel_requested AND t.status IN ('queued', 'sleeping', 'waiting')
                   THEN 'cancelled' ELSE t.status END,
@@ -13,6 +21,6 @@ SET status = CASE WHEN r.cancel_requested AND t.status IN ('queued', 'sleeping',
     lease_owner = NULL, lease_expires_at = NULL
 FROM unnest($1::uuid[], $4::text[], $5::timestamptz[], $6::jsonb[], $7::text[], $8::timestamptz[],
             $9::text[])
-     AS t(id, status, run_at, output, error, finished_at, traceback)
-WHERE r.id = t.id AND r.lease_owner = $2 AND r.status = 'running'
+     AS t(id, status, run_at, output, error, finished_at, traceback), mine
+WHERE r.id = t.id AND r.id = mine.id AND r.lease_owner = $2 AND r.status = 'running'
 RETURNING r.id, r.status

@@ -4,7 +4,8 @@
 -- renewal and a batched completion (locking the same rows in another order) deadlock.
 UPDATE engine_runs r SET lease_expires_at = $3
 FROM (
-    SELECT id FROM engine_runs WHERE id = ANY($1::uuid[]) AND lease_owner = $2 FOR UPDATE SKIP LOCKED
+    SELECT id FROM engine_runs WHERE id = ANY($1::uuid[]) AND lease_owner = $2
+    FOR NO KEY UPDATE SKIP LOCKED
 ) AS free
 WHERE r.id = free.id
 RETURNING r.id, r.cancel_requested

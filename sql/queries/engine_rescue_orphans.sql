@@ -1,5 +1,6 @@
 -- Runs whose owner stopped renewing its lease (it died) go back to the queue, or fail
--- when that was their last attempt ($1 now); up to 1000 a statement.
+-- when that was their last attempt ($1 now); up to 1000 a statement. Returns what a
+-- failure needs for the function's on_failure handler.
 UPDATE engine_runs
 SET status = CASE WHEN attempt >= max_attempts THEN 'failed' ELSE 'queued' END,
     finished_at = CASE WHEN attempt >= max_attempts THEN $1 ELSE NULL END,
@@ -9,4 +10,4 @@ WHERE id IN (
     SELECT id FROM engine_runs WHERE status = 'running' AND lease_expires_at < $1
     ORDER BY lease_expires_at LIMIT 1000 FOR UPDATE SKIP LOCKED
 )
-RETURNING id, status
+RETURNING id, status, function_id, event, last_error
