@@ -269,11 +269,12 @@ def bench_dbos(dsn: str, jobs: int, calibration_jobs: int) -> tuple[PeerTrial, l
 PGBOSS_DIR = Path(__file__).resolve().parent / "pgboss"
 PGBOSS_FILES = ("package.json", "package-lock.json", "bench.mjs")
 # pg-boss's best on this workload, tried on 20,000 no-op jobs with pg-boss 12.38.0 on the
-# 2-core VM (busy: other work beside it), jobs/s; `burstWhenBatchFull` on, polling 0.5 s:
-#   batch 100: 1 worker 6,515, 2: 8,043, 4: 9,117, 8: 9,720
-#   batch 500: 1: 7,723; 2: 11,690-13,210; 4: 9,630-16,549 (median of 6 runs 14,275);
+# 2-core VM (busy: other work beside it; pgserver's PostgreSQL 16.2, fsync and synchronous
+# commit on), jobs/s; `burstWhenBatchFull` on, polling 0.5 s:
+#   batch 100: 1 worker 6,515, 2: 8,043, 4: 9,117, 8: 9,720; batch 250, 8 workers: 7,920-15,287
+#   batch 500: 1: 7,723; 2: 11,690-13,210; 4: 9,630-16,549 (median of 7 runs 14,536);
 #              8: 11,203-16,176; 16: 7,227-13,636
-#   batch 1000: 1: 10,621; 2: 9,576-14,259 (median of 6 runs 12,531); 4: 10,677-13,934;
+#   batch 1000: 1: 10,621; 2: 9,576-14,259 (median of 7 runs 12,301); 4: 10,677-13,934;
 #               8: 8,367-13,355
 #   batch 2000: 1: 2,983; 2: 8,959-12,496; 4: 9,870-14,002; 8: 10,116-12,766
 #   batch 5000: 1: 6,426; 2: 10,467; 4: 11,742; 8: 10,424
