@@ -72,7 +72,9 @@ def add_bench_command(add: Callable[[str, str], argparse.ArgumentParser]) -> Non
     bench.add_argument("--jobs", type=int, default=20_000, help="engine: jobs per phase (default 20000)")
     bench.add_argument("--calls", type=int, default=3_000, help="bridge: round trips (default 3000)")
     bench.add_argument(
-        "--compare", action="store_true", help="engine: also measure Procrastinate and DBOS (extra: bench)"
+        "--compare",
+        action="store_true",
+        help="engine: also measure Procrastinate, DBOS and pg-boss (extra: bench; npm for pg-boss)",
     )
     bench.add_argument("--sessions", type=int, default=50, help="mcp: MCP sessions (default 50)")
     bench.add_argument("--rate", type=float, default=500.0, help="mcp: calls/s offered (default 500)")

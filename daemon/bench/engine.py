@@ -18,9 +18,11 @@ dropped at the end, whatever happens:
    for the benchmark that notes `time.perf_counter()` when it starts; latency is that
    minus the time just before `send_events`. After each run has finished, a random
    pause of 2-10 ms leaves the engine idle before the next send.
-4. `compare`: Procrastinate (no-op task) and DBOS (one-step workflow through a
-   queue) on the same server, each in a process and a database of its own
-   (`deneva.bench.peers`), with the same number of jobs.
+4. `compare`: Procrastinate (no-op task), DBOS (one-step workflow through a queue)
+   and pg-boss (no-op job, on Node) on the same server, each in a process and a
+   database of its own (`deneva.bench.peers`), with the same number of jobs; each
+   against the engine's best on the same workload (pg-boss and Procrastinate against
+   no-op jobs, DBOS against one-step runs).
 
 Targets (SPEC §13): >= 10,000 no-op jobs/s, >= 1,500 one-step runs/s, latency
 p50 <= 5 ms and p99 <= 20 ms, and >= 15x the peers. Missing a target is reported,
@@ -80,7 +82,7 @@ LATENCY_WARMUP = 20
 LATENCY_PAUSE_S = (0.002, 0.010)
 LATENCY_EVENT = "deneva-bench/latency"
 LATENCY_FUNCTION = "deneva-bench-latency"
-PEER_ORDER = ("procrastinate", "dbos")
+PEER_ORDER = ("procrastinate", "dbos", "pg-boss")
 
 # -- what is measured ----------------------------------------------------------------------------
 
@@ -681,7 +683,7 @@ def compare_peers(
 ) -> tuple[PeerResult, ...]:
     results: list[PeerResult] = []
     for peer in PEER_ORDER:
-        against = NOOP if peer == "procrastinate" else ONE_STEP
+        against = ONE_STEP if peer == "dbos" else NOOP
         missing = peer_bench.missing_package(peer)
         if missing is not None:
             say(
@@ -691,7 +693,8 @@ def compare_peers(
             results.append(PeerResult(peer, against, missing=missing))
             continue
         say(f"{peer}: {jobs} jobs ({peer_bench.WORKLOADS[peer]}) in a process of its own")
-        with ThrowawayDatabase(server_dsn, f"{base_name}_{peer}", server) as dsn:
+        database = f"{base_name}_{peer.replace('-', '_')}"
+        with ThrowawayDatabase(server_dsn, database, server) as dsn:
             result, error = _run_peer(peer, dsn, jobs)
         results.append(PeerResult(peer, against, result=result, error=error))
     return tuple(results)

