@@ -25,8 +25,9 @@ dropped at the end, whatever happens:
    no-op jobs, DBOS against one-step runs).
 
 Targets (SPEC §13): >= 10,000 no-op jobs/s, >= 1,500 one-step runs/s, latency
-p50 <= 5 ms and p99 <= 20 ms, and >= 15x the peers. Missing a target is reported,
-not an error: the exit code is 0 when the benchmark ran and its counts checked out.
+p50 <= 5 ms and p99 <= 20 ms, and >= 15x Procrastinate and DBOS, >= 1.5x pg-boss.
+Missing a target is reported, not an error: the exit code is 0 when the benchmark ran
+and its counts checked out.
 """
 
 from __future__ import annotations
@@ -72,6 +73,9 @@ TARGET_ONE_STEP_PER_S = 1_500.0
 TARGET_P50_MS = 5.0
 TARGET_P99_MS = 20.0
 TARGET_RATIO = 15.0
+# Per peer: SPEC §13's 15x for Procrastinate and DBOS; pg-boss, the fastest Postgres
+# queue we can run here, batches inserts and fetches as we do (issue 11: >= 1.5x).
+TARGET_RATIOS = {"procrastinate": TARGET_RATIO, "dbos": TARGET_RATIO, "pg-boss": 1.5}
 
 ENQUEUE_BATCH = 5_000
 POOL_SIZE = 16
@@ -281,8 +285,8 @@ class PeerResult:
                     "jobs": self.result["jobs"],
                     "jobs_per_s": self.result["jobs_per_s"],
                     "ratio": round(ratio, 2),
-                    "target_ratio": TARGET_RATIO,
-                    "meets_target": ratio >= TARGET_RATIO,
+                    "target_ratio": TARGET_RATIOS[self.peer],
+                    "meets_target": ratio >= TARGET_RATIOS[self.peer],
                     "detail": self.result,
                 }
             )
@@ -371,7 +375,8 @@ class Report:
                     lines.append(
                         f"{label} {peer.result['version']:<8} {ours.best.jobs_per_s:>9,.0f} vs "
                         f"{peer.jobs_per_s or 0:>7,.0f} jobs/s = {ratio:6.1f}x  "
-                        f"(target >= {TARGET_RATIO:g}x: {_verdict(ratio >= TARGET_RATIO)}; "
+                        f"(target >= {TARGET_RATIOS[peer.peer]:g}x: "
+                        f"{_verdict(ratio >= TARGET_RATIOS[peer.peer])}; "
                         f"peer settings {peer.result['settings']})"
                     )
         return "\n".join(lines)

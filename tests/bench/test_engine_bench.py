@@ -3,9 +3,9 @@
 Never timed (SPEC §13: benchmarks are programs, not timed tests); the figures here
 come from a few hundred jobs on the test session's Postgres.
 
-The tests install nothing: the Python peers run only under `deneva bench engine
---compare`, and pg-boss (which `npm ci` installs on first use) runs here only when an
-earlier bench has installed the pinned version in the bench cache already.
+The tests install nothing: the peers (Procrastinate, DBOS, and pg-boss, which `npm ci`
+installs on first use) run only under `deneva bench engine --compare`; here their
+results are stood in for, to check what the report makes of them.
 """
 
 from __future__ import annotations
@@ -32,13 +32,11 @@ from deneva.bench.engine import (
     ServerInfo,
     Settings,
     Throughput,
-    ThrowawayDatabase,
     Trial,
     compare_peers,
     database_dsn,
     percentile,
     run_engine_bench,
-    server_info,
 )
 from deneva.config import load_config
 from tests.conftest import Cluster
@@ -165,7 +163,7 @@ def test_compare_runs_pg_boss_against_no_op_jobs_and_reports_its_ratio(
     report = _report(results)
     compare = report.as_json()["compare"]["pg-boss"]
     assert compare["against"] == "noop" and compare["ratio"] == 5.0  # 10,000 no-op jobs/s over 2,000
-    assert compare["meets_target"] is False
+    assert compare["target_ratio"] == 1.5 and compare["meets_target"] is True
     assert "pg-boss" in report.table() and "5.0x" in report.table()
 
 
@@ -178,20 +176,6 @@ def test_pg_boss_is_pinned_exactly_and_locked() -> None:
     assert lock["packages"][""]["dependencies"] == manifest["dependencies"]
     assert lock["packages"]["node_modules/pg-boss"]["version"] == version
     assert all(entry.get("integrity") for name, entry in lock["packages"].items() if name)
-
-
-def test_pg_boss_peer_runs_when_already_installed(cluster: Cluster) -> None:
-    if not (peers.pgboss_install_dir(peers.bench_cache_dir()) / ".installed").exists():
-        pytest.skip("pg-boss is not installed in the bench cache (deneva bench engine --compare does it)")
-    server = asyncio.run(server_info(cluster.dsn("postgres"), "test"))
-
-    with ThrowawayDatabase(cluster.dsn("postgres"), f"deneva_bench_{os.getpid()}_pg_boss", server) as dsn:
-        result = peers.run_peer("pg-boss", dsn, 300, 0)
-
-    assert result["peer"] == "pg-boss" and result["version"] == peers.pgboss_pinned_version()
-    assert result["jobs"] == 300 and result["jobs_per_s"] > 0 and result["enqueue_per_s"] > 0
-    assert result["settings"] == {**peers.PGBOSS_SETTINGS[0], "polling_interval_s": 0.5}
-    assert _bench_databases(cluster) == []
 
 
 def test_percentile_is_nearest_rank() -> None:
