@@ -10,7 +10,6 @@ only through the engine's API; leases are the lifeline's business.
 from __future__ import annotations
 
 import logging
-import uuid
 from typing import Any
 
 import trio
@@ -38,7 +37,7 @@ class Dispatcher:
         self.wake = wake
         self.drain = drain
         self.executing = 0  # functions running now: what the worker limit bounds
-        self.abandoned: set[uuid.UUID] = set()  # cancelled mid-run (shutdown): given back
+        self.abandoned: list[ClaimedRun] = []  # cancelled mid-run (shutdown): given back
         self._slot_free = trio.Event()
         self.started = 0
         self.finished = 0
@@ -146,7 +145,7 @@ class Dispatcher:
             if transition is not None:
                 await self._complete(run, transition)
         except BaseException:
-            self.abandoned.add(run.id)  # cancelled (shutdown): give it back
+            self.abandoned.append(run)  # cancelled (shutdown): give it back
             raise
         finally:
             if executing:

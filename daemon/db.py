@@ -239,6 +239,11 @@ class Database:
         self.dsn = dsn
         # Server pids of this pool's connections: LISTEN can tell our own NOTIFYs apart.
         self.own_pids: set[int] = set()
+        # The upkeep connection (`run_dedicated`), outside the pool; asyncio side only.
+        self._init: Callable[[Connection], Awaitable[None]] | None = None
+        self._upkeep: Connection | None = None
+        self._upkeep_lock: asyncio.Lock | None = None
+        self._connect_timeout = 5.0
 
     @classmethod
     async def open(
@@ -279,6 +284,8 @@ class Database:
             raise
         database = cls(bridge, pool, dsn, role)
         database.own_pids = own_pids
+        database._init = init
+        database._connect_timeout = connect_timeout
         return database
 
     @property
@@ -289,6 +296,9 @@ class Database:
         pool = self._pool
 
         async def close_pool() -> None:
+            if self._upkeep is not None:
+                await _close_quietly(self._upkeep)
+                self._upkeep = None
             try:
                 await asyncio.wait_for(pool.close(), 5)
             except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
@@ -307,6 +317,35 @@ class Database:
         async def job() -> T:
             async with pool.acquire() as conn:
                 return await fn(conn)
+
+        return await self._bridge.call(job)
+
+    async def run_dedicated(self, fn: Callable[[Connection], Awaitable[T]]) -> T:
+        """Run `fn(conn)` on this database's upkeep connection, outside the pool (opened
+        on first use, as the pool's are; reopened after it broke), one call at a time: the
+        engine's lease renewal and rescue use it, so that hundreds of busy workers, or a
+        flood of health probes, holding every pooled connection cannot starve them."""
+
+        async def job() -> T:
+            if self._upkeep_lock is None:
+                self._upkeep_lock = asyncio.Lock()
+            async with self._upkeep_lock:
+                conn = self._upkeep
+                if conn is None or conn.is_closed():
+                    conn = await asyncpg.connect(
+                        self.dsn,
+                        timeout=self._connect_timeout,
+                        server_settings={"application_name": "deneva-upkeep"},
+                    )
+                    if self._init is not None:
+                        await self._init(conn)
+                    self._upkeep = conn
+                try:
+                    return await fn(conn)
+                except (OSError, asyncpg.InterfaceError, asyncpg.ConnectionDoesNotExistError):
+                    self._upkeep = None
+                    await _close_quietly(conn)
+                    raise
 
         return await self._bridge.call(job)
 

@@ -18,11 +18,12 @@ LISTEN/NOTIFY by the listener actor.
 from __future__ import annotations
 
 import itertools
+import logging
 import random
 import time
 import uuid
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Literal, cast
 
 import attrs
 import trio
@@ -50,6 +51,8 @@ from deneva.engine.model import (
 from deneva.engine.telemetry import RunObserver
 from deneva.engine.ticks import FiredTicks, Tick
 
+log = logging.getLogger("deneva.engine")
+
 NOTIFY_CHANNEL = store.NOTIFY_CHANNEL
 PAUSED_CHANNEL = store.PAUSED_CHANNEL
 ENGINE = store.ENGINE
@@ -64,6 +67,9 @@ class EngineSettings:
     lease_s: float = 15.0
     poll_s: float = 1.0
     rescue_every_s: float = 5.0
+    # Leases end on the database's clock ("database": every replica agrees, whatever its
+    # own clock says) or on the engine's ("host": for virtual time in tests).
+    lease_clock: Literal["database", "host"] = "database"
 
 
 class Engine:
@@ -86,7 +92,10 @@ class Engine:
         self.observer = observer or RunObserver()
         self.rng = random.Random()
         self._wake = wake
-        self.held: set[uuid.UUID] = set()  # runs this engine claimed and still works on
+        # Runs this engine claimed and still works on, with their lease tokens.
+        self.held: dict[uuid.UUID, uuid.UUID] = {}
+        self._executing: dict[uuid.UUID, trio.CancelScope] = {}  # cancelled if the lease is lost
+        self.leases_lost = 0
         self._key_cursor = ""  # where the next claim starts among the concurrency keys
         self.cancel_requested: set[uuid.UUID] = set()
         self.step_writer: GroupCommit[tuple[uuid.UUID, str, Any], tuple[bool, bool]] = GroupCommit(
@@ -181,13 +190,17 @@ class Engine:
         # with none registered here, no such runs exist and that query is skipped.
         limited = self.registry.has_concurrency_limits
         cursor = self._key_cursor
+        lease_s, until = self.settings.lease_s, self._lease_until(now)
         claimed, next_due, self._key_cursor = await self.db.run(
-            lambda conn: store.claim_runs(
-                conn, self.owner, now, self.settings.lease_s, limit, limited, cursor
-            )
+            lambda conn: store.claim_runs(conn, self.owner, now, lease_s, limit, limited, cursor, until)
         )
-        self.held.update(run.id for run in claimed)
+        self.held.update((run.id, run.lease) for run in claimed if run.lease is not None)
         return claimed, next_due
+
+    def _lease_until(self, now: float) -> float | None:
+        """When a lease taken or renewed now ends on the engine's clock; None: the
+        database's clock decides (`lease_clock`)."""
+        return now + self.settings.lease_s if self.settings.lease_clock == "host" else None
 
     async def execute(self, run: ClaimedRun) -> Transition | None:
         """Run a claimed run's function once; the transition to `complete` (None: the lease
@@ -200,7 +213,14 @@ class Engine:
             return execution.transition
         self.observer.execution_started(run)
         began = time.perf_counter()
-        execution = await execute(run, function, self, self.clock, self.rng)
+        with trio.CancelScope() as scope:
+            self._executing[run.id] = scope
+            try:
+                execution = await execute(run, function, self, self.clock, self.rng)
+            finally:
+                self._executing.pop(run.id, None)
+        if scope.cancelled_caught:  # the lease was lost (see renew_leases): write nothing
+            execution = Execution(None, LeaseLost())
         self.observer.execution_ended(run, execution, time.perf_counter() - began)
         return execution.transition
 
@@ -214,21 +234,34 @@ class Engine:
 
     def finish(self, run_id: uuid.UUID) -> None:
         """This engine is done with a claimed run: its lease is no longer renewed."""
-        self.held.discard(run_id)
+        self.held.pop(run_id, None)
         self.cancel_requested.discard(run_id)
 
-    async def release(self, run_ids: Sequence[uuid.UUID]) -> int:
+    def _lose(self, run_ids: set[uuid.UUID]) -> None:
+        """Leases another worker holds now (ours expired and the run was rescued): the
+        run's local work is cancelled, and nothing more is written for it."""
+        for run_id in run_ids:
+            self.held.pop(run_id, None)
+            scope = self._executing.get(run_id)
+            if scope is not None:
+                self.leases_lost += 1
+                log.warning("lease lost; the run's local work is cancelled", extra={"run_id": str(run_id)})
+                scope.cancel()
+
+    async def release(self, runs: Sequence[ClaimedRun]) -> int:
         """Give back claimed runs that were not finished (shutdown): resumable at once."""
         now = self.clock.now()
-        for run_id in run_ids:
-            self.finish(run_id)
-        return await self.db.run(lambda conn: store.release_runs(conn, self.owner, list(run_ids), now))
+        leases = [(run.id, run.lease) for run in runs if run.lease is not None]
+        for run in runs:
+            self.finish(run.id)
+        return await self.db.run(lambda conn: store.release_runs(conn, leases, now))
 
     # -- the step journal (what running functions call; see context.StepJournal) ------------
 
     async def _flush_steps(self, items: Sequence[tuple[uuid.UUID, str, Any]]) -> list[tuple[bool, bool]]:
         now = self.clock.now()
-        flags = await self.db.transaction(lambda conn: store.record_steps(conn, self.owner, items, now))
+        fenced = [(run_id, step_id, value, self.held.get(run_id)) for run_id, step_id, value in items]
+        flags = await self.db.transaction(lambda conn: store.record_steps(conn, fenced, now))
         return [flags.get(item[0], (False, False)) for item in items]
 
     async def record_step(self, run_id: uuid.UUID, step_id: str, value: Any) -> None:
@@ -242,11 +275,17 @@ class Engine:
         events = self.parse_events(list(raw))
         now = self.clock.now()
 
+        token = self.held.get(run_id)
+
         async def send_and_record(conn: Connection) -> tuple[SentEvents, tuple[bool, bool]]:
             async with conn.transaction():
+                # Fenced first: a worker that lost the run's lease sends nothing.
+                owned = await store.lock_leased(conn, [(run_id, token)])
+                if run_id not in owned:
+                    return SentEvents((), ()), (False, False)
                 result = await store.send_events(conn, self.registry, events, now)
                 sent = SentEvents(result.event_ids, result.errors)
-                flags = await store.record_steps(conn, self.owner, [(run_id, step_id, sent.memo())], now)
+                flags = await store.record_steps(conn, [(run_id, step_id, sent.memo(), token)], now)
                 return sent, flags.get(run_id, (False, False))
 
         sent, (cancel, owned) = await self.db.run(send_and_record)
@@ -263,18 +302,22 @@ class Engine:
 
     async def resolve_wait_timeout(self, run_id: uuid.UUID, step_id: str) -> dict[str, Any] | None:
         now = self.clock.now()
-        stored: dict[str, Any] | None = await self.db.run(
-            lambda conn: store.resolve_wait_timeout(conn, run_id, step_id, now)
+        token = self.held.get(run_id)
+        owned, stored = await self.db.run(
+            lambda conn: store.resolve_wait_timeout(conn, run_id, token, step_id, now)
         )
-        return stored
+        if not owned:
+            raise LeaseLost()
+        return cast("dict[str, Any] | None", stored)
 
     def step_finished(self, function_id: str, step_id: str, seconds: float) -> None:
         self.observer.step_finished(function_id, step_id, seconds)
 
     async def _flush_completions(self, transitions: Sequence[Transition]) -> list[str | None]:
         now = self.clock.now()
+        tokens = [self.held.get(t.run_id) for t in transitions]
         final = await self.db.run(
-            lambda conn: store.complete_runs(conn, self.registry, self.owner, transitions, now)
+            lambda conn: store.complete_runs(conn, self.registry, transitions, tokens, now)
         )
         # A run that ends or pauses also frees its concurrency slot: runs of the same key
         # queued behind it are claimable now, not at the next poll.
@@ -291,18 +334,24 @@ class Engine:
 
     async def renew_leases(self) -> int:
         """Extend the leases of every run this engine holds; learns of cancellations."""
-        held = list(self.held)
+        held = list(self.held.items())
         if not held:
             return 0
-        until = self.clock.now() + self.settings.lease_s
-        cancels = await self.db.run(lambda conn: store.renew_leases(conn, self.owner, held, until))
-        self.cancel_requested |= cancels & self.held
+        until, lease_s = self._lease_until(self.clock.now()), self.settings.lease_s
+        cancels, lost = await self.db.run_dedicated(
+            lambda conn: store.renew_leases(conn, held, until, lease_s)
+        )
+        self.cancel_requested |= cancels & self.held.keys()
+        self._lose(lost)
         return len(held)
 
     async def rescue_orphans(self) -> int:
         """Re-queue runs whose owner (any replica) stopped renewing its lease."""
         now = self.clock.now()
-        rescued = await self.db.run(lambda conn: store.rescue_orphans(conn, self.registry, now))
+        before = now if self.settings.lease_clock == "host" else None
+        rescued = await self.db.run_dedicated(
+            lambda conn: store.rescue_orphans(conn, self.registry, now, before)
+        )
         if rescued:
             self.observer.orphans_rescued(rescued)
             self.wake()

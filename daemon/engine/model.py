@@ -51,6 +51,7 @@ class ClaimedRun:
     steps: dict[str, Any]
     resumed_from: str = "queued"  # the status it was claimed from
     poisoned: str | None = None  # why it could not be claimed properly: it fails at once
+    lease: uuid.UUID | None = None  # this claim's lease token (fences every write for the run)
 
 
 @attrs.frozen

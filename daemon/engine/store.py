@@ -60,7 +60,8 @@ Q_POISONED_DUE = query("engine_poisoned_due_runs")
 Q_STEPS_OF_RUNS = query("engine_steps_of_runs")
 Q_NEXT_DUE = query("engine_next_due")
 Q_RECORD_STEPS = query("engine_record_steps")
-Q_RUN_FLAGS = query("engine_run_flags")
+Q_LOCK_LEASED = query("engine_lock_leased_runs")
+Q_LEASES_HELD = query("engine_leases_held")
 Q_EARLY_EVENT = query("engine_early_event")
 Q_DELETE_WAIT = query("engine_delete_wait")
 Q_RECORD_STEP = query("engine_record_step")
@@ -366,25 +367,28 @@ async def claim_runs(
     limit: int,
     limited: bool = True,
     key_cursor: str = "",
+    lease_until: float | None = None,
 ) -> tuple[list[ClaimedRun], float | None, str]:
     """Claim up to `limit` due runs for `owner`, honouring concurrency limits and pauses.
 
     Runs with a concurrency key get up to half of the claim (`_claim_keyed`), the others
     the rest, so neither kind can starve the other. Returns the runs with their completed
-    steps, when the next run falls due, and the key cursor for the next claim.
+    steps, when the next run falls due, and the key cursor for the next claim. Each run
+    gets a lease token of its own, its lease ending `lease_s` from now on the database's
+    clock (or at `lease_until`, on the engine's, when it keeps virtual time).
     """
-    lease_until = ts(now + lease_s)
+    until = None if lease_until is None else ts(lease_until)
     rows: list[Any] = []
     poisoned: dict[uuid.UUID, str] = {}
     async with conn.transaction():
         if limited:
             keyed_room = max(1, limit // 2)
             rows, key_cursor, poisoned = await _claim_keyed_isolated(
-                conn, now, keyed_room, key_cursor, (owner, lease_until)
+                conn, now, keyed_room, key_cursor, (owner, until, lease_s)
             )
         room = limit - len(rows)
         if room > 0:
-            rows += await conn.fetch(Q_CLAIM_FREE, ts(now), room, owner, lease_until)
+            rows += await conn.fetch(Q_CLAIM_FREE, ts(now), room, owner, until, lease_s)
         steps: dict[uuid.UUID, dict[str, Any]] = {}
         resumed = [r["id"] for r in rows if not r["fresh"]]  # a run never started has no steps
         if resumed:
@@ -402,6 +406,7 @@ async def claim_runs(
             steps.get(r["id"], {}),
             r["was"],
             poisoned.get(r["id"]),
+            r["lease_token"],
         )
         for r in rows
     ]
@@ -411,43 +416,83 @@ async def claim_runs(
 # -- steps -------------------------------------------------------------------------------
 
 
+async def lock_leased(
+    conn: Connection, leases: Sequence[tuple[uuid.UUID, uuid.UUID | None]]
+) -> dict[uuid.UUID, bool]:
+    """The runs of `leases` (run, token) still held under those tokens, share-locked until
+    the transaction ends, with their cancel flag: what a worker may write steps for."""
+    held = [(run_id, token) for run_id, token in leases if token is not None]
+    if not held:
+        return {}
+    rows = await conn.fetch(Q_LOCK_LEASED, [h[0] for h in held], [h[1] for h in held])
+    return {row["id"]: row["cancel_requested"] for row in rows}
+
+
 async def record_steps(
-    conn: Connection, owner: str, items: Sequence[tuple[uuid.UUID, str, Any]], now: float
+    conn: Connection, items: Sequence[tuple[uuid.UUID, str, Any, uuid.UUID | None]], now: float
 ) -> dict[uuid.UUID, tuple[bool, bool]]:
-    """Persist completed steps in one statement; return (cancel requested, still ours) per run."""
-    await conn.execute(Q_CUSTOM_PLANS)
-    await conn.execute(
-        Q_RECORD_STEPS,
-        [i[0] for i in items],
-        [i[1] for i in items],
-        [{"value": i[2]} for i in items],
-        [ts(now)] * len(items),
-    )
-    flags = await conn.fetch(Q_RUN_FLAGS, list({i[0] for i in items}), owner)
-    return {row["id"]: (row["cancel_requested"], row["owned"]) for row in flags}
+    """Persist completed steps (run, step, value, lease token), fenced: only the steps of
+    runs still held under their tokens are written. Returns (cancel requested, still ours)
+    per run."""
+    owned = await lock_leased(conn, list({(i[0], i[3]) for i in items}))
+    mine = [i for i in items if i[0] in owned]
+    if mine:
+        await conn.execute(Q_CUSTOM_PLANS)
+        await conn.execute(
+            Q_RECORD_STEPS,
+            [i[0] for i in mine],
+            [i[1] for i in mine],
+            [{"value": i[2]} for i in mine],
+            [ts(now)] * len(mine),
+        )
+    return {run_id: (cancel, True) for run_id, cancel in owned.items()}
 
 
-async def resolve_wait_timeout(conn: Connection, run_id: uuid.UUID, step_id: str, now: float) -> Any:
-    """A resumed waiting run: its wait timed out unless an event resolved it first."""
+async def resolve_wait_timeout(
+    conn: Connection, run_id: uuid.UUID, token: uuid.UUID | None, step_id: str, now: float
+) -> tuple[bool, Any]:
+    """A resumed waiting run: its wait timed out unless an event resolved it first.
+    Returns whether the run is still ours (fenced by its lease token), and the step."""
     async with conn.transaction():
+        if run_id not in await lock_leased(conn, [(run_id, token)]):
+            return False, None
         await conn.execute(Q_DELETE_WAIT, run_id, step_id)
         await conn.execute(Q_RECORD_STEP, run_id, step_id, {"event": None}, ts(now))
-        return await conn.fetchval(Q_STEP_OUTPUT, run_id, step_id)
+        return True, await conn.fetchval(Q_STEP_OUTPUT, run_id, step_id)
 
 
 # -- completing --------------------------------------------------------------------------
 
 
 async def complete_runs(
-    conn: Connection, registry: Registry, owner: str, transitions: Sequence[Transition], now: float
+    conn: Connection,
+    registry: Registry,
+    transitions: Sequence[Transition],
+    tokens: Sequence[uuid.UUID | None],
+    now: float,
 ) -> dict[uuid.UUID, str]:
-    """Write a batch of transitions (fenced by lease owner); returns the final status per run."""
+    """Write a batch of transitions, each fenced by its run's lease token (`tokens`, in
+    the same order); returns the final status per run written. What depends on a run's
+    transition (a sleep's step, a wait, an on_failure run) is written after it, for the
+    runs it was written for only."""
     if not transitions:
         return {}
-    waiting = [t for t in transitions if t.wait is not None]
     async with conn.transaction():
         await conn.execute(Q_CUSTOM_PLANS)
-        sleeps = [t for t in transitions if t.step is not None]
+        rows = await conn.fetch(
+            Q_COMPLETE,
+            [t.run_id for t in transitions],
+            list(tokens),
+            ts(now),
+            [t.status for t in transitions],
+            [None if t.run_at is None and t.status != "waiting" else ts(t.run_at) for t in transitions],
+            [t.output for t in transitions],
+            [t.error for t in transitions],
+            [None if t.finished_at is None else ts(t.finished_at) for t in transitions],
+            [t.traceback for t in transitions],
+        )
+        final = {row["id"]: row["status"] for row in rows}
+        sleeps = [t for t in transitions if t.step is not None and final.get(t.run_id) == "sleeping"]
         if sleeps:
             await conn.execute(
                 Q_RECORD_STEPS,
@@ -456,6 +501,7 @@ async def complete_runs(
                 [t.step[1] for t in sleeps if t.step],
                 [ts(now)] * len(sleeps),
             )
+        waiting = [t for t in transitions if t.wait is not None and final.get(t.run_id) == "waiting"]
         if waiting:
             await conn.execute(
                 Q_INSERT_WAITS,
@@ -466,19 +512,6 @@ async def complete_runs(
                 [t.wait.match_value if t.wait else None for t in waiting],
                 [ts(t.wait.expires_at) if t.wait and t.wait.expires_at else None for t in waiting],
             )
-        rows = await conn.fetch(
-            Q_COMPLETE,
-            [t.run_id for t in transitions],
-            owner,
-            ts(now),
-            [t.status for t in transitions],
-            [None if t.run_at is None and t.status != "waiting" else ts(t.run_at) for t in transitions],
-            [t.output for t in transitions],
-            [t.error for t in transitions],
-            [None if t.finished_at is None else ts(t.finished_at) for t in transitions],
-            [t.traceback for t in transitions],
-        )
-        final = {row["id"]: row["status"] for row in rows}
         failures = [t for t in transitions if t.failure_event is not None and final.get(t.run_id) == "failed"]
         if failures:
             documents = [t.failure_event for t in failures if t.failure_event is not None]
@@ -518,19 +551,31 @@ async def resume_if_event_arrived(
 
 
 async def renew_leases(
-    conn: Connection, owner: str, run_ids: Sequence[uuid.UUID], until: float
-) -> set[uuid.UUID]:
-    """Extend our leases; returns the runs whose cancellation was requested."""
-    rows = await conn.fetch(Q_RENEW_LEASES, list(run_ids), owner, ts(until))
-    return {row["id"] for row in rows if row["cancel_requested"]}
+    conn: Connection, leases: Sequence[tuple[uuid.UUID, uuid.UUID]], until: float | None, lease_s: float
+) -> tuple[set[uuid.UUID], set[uuid.UUID]]:
+    """Extend our leases (run, token) until `until` (None: `lease_s` on the database's
+    clock). Returns the runs whose cancellation was requested, and the runs whose lease
+    was lost (rescued, claimed again: someone else's now)."""
+    ids, tokens = [lease[0] for lease in leases], [lease[1] for lease in leases]
+    rows = await conn.fetch(Q_RENEW_LEASES, ids, tokens, None if until is None else ts(until), lease_s)
+    renewed = {row["id"] for row in rows}
+    cancels = {row["id"] for row in rows if row["cancel_requested"]}
+    skipped = [lease for lease in leases if lease[0] not in renewed]
+    if not skipped:
+        return cancels, set()
+    rows = await conn.fetch(Q_LEASES_HELD, [lease[0] for lease in skipped], [lease[1] for lease in skipped])
+    held = {row["id"] for row in rows}
+    return cancels, {lease[0] for lease in skipped if lease[0] not in held}
 
 
-async def rescue_orphans(conn: Connection, registry: Registry, now: float) -> int:
+async def rescue_orphans(
+    conn: Connection, registry: Registry, now: float, expired_before: float | None
+) -> int:
     """Re-queue runs whose owner stopped renewing its lease (died); a run that was on its
     last attempt fails, and its function's on_failure handler is sent its failure, as for
     any failed run."""
     async with conn.transaction():
-        rows = await conn.fetch(Q_RESCUE, ts(now))
+        rows = await conn.fetch(Q_RESCUE, ts(now), None if expired_before is None else ts(expired_before))
         documents = [
             failure_document(r["function_id"], str(r["id"]), r["last_error"], r["event"], now)
             for r in rows
@@ -544,9 +589,12 @@ async def rescue_orphans(conn: Connection, registry: Registry, now: float) -> in
     return len(rows)
 
 
-async def release_runs(conn: Connection, owner: str, run_ids: Sequence[uuid.UUID], now: float) -> int:
-    """Give back runs claimed but not finished (shutdown): resumable at once elsewhere."""
-    rows = await conn.fetch(Q_RELEASE, list(run_ids), owner, ts(now))
+async def release_runs(conn: Connection, leases: Sequence[tuple[uuid.UUID, uuid.UUID]], now: float) -> int:
+    """Give back runs (run, lease token) claimed but not finished (shutdown): resumable at
+    once elsewhere."""
+    rows = await conn.fetch(
+        Q_RELEASE, [lease[0] for lease in leases], [lease[1] for lease in leases], ts(now)
+    )
     if rows:
         await conn.execute(Q_NOTIFY, NOTIFY_CHANNEL)
     return len(rows)

@@ -1,5 +1,6 @@
--- Claim up to $2 due runs ($1 now) without a concurrency key for owner $3, leased until
--- $4: one statement. Paused functions (and everything, while '*' is paused) are skipped.
+-- Claim up to $2 due runs ($1 now) without a concurrency key for owner $3, each with a
+-- lease token of its own, leased until $4 (NULL: $5 seconds on the database's clock):
+-- one statement. Paused functions (and everything, while '*' is paused) are skipped.
 -- Its UPDATE ... RETURNING is engine_start_chosen_runs.sql's: keep the two in step (the claim reads both alike).
 WITH paused AS (
     SELECT coalesce(array_agg(function_id), '{}') AS ids FROM engine_paused
@@ -14,7 +15,9 @@ WITH paused AS (
 UPDATE engine_runs r
 SET status = 'running',
     attempt = CASE WHEN r.status = 'queued' THEN r.attempt + 1 ELSE r.attempt END,
-    lease_owner = $3, lease_expires_at = $4, started_at = coalesce(r.started_at, $1)
+    lease_owner = $3, lease_token = gen_random_uuid(),
+    lease_expires_at = coalesce($4::timestamptz, now() + make_interval(secs => $5::float8)),
+    started_at = coalesce(r.started_at, $1)
 FROM picked WHERE r.id = picked.id
 RETURNING r.id, r.function_id, r.event, r.attempt, r.max_attempts, r.created_at, picked.status AS was,
-          picked.started_at IS NULL AS fresh
+          picked.started_at IS NULL AS fresh, r.lease_token

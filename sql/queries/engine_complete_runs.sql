@@ -1,13 +1,15 @@
--- Write a batch of transitions, fenced by lease owner $2 ($3 now): a run whose
--- cancellation was requested and that would go on (queued, sleeping, waiting) is
--- cancelled instead. Returns each written run's final status.
+-- Write a batch of transitions, each fenced by its lease token ($1 runs, $2 tokens, $3
+-- now): a run whose cancellation was requested and that would go on (queued, sleeping,
+-- waiting) is cancelled instead. Returns each written run's final status; the rows that
+-- depend on it (a sleep's step, a wait) are written after, for these runs only.
 -- The rows are locked first, in id order (every batch that writes runs does so), so two
 -- batches sharing runs cannot lock them in opposite orders and deadlock.
 WITH mine AS (
-    SELECT id FROM engine_runs
-    WHERE id = ANY($1::uuid[]) AND lease_owner = $2 AND status = 'running'
-    ORDER BY id
-    FOR NO KEY UPDATE
+    SELECT r.id FROM unnest($1::uuid[], $2::uuid[]) AS h (id, token)
+    JOIN engine_runs r ON r.id = h.id AND r.lease_token = h.token
+    WHERE r.status = 'running'
+    ORDER BY r.id
+    FOR NO KEY UPDATE OF r
 )
 UPDATE engine_runs r
 SET status = CASE WHEN r.cancel_requested AND t.status IN ('queued', 'sleeping', 'waiting')
@@ -18,9 +20,9 @@ SET status = CASE WHEN r.cancel_requested AND t.status IN ('queued', 'sleeping',
     last_traceback = coalesce(t.traceback, r.last_traceback),
     finished_at = CASE WHEN r.cancel_requested AND t.status IN ('queued', 'sleeping', 'waiting')
                        THEN $3 ELSE t.finished_at END,
-    lease_owner = NULL, lease_expires_at = NULL
+    lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL
 FROM unnest($1::uuid[], $4::text[], $5::timestamptz[], $6::jsonb[], $7::text[], $8::timestamptz[],
             $9::text[])
      AS t(id, status, run_at, output, error, finished_at, traceback), mine
-WHERE r.id = t.id AND r.id = mine.id AND r.lease_owner = $2 AND r.status = 'running'
+WHERE r.id = t.id AND r.id = mine.id
 RETURNING r.id, r.status

@@ -39,11 +39,18 @@ async def running_circuit(
     poll_s: float = 30.0,
     rescue_every_s: float = 30.0,
     lease_s: float = 15.0,
+    lease_clock: str = "database",
     drain: trio.Event | None = None,
     epoch: float = EPOCH,
 ) -> AsyncIterator[Circuit]:
     clock = TrioClock(epoch - trio.current_time())
-    settings = EngineSettings(workers=workers, lease_s=lease_s, poll_s=poll_s, rescue_every_s=rescue_every_s)
+    settings = EngineSettings(
+        workers=workers,
+        lease_s=lease_s,
+        poll_s=poll_s,
+        rescue_every_s=rescue_every_s,
+        lease_clock=lease_clock,  # type: ignore[arg-type]
+    )
     circuit = engine_circuit(
         db,
         registry,

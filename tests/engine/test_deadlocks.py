@@ -106,11 +106,11 @@ async def test_a_run_lost_on_its_last_attempt_fails_and_its_on_failure_runs(
         failures.append(ctx.data["error"])
 
     registry.add(Function("job", job, (EventTrigger("t/job"),), retries=0, on_failure=on_failure))
-    async with running_engine(db, registry, dispatcher=False) as dead:
+    async with running_engine(db, registry, dispatcher=False, lease_clock="host") as dead:
         run_id = (await dead.send({"name": "t/job"})).run_ids[0]
         claimed, _ = await dead.claim(10)  # its only attempt, claimed by a worker that dies
         assert [r.id for r in claimed] == [run_id]
-    async with running_engine(db, registry, owner="survivor", rescue_every_s=5) as engine:
+    async with running_engine(db, registry, owner="survivor", rescue_every_s=5, lease_clock="host") as engine:
         run = await engine.wait_for_run(run_id, 600)
         with trio.fail_after(600):
             while not failures:

@@ -442,12 +442,13 @@ async def test_orphaned_run_is_requeued_and_finished_within_30_s(
     db: Database, autojump_clock: trio.testing.MockClock
 ) -> None:
     registry = register_builtin(Registry())
-    async with running_engine(db, registry, dispatcher=False) as dead:
+    # Leases on the engine's (virtual) clock: the one that expires is measured in it.
+    async with running_engine(db, registry, dispatcher=False, lease_clock="host") as dead:
         run_id = (await dead.send({"name": "deneva/noop"})).run_ids[0]
         claimed, _ = await dead.claim(10)  # claimed by a worker that then dies
         assert [r.id for r in claimed] == [run_id]
     start = trio.current_time()
-    async with running_engine(db, registry, owner="survivor", rescue_every_s=5) as engine:
+    async with running_engine(db, registry, owner="survivor", rescue_every_s=5, lease_clock="host") as engine:
         record = await _finished(engine, run_id, within_s=30)
     assert record.status == "succeeded"
     assert trio.current_time() - start <= 30
