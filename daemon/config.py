@@ -56,6 +56,11 @@ class Config:
     # Host and Origin values /mcp accepts (DNS-rebinding protection); None: see http/mcp.py.
     mcp_allowed_hosts: tuple[str, ...] | None = None
     mcp_allowed_origins: tuple[str, ...] | None = None
+    # MCP sessions, on /mcp and /mcp/ws together: at most this many per tenant; an HTTP
+    # session expires once idle this long, a WebSocket closes once idle this long.
+    mcp_sessions_per_tenant: int = 1_000
+    mcp_session_idle: float = 30 * 60.0
+    mcp_ws_idle: float = 30 * 60.0
     # Ad platforms `deneva run` syncs (each also needs its secret files; see deneva.secrets)
     # and where their APIs are; API versions default to the adapters' (None).
     platforms: tuple[str, ...] = PLATFORMS
@@ -280,6 +285,9 @@ _PARSERS: dict[str, Callable[[str, Any], Any]] = {
     "pg_user": _parse_str,
     "mcp_allowed_hosts": _parse_names,
     "mcp_allowed_origins": _parse_names,
+    "mcp_sessions_per_tenant": _bounded_int(1, 10_000),
+    "mcp_session_idle": _duration(1.0),
+    "mcp_ws_idle": _duration(1.0),
     "platforms": _parse_platforms,
     "google_ads_url": _parse_url,
     "google_token_url": _parse_url,

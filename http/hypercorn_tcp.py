@@ -25,7 +25,10 @@ and changes two things:
    and 304), 100-continue, the keep-alive timeout, `keep_alive_max_requests`, a 500 when
    the app fails before answering, h11's error status when the request is malformed,
    `http.disconnect` when the client goes, and a close after the response once the
-   server is shutting down.
+   server is shutting down. Unlike hypercorn (which stops reading until the response is
+   done, and so cannot hear the client go), it keeps reading while a request is handled,
+   to cancel a waiting call whose client went, but keeps at most HELD_WHILE_BUSY_LIMIT
+   of what arrives (the next request) and closes the connection past it.
 2. **Hypercorn's own path, leaner:** a final response's head goes out with the bytes
    that follow it, empty sends are skipped, one keep-alive timer task per connection has
    its deadline moved, and receives need no scope when there is no read timeout.
@@ -59,6 +62,10 @@ FAST_PATHS = frozenset({MCP_PATH.encode()})
 # A body left unread by an early answer is read and dropped up to this size; past it the
 # connection closes instead.
 SKIP_BODY_LIMIT = 1024 * 1024
+# While a request is handled, after its body, the lane reads only to hear the client go;
+# what the client sends meanwhile (its next request) is kept up to this size, and past it
+# the connection closes: a client streaming bytes into a long call must not fill memory.
+HELD_WHILE_BUSY_LIMIT = 64 * 1024
 
 # A final response's status line (1xx answers, such as 100 Continue or 101 Switching
 # Protocols, go out at once: the peer waits for them).
@@ -349,6 +356,7 @@ class _Exchange:
         self.body_read = False
         self.gone = False  # the client went away
         self.broken = 0  # h11's status for a malformed request body
+        self.held = 0  # bytes received after the body while the request is handled
 
     async def receive(self) -> dict[str, Any]:
         if self.done or self.gone or self.broken:
@@ -378,9 +386,14 @@ class _Exchange:
                 self.gone = True
                 return {"type": "http.disconnect"}
         # The body is all here: wait for the client to go (bytes it sends meanwhile are
-        # the next request, kept for it).
+        # the next request, kept for it, within HELD_WHILE_BUSY_LIMIT).
         while data := await self.owner._receive_some():
             conn.receive_data(data)
+            self.held += len(data)
+            if self.held > HELD_WHILE_BUSY_LIMIT:
+                self.gone = True
+                await self.owner.stream.aclose()  # its answer, if any, would not be read
+                return {"type": "http.disconnect"}
         conn.receive_data(b"")
         self.gone = True
         return {"type": "http.disconnect"}

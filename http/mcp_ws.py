@@ -12,7 +12,10 @@
 - One JSON-RPC message per text frame. Binary frames close the socket (1003);
   messages over `MAX_FRAME_BYTES` close it (1009).
 - The connection is the session: `initialize` then requests, as on Streamable HTTP
-  2025-06-18 / 2025-11-25; or stateless 2026-07-28 requests carrying `_meta`.
+  2025-06-18 / 2025-11-25; or stateless 2026-07-28 requests carrying `_meta`. It counts
+  toward the tenant's sessions with those of `/mcp` (one SessionStore): a tenant at its
+  limit is refused at the upgrade (503). A socket that has received no message for
+  `idle_timeout_s` while no request of its own is under way is closed (1000).
   Requests run concurrently (up to `MAX_CONCURRENT` per socket), so `ping` and
   `notifications/cancelled` are served while a tool waits; progress notifications
   go out on the same socket.
@@ -24,6 +27,7 @@ resumption across sockets: a socket is one session, and a new socket starts anew
 from __future__ import annotations
 
 import logging
+import math
 from typing import Any
 
 import attrs
@@ -47,7 +51,7 @@ from deneva.http.mcp import (
 from deneva.mcp import protocol
 from deneva.mcp.jsonrpc import JsonRpcError, Notification, Request, Response, encode, parse_message
 from deneva.mcp.server import McpServer, SessionContext
-from deneva.mcp.sessions import SessionLimitReached, SessionStore
+from deneva.mcp.sessions import DEFAULT_IDLE_TIMEOUT_S, SessionLimitReached, SessionStore
 from deneva.mcp.tools import ToolRegistry
 
 log = logging.getLogger("deneva.http.mcp_ws")
@@ -57,7 +61,6 @@ AUTH_SUBPROTOCOL_PREFIX = "mcp.auth."
 MAX_FRAME_BYTES = 1024 * 1024
 MAX_CONCURRENT = 16
 SEND_TIMEOUT_S = 30.0
-WS_SESSION_LIFETIME_S = 10 * 365 * 86400.0
 
 CLOSE_NORMAL = 1000
 CLOSE_GOING_AWAY = 1001
@@ -80,11 +83,13 @@ class McpWebSocket:
         authenticate: Authenticate,
         policy: HostPolicy,
         drain: trio.Event | None = None,
+        idle_timeout_s: float = DEFAULT_IDLE_TIMEOUT_S,
     ) -> None:
         self.server = server
         self.authenticate = authenticate
         self.policy = policy
         self.drain = trio.Event() if drain is None else drain
+        self.idle_timeout_s = idle_timeout_s
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         first = await receive()
@@ -111,7 +116,7 @@ class McpWebSocket:
             await self._deny(scope, send, 401, reason, {"www-authenticate": 'Bearer realm="deneva"'})
             return
         try:
-            ctx = self.server.open_session(tenant_id)
+            ctx = self.server.open_session(tenant_id, expires=False)  # the socket ends it
         except SessionLimitReached as exc:
             await self._deny(scope, send, 503, str(exc))
             return
@@ -148,10 +153,13 @@ class Connection:
         self._send_lock = trio.Lock()
         self._limit = trio.Semaphore(MAX_CONCURRENT)
         self._closed = False
+        self._busy = 0  # requests under way
+        self._idle_timer = trio.CancelScope(deadline=self._idle_deadline())
 
     async def serve(self) -> None:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._close_on_drain, nursery.cancel_scope)
+            nursery.start_soon(self._close_when_idle, nursery.cancel_scope)
             try:
                 await self._read_loop(nursery)
             except _Closed:
@@ -163,9 +171,23 @@ class Connection:
         await self.close(CLOSE_GOING_AWAY, "server shutting down")
         cancel.cancel()
 
+    def _idle_deadline(self) -> float:
+        return math.inf if self._busy else trio.current_time() + self.endpoint.idle_timeout_s
+
+    def _not_idle(self) -> None:
+        """A message arrived or a request started or ended: the idle time starts over."""
+        self._idle_timer.deadline = self._idle_deadline()
+
+    async def _close_when_idle(self, cancel: trio.CancelScope) -> None:
+        with self._idle_timer:
+            await trio.sleep_forever()
+        await self.close(CLOSE_NORMAL, f"idle for {self.endpoint.idle_timeout_s:g} s")
+        cancel.cancel()
+
     async def _read_loop(self, nursery: trio.Nursery) -> None:
         while True:
             event = await self.receive()
+            self._not_idle()
             kind = event["type"]
             if kind == "websocket.disconnect":
                 self._closed = True
@@ -190,6 +212,8 @@ class Connection:
                 await self.server.handle(message, self.ctx)
                 continue
             await self._limit.acquire()
+            self._busy += 1
+            self._not_idle()
             nursery.start_soon(self._serve_request, message)
 
     async def _serve_request(self, request: Request) -> None:
@@ -212,6 +236,8 @@ class Connection:
         except _Closed:
             pass
         finally:
+            self._busy -= 1
+            self._not_idle()
             self._limit.release()
 
     def _is_modern(self, request: Request) -> bool:
@@ -265,18 +291,19 @@ class McpEndpoints:
         policy = HostPolicy.for_bind(
             config.http_bind.host, config.mcp_allowed_hosts, config.mcp_allowed_origins
         )
-        # Bounded: 10,000 sessions, 1,000 per tenant (one tenant cannot take them all), idle 30 min.
-        http_sessions = SessionStore(clock.now, max_per_tenant=1_000)
-        # A socket is its session: it lives as long as the socket, however idle.
-        ws_sessions = SessionStore(clock.now, idle_timeout_s=WS_SESSION_LIFETIME_S)
+        # Bounded: 10,000 sessions, mcp_sessions_per_tenant of them per tenant (one tenant
+        # cannot take them all), HTTP sessions and sockets counted together.
+        sessions = SessionStore(
+            clock.now, max_per_tenant=config.mcp_sessions_per_tenant, idle_timeout_s=config.mcp_session_idle
+        )
         return cls(
-            McpHttp(McpServer(tools, http_sessions), authenticate, policy),
-            McpWebSocket(McpServer(tools, ws_sessions), authenticate, policy, drain),
+            McpHttp(McpServer(tools, sessions), authenticate, policy),
+            McpWebSocket(McpServer(tools, sessions), authenticate, policy, drain, config.mcp_ws_idle),
         )
 
     def sessions_open(self) -> int:
-        """MCP sessions open now, on both endpoints."""
-        return len(self.http.server.sessions) + len(self.websocket.server.sessions)
+        """MCP sessions open now, on both endpoints (they share one store)."""
+        return len(self.http.server.sessions)
 
     def mount(self, app: Any) -> None:
         """Put the MCP endpoints in front of a Quart app (Quart's ASGI-middleware hook)."""

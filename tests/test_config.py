@@ -151,6 +151,35 @@ def test_secret_repr_hides_the_value() -> None:
     assert os.environ.get("DENEVA_ADMIN_TOKEN") != "super-secret-value-123"
 
 
+def test_mcp_session_limit_and_idle_timeouts_are_read_and_validated_naming_the_key() -> None:
+    defaults = load_config(environ={})
+    assert (defaults.mcp_sessions_per_tenant, defaults.mcp_session_idle, defaults.mcp_ws_idle) == (
+        1000,
+        1800,
+        1800,
+    )
+    good = load_config(
+        environ={
+            "DENEVA_MCP_SESSIONS_PER_TENANT": "20",
+            "DENEVA_MCP_SESSION_IDLE": "2h",
+            "DENEVA_MCP_WS_IDLE": "90",
+        }
+    )
+    assert (good.mcp_sessions_per_tenant, good.mcp_session_idle, good.mcp_ws_idle) == (20, 7200, 90)
+    bad = {
+        "DENEVA_MCP_SESSIONS_PER_TENANT": (
+            "0",
+            "DENEVA_MCP_SESSIONS_PER_TENANT: expected a positive integer",
+        ),
+        "DENEVA_MCP_SESSION_IDLE": ("soon", "DENEVA_MCP_SESSION_IDLE: expected a duration"),
+        "DENEVA_MCP_WS_IDLE": ("0", "DENEVA_MCP_WS_IDLE: expected a duration from 1 s"),
+    }
+    for key, (value, message) in bad.items():
+        with pytest.raises(ConfigError) as caught:
+            load_config(environ={key: value})
+        assert str(caught.value).startswith(message), str(caught.value)
+
+
 def test_janitor_schedules_and_retentions_are_validated_naming_the_key(tmp_path: Path) -> None:
     good = load_config(
         environ={

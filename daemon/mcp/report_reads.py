@@ -11,6 +11,12 @@ under way starts one at once (alone, when the daemon is quiet); the calls that a
 while every slot is busy go together in the next one. The caller that starts a batch
 runs it and hands the other callers their rows; if it is cancelled meanwhile, the
 others' calls go back to the queue and the next of them runs it.
+
+One call must not fail the others: when Postgres rejects a batch's statement (bad data in
+one call's arguments, say, which the tools' validation should have refused), each of its
+calls is sent again as a statement of its own (in one crossing, on one connection), so
+only the call at fault gets the error. A batch that failed because the database is
+unreachable is not sent again: every call would fail the same way.
 """
 
 from __future__ import annotations
@@ -21,7 +27,8 @@ from typing import Any
 
 import trio
 
-from deneva.db import Database, Record
+from deneva.db import Connection, Database, Record, translate_error
+from deneva.errors import DatabaseUnavailable
 
 BATCH_SQL = "SELECT * FROM deneva_tenant_reports($1, $2, $3, $4, $5, $6)"
 MAX_BATCH = 64
@@ -50,6 +57,7 @@ class ReportReads:
         self._queue: deque[_Call] = deque()
         self._in_flight = 0
         self.batches = 0  # statements sent (for tests and the curious)
+        self.fallbacks = 0  # failed batches sent again one call at a time
 
     async def read(
         self,
@@ -86,21 +94,12 @@ class ReportReads:
     async def _run_batch(self) -> None:
         batch = [self._queue.popleft() for _ in range(min(self._max_batch, len(self._queue)))]
         self._in_flight += 1
-        self.batches += 1
         try:
-            rows = await self._db.fetch(BATCH_SQL, *_columns(batch), self._limit)
+            await self._answer(batch)
         except trio.Cancelled:
             # This caller is going: the others' calls wait for the next batch.
             self._queue.extendleft(reversed([call for call in batch if not call.done]))
             raise
-        except Exception as exc:
-            for call in batch:
-                call.error, call.done = exc, True
-        else:
-            for row in rows:
-                batch[row["idx"] - 1].rows.append(row)
-            for call in batch:
-                call.done = True
         finally:
             self._in_flight -= 1
             for call in batch:
@@ -108,6 +107,50 @@ class ReportReads:
                     call.wake.set()
             if self._queue:  # the next batch: its first caller runs it
                 self._queue[0].wake.set()
+
+    async def _answer(self, batch: list[_Call]) -> None:
+        self.batches += 1
+        try:
+            rows = await self._db.fetch(BATCH_SQL, *_columns(batch), self._limit)
+        except Exception as exc:
+            if len(batch) == 1 or isinstance(exc, DatabaseUnavailable):
+                for call in batch:
+                    call.error, call.done = exc, True
+                return
+        else:
+            for row in rows:
+                batch[row["idx"] - 1].rows.append(row)
+            for call in batch:
+                call.done = True
+            return
+        await self._run_alone(batch)
+
+    async def _run_alone(self, batch: list[_Call]) -> None:
+        """Each call of a failed batch as a statement of its own, all in one crossing: each
+        call gets its own rows or its own error."""
+        self.fallbacks += 1
+        self.batches += len(batch)
+        limit = self._limit
+
+        async def each(conn: Connection) -> list[list[Record] | BaseException]:
+            answers: list[list[Record] | BaseException] = []
+            for call in batch:
+                try:
+                    answers.append(await conn.fetch(BATCH_SQL, *_columns([call]), limit))
+                except Exception as exc:
+                    answers.append(translate_error(exc))
+            return answers
+
+        try:
+            answers = await self._db.run(each)
+        except Exception as exc:  # no connection for them: every call fails alike
+            answers = [exc] * len(batch)
+        for call, answer in zip(batch, answers, strict=True):
+            if isinstance(answer, BaseException):
+                call.error = answer
+            else:
+                call.rows = answer
+            call.done = True
 
 
 def _columns(batch: list[_Call]) -> tuple[list[Any], ...]:

@@ -181,11 +181,29 @@ _DATE_RANGE: JsonObject = {
     "enum": list(DATE_RANGES),
     "description": "Whole days ending yesterday.",
 }
+# Account ids as the platforms' APIs take them (the adapters and the sandbox agree): Google
+# customer ids are digits (10, shown as 123-456-7890), Meta ad accounts digits with or
+# without "act_", TikTok advertiser ids digits. The schema takes any of them; the tools then
+# check the one of the platform asked for. Nothing else gets near the database.
+ACCOUNT_IDS: dict[str, tuple[re.Pattern[str], str]] = {
+    "google": (
+        re.compile(r"[0-9]{1,20}|[0-9]{3}-[0-9]{3}-[0-9]{4}"),
+        "a Google Ads customer id: digits, as 1234567890 or 123-456-7890",
+    ),
+    "meta": (
+        re.compile(r"(act_)?[0-9]{1,20}"),
+        "a Meta ad account id: digits, with or without act_ (as act_1234567890)",
+    ),
+    "tiktok": (re.compile(r"[0-9]{1,20}"), "a TikTok advertiser id: digits"),
+}
 _ACCOUNT: JsonObject = {
     "type": "string",
     "minLength": 1,
-    "maxLength": 64,
-    "description": "Account id on the platform; optional when the tenant has one account there.",
+    "maxLength": 24,
+    "pattern": r"^(act_)?[0-9]{1,20}$|^[0-9]{3}-[0-9]{3}-[0-9]{4}$",
+    "description": "Account id on the platform (Google: customer id, digits, dashes allowed; Meta: ad "
+    "account id, digits, act_ optional; TikTok: advertiser id, digits); optional when the tenant has "
+    "one account there.",
 }
 _TIMESTAMP: JsonObject = {"type": "string", "format": "date-time"}
 _NULLABLE_TIMESTAMP: JsonObject = {"type": ["string", "null"], "format": "date-time"}
@@ -436,6 +454,18 @@ def _check_report(platform: str, report_type: str, date_range: str) -> None:
         raise ToolError(f"{exc.message}.") from None
 
 
+def _check_account(tool: str, platform: str, account_id: str | None) -> None:
+    """Refuse an accountId that is not an id of `platform`'s kind (the schema has already
+    refused anything else than digits, dashes and act_)."""
+    if account_id is None or platform not in ACCOUNT_IDS:
+        return
+    pattern, what = ACCOUNT_IDS[platform]
+    if pattern.fullmatch(account_id) is None:
+        raise ToolError(
+            f"Invalid arguments for tool {tool}: argument 'accountId' must be {what}, got {account_id!r}"
+        )
+
+
 def _fetch_failure(exc: BaseException, target: RefreshTarget) -> ToolError:
     """A failed miss as a tool error led by its typed code; anything unforeseen is re-raised
     (the registry logs it and answers a generic failure, never a stack trace)."""
@@ -472,6 +502,7 @@ def _report_handler(
         platform, date_range = args["platform"], args["dateRange"]
         account_id: str | None = args.get("accountId")
         _check_report(platform, report_type, date_range)
+        _check_account(tool, platform, account_id)
         now = services.clock.now()
         resolved = await _resolve(services, tenant, platform, account_id, (report_type, date_range), now)
         if isinstance(resolved, str):
@@ -559,6 +590,7 @@ def _refresh_handler(services: ToolServices) -> Callable[[JsonObject, ToolContex
         tenant = _tenant(ctx)
         platform, report_type, date_range = args["platform"], args["reportType"], args["dateRange"]
         _check_report(platform, report_type, date_range)
+        _check_account("refresh_report", platform, args.get("accountId"))
         wait_s = services.refresh_limit.retry_in_s(str(tenant))
         if wait_s is not None:
             limit = services.refresh_limit

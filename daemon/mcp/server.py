@@ -93,9 +93,10 @@ class McpServer:
         self._inflight: dict[tuple[str, RequestId], trio.CancelScope] = {}
         self._meta: JsonObject = {protocol.META_SERVER_INFO: protocol.server_info(server_version)}
 
-    def open_session(self, tenant_id: str) -> SessionContext:
-        """A new session for an authenticated tenant (SessionLimitReached when full)."""
-        session = self.sessions.create(tenant_id)
+    def open_session(self, tenant_id: str, *, expires: bool = True) -> SessionContext:
+        """A new session for an authenticated tenant (SessionLimitReached when full);
+        `expires=False` for a transport that ends its sessions itself (a WebSocket)."""
+        session = self.sessions.create(tenant_id, expires=expires)
         return SessionContext(tenant_id=tenant_id, session_id=session.id)
 
     async def handle_raw(self, raw: bytes | str, ctx: SessionContext) -> bytes | None:

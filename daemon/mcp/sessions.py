@@ -4,6 +4,10 @@ Session ids are 256-bit random, URL-safe base64 (visible ASCII, as the Streamabl
 HTTP transport requires for `Mcp-Session-Id`). A session belongs to the tenant whose
 key created it: looking it up with another tenant gives the same answer as an unknown
 id, so ids cannot be probed across tenants.
+
+One store serves both MCP endpoints, so the limits count HTTP sessions and WebSockets
+together. A WebSocket's session does not expire here (`expires=False`): the socket owns
+it, closes itself once idle (deneva.http.mcp_ws) and deletes it when it closes.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ class Session:
     last_seen: float
     protocol_version: str | None = None
     initialized: bool = False
+    expires: bool = True  # False: its transport ends it (a WebSocket), idle or not
 
 
 def new_session_id() -> str:
@@ -65,7 +70,7 @@ class SessionStore:
         return len(self._sessions)
 
     def _expired(self, session: Session, now: float) -> bool:
-        return now - session.last_seen >= self.idle_timeout_s
+        return session.expires and now - session.last_seen >= self.idle_timeout_s
 
     def expire(self) -> int:
         """Drop idle sessions; return how many were dropped."""
@@ -75,7 +80,7 @@ class SessionStore:
             del self._sessions[sid]
         return len(dead)
 
-    def create(self, tenant_id: str) -> Session:
+    def create(self, tenant_id: str, *, expires: bool = True) -> Session:
         """A new session for this tenant; SessionLimitReached when the store is full."""
         if len(self._sessions) >= self.max_sessions or self.max_per_tenant is not None:
             self.expire()
@@ -89,7 +94,7 @@ class SessionStore:
         sid = new_session_id()
         while sid in self._sessions:  # pragma: no cover - 256 random bits
             sid = new_session_id()
-        session = Session(id=sid, tenant_id=tenant_id, created_at=now, last_seen=now)
+        session = Session(id=sid, tenant_id=tenant_id, created_at=now, last_seen=now, expires=expires)
         self._sessions[sid] = session
         return session
 

@@ -6,7 +6,10 @@ errors (`isError: true`) so the model can read the message and correct itself.
 
 The validator covers the subset deneva's schemas use: `type` (object, array, string,
 integer, number, boolean), `properties`, `required`, `additionalProperties: false`,
-`items`, `enum`, `minimum`/`maximum`, `minLength`/`maxLength` and `default`.
+`items`, `enum`, `minimum`/`maximum`, `minLength`/`maxLength`, `pattern` and `default`.
+A `pattern` must be anchored (^...$) and the whole string must match it (Python's `$`
+alone would also match before a final newline), which is what a client's JSON Schema
+search of an anchored pattern means too.
 A schema using any other constraint is refused when the tool is registered, so a
 constraint is never silently unenforced.
 """
@@ -16,6 +19,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import re
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
@@ -26,6 +30,7 @@ from deneva.mcp.jsonrpc import INVALID_PARAMS, JsonObject, JsonRpcError, PreEnco
 log = logging.getLogger(__name__)
 
 GENERIC_FAILURE = "The tool failed unexpectedly. Try again later."
+MAX_NAME_SHOWN = 64  # of an unknown tool's name, quoted back in the error
 
 _KEYWORDS = frozenset(
     {
@@ -39,6 +44,7 @@ _KEYWORDS = frozenset(
         "maximum",
         "minLength",
         "maxLength",
+        "pattern",
         "default",
     }
 )
@@ -92,6 +98,14 @@ def check_schema(schema: object, where: str = "schema") -> None:
         raise SchemaError(f"{where}: properties must be an object")
     if "enum" in schema and (not isinstance(schema["enum"], list) or not schema["enum"]):
         raise SchemaError(f"{where}: enum must be a non-empty list")
+    if "pattern" in schema:
+        pattern = schema["pattern"]
+        try:
+            re.compile(pattern)
+        except (TypeError, re.error):
+            raise SchemaError(f"{where}: pattern must be a valid regular expression") from None
+        if not (pattern.startswith("^") and pattern.endswith("$")):
+            raise SchemaError(f"{where}: pattern must be anchored with ^ and $")
     for name, sub in schema.get("properties", {}).items():
         check_schema(sub, f"{where}.properties.{name}")
     if "items" in schema:
@@ -142,6 +156,8 @@ def validate(schema: JsonObject, value: Any, path: str = "") -> Any:
             raise ArgumentError(f"{_label(path)} must be at least {schema['minLength']} characters")
         if "maxLength" in schema and len(value) > schema["maxLength"]:
             raise ArgumentError(f"{_label(path)} must be at most {schema['maxLength']} characters")
+        if "pattern" in schema and re.fullmatch(schema["pattern"], value) is None:
+            raise ArgumentError(f"{_label(path)} must match the pattern {schema['pattern']}")
     elif kind == "boolean":
         if not isinstance(value, bool):
             raise ArgumentError(f"{_label(path)} must be a boolean")
@@ -164,6 +180,15 @@ def validate(schema: JsonObject, value: Any, path: str = "") -> Any:
 
 def _join(path: str, name: str) -> str:
     return f"{path}.{name}" if path else name
+
+
+def _shown(name: str) -> str:
+    """A name the client sent, to quote in an error: as is when short and printable, else
+    escaped and cut to MAX_NAME_SHOWN characters."""
+    if len(name) <= MAX_NAME_SHOWN and name.isprintable():
+        return name
+    escaped = json.dumps(name[:MAX_NAME_SHOWN])[1:-1]
+    return escaped + ("..." if len(name) > MAX_NAME_SHOWN else "")
 
 
 @attrs.frozen
@@ -251,7 +276,7 @@ class ToolRegistry:
         """The `tools/call` result; JsonRpcError(-32602) only for an unknown tool."""
         tool = self._tools.get(name)
         if tool is None:
-            raise JsonRpcError(INVALID_PARAMS, f"Unknown tool: {name}", ctx.request_id)
+            raise JsonRpcError(INVALID_PARAMS, f"Unknown tool: {_shown(name)}", ctx.request_id)
         try:
             args = validate(tool.input_schema, arguments)
         except ArgumentError as exc:

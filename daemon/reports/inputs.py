@@ -18,8 +18,9 @@ dicts; those dicts map onto these classes field for field, through `from_dict`
 
 Conventions: money is in the account currency as a float (not micros), at most
 1e12; ratios are fractions in 0..1 (not percentages); counts are non-negative
-ints; ids are strings of 1 to 64 characters (an int id is accepted and turned
-into a string); dates are `date` objects or ISO "YYYY-MM-DD" strings. A field
+ints; ids are strings of 1 to 64 characters without control characters (an int id
+is accepted and turned into a string); text holds no NUL (Postgres cannot store one,
+so a report with one could never be cached); dates are `date` objects or ISO "YYYY-MM-DD" strings. A field
 with a default in the class may be left out; `KeywordRow.quality_score` must be
 present but may be null. An unknown key is ignored. Anything else wrong (a
 missing required field, a wrong type, NaN, a negative amount, a ratio outside
@@ -30,6 +31,7 @@ the row index. Constructing a row directly validates the same way.
 from __future__ import annotations
 
 import math
+import unicodedata
 from collections.abc import Iterable, Mapping
 from datetime import date, datetime
 from typing import Any, ClassVar, Self, TypeVar, cast
@@ -85,6 +87,10 @@ MAX_COUNT = 10**15
 MAX_ID_LENGTH = 64
 
 
+def _has_control_character(value: str) -> bool:
+    return any(unicodedata.category(c) == "Cc" for c in value)
+
+
 def _type_name(value: object) -> str:
     return type(value).__name__
 
@@ -96,6 +102,10 @@ def _check(kind: str, name: str, value: object) -> None:
             raise ReportInputError(f"must be a string, got {_type_name(value)}", field=name)
         if kind == _ID and not 0 < len(value) <= MAX_ID_LENGTH:
             raise ReportInputError(f"must be 1 to {MAX_ID_LENGTH} characters, got {len(value)}", field=name)
+        if kind == _ID and _has_control_character(value):
+            raise ReportInputError("must not contain control characters", field=name)
+        if "\x00" in value:
+            raise ReportInputError("must not contain NUL characters", field=name)
     elif kind == _DATE:
         if not isinstance(value, date) or isinstance(value, datetime):
             raise ReportInputError(f"must be a date, got {_type_name(value)}", field=name)

@@ -264,6 +264,36 @@ async def test_a_waiting_request_hears_its_client_go(monkeypatch: pytest.MonkeyP
     assert seen == [("disconnect", FAST)]
 
 
+async def test_bytes_streamed_into_a_waiting_request_close_the_connection_past_the_limit(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # While a request is handled the lane reads only to hear the client go: it keeps what
+    # the client sends meanwhile up to HELD_WHILE_BUSY_LIMIT, then closes the connection
+    # (before, it read and kept everything: here 64 MiB).
+    seen.clear()
+    offered = 64 * 1024 * 1024
+    chunk = b"x" * 65536
+    sent = 0
+    async with server(LeanTCPServer, monkeypatch) as (host, port):
+        stream = await trio.open_tcp_stream(host, port)
+        await stream.send_all(post(FAST, "wait"))
+        try:
+            while sent < offered:
+                await stream.send_all(chunk)
+                sent += len(chunk)
+        except trio.BrokenResourceError:
+            pass  # the server closed the connection
+        assert sent < offered, "the server took all 64 MiB"
+        with trio.fail_after(10):  # a guard, not a wait: the app hears it at once
+            while not seen:
+                await trio.testing.wait_all_tasks_blocked()
+                await trio.lowlevel.checkpoint()
+        await stream.aclose()
+    assert seen == [("disconnect", FAST)]
+    # What the client got into the socket before the close: the limit and kernel buffers.
+    assert hypercorn_tcp.HELD_WHILE_BUSY_LIMIT < sent < 16 * 1024 * 1024
+
+
 @pytest.mark.parametrize("path", [FAST, OTHER])
 async def test_an_idle_connection_closes_after_the_keep_alive_timeout_and_not_before(
     monkeypatch: pytest.MonkeyPatch, autojump_clock: trio.testing.MockClock, path: str

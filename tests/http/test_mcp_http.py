@@ -397,3 +397,28 @@ async def test_a_client_that_never_finishes_its_body_gets_408(srv: McpTestServer
             answer += await stream.receive_some(4096)
     assert answer.startswith(b"HTTP/1.1 408")
     await stream.aclose()
+
+
+async def test_a_client_streaming_bytes_into_a_slow_call_is_disconnected_and_the_call_cancelled(
+    srv: McpTestServer,
+) -> None:
+    # While the call runs the server only listens for the client going; 64 MiB more from
+    # the client would have been read and kept whole (http/hypercorn_tcp.py).
+    body = json.dumps(rpc(1, "tools/call", name="slow", _meta=META)).encode()
+    headers = modern_headers(srv.key_a, "tools/call", "slow", **{"Content-Type": "application/json"})
+    head = "POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\n" + "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+    port = int(srv.url.split(":")[2].split("/")[0])
+    stream = await trio.open_tcp_stream("127.0.0.1", port)
+    await stream.send_all(f"{head}Content-Length: {len(body)}\r\n\r\n".encode() + body)
+    await srv.slow.started.wait()
+    offered, sent, chunk = 64 * 1024 * 1024, 0, b"x" * 65536
+    try:
+        while sent < offered:
+            await stream.send_all(chunk)
+            sent += len(chunk)
+    except trio.BrokenResourceError:
+        pass  # the server closed the connection
+    assert sent < offered, "the server took all 64 MiB while the call ran"
+    with trio.fail_after(10):  # a guard: the call is cancelled as the connection closes
+        await srv.slow.cancelled.wait()
+    await stream.aclose()

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
+import httpx
 import pytest
 import trio
+import trio.testing
 from trio_websocket import ConnectionClosed, ConnectionRejected, WebSocketConnection, open_websocket_url
 
+from deneva.config import Bind, Config
 from deneva.db import Database
 from deneva.tenants import revoke_key
 from tests.http.mcp_fixtures import McpTestServer, mcp_test_server
@@ -159,3 +162,88 @@ async def test_frames_over_the_limit_close_the_socket(srv: McpTestServer) -> Non
             await ws.send_message(rpc(1, "ping", padding="x" * (2 * 1024 * 1024)))
             await ws.get_message()
     assert closed.value.reason is not None and closed.value.reason.code == 1009
+
+
+async def _until(condition: Callable[[], bool]) -> None:
+    """Let the server run until `condition` holds (a guard, not a wait: it holds at once)."""
+    with trio.fail_after(5):
+        while not condition():
+            await trio.testing.wait_all_tasks_blocked()
+            await trio.lowlevel.checkpoint()
+
+
+async def _http_initialize(key: str, url: str) -> int:
+    body = {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "initialize",
+        "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t"}},
+    }
+    headers = {"Authorization": f"Bearer {key}", "Accept": "application/json, text/event-stream"}
+    async with httpx.AsyncClient(timeout=10) as http:
+        return (await http.post(url, json=body, headers=headers)).status_code
+
+
+async def test_sockets_count_toward_the_tenants_session_limit_with_its_http_sessions(
+    srv: McpTestServer,
+) -> None:
+    sessions = srv.endpoints.http.server.sessions
+    assert sessions.max_per_tenant == 1_000
+    for _ in range(998):  # as if acme had 998 sessions open on /mcp
+        sessions.create(srv.tenant_a)
+    assert await _http_initialize(srv.key_a, srv.url) == 200  # the 999th
+    async with open_websocket_url(srv.ws_url, subprotocols=["mcp"], extra_headers=bearer(srv.key_a)) as ws:
+        await initialize(ws)  # the 1,000th
+        with pytest.raises(ConnectionRejected) as refused:
+            async with open_websocket_url(srv.ws_url, subprotocols=["mcp"], extra_headers=bearer(srv.key_a)):
+                pass
+        assert refused.value.status_code == 503
+        assert await _http_initialize(srv.key_a, srv.url) == 503
+        # Another tenant is not held back by acme's sessions.
+        async with open_websocket_url(
+            srv.ws_url, subprotocols=["mcp"], extra_headers=bearer(srv.key_b)
+        ) as other:
+            await initialize(other)
+    # A closed socket gives its place back.
+    await _until(lambda: len(sessions) == 999)
+    assert await _http_initialize(srv.key_a, srv.url) == 200
+
+
+async def test_an_idle_socket_is_closed_after_30_minutes_without_a_message(
+    srv: McpTestServer, autojump_clock: trio.testing.MockClock
+) -> None:
+    async with open_websocket_url(srv.ws_url, subprotocols=["mcp"], extra_headers=bearer(srv.key_a)) as ws:
+        await initialize(ws)
+        await trio.sleep(29 * 60)  # quiet, but less than the idle timeout
+        await ws.send_message(rpc(2, "ping"))
+        assert (await receive(ws))["result"] == {}
+        last_message = trio.current_time()
+        with pytest.raises(ConnectionClosed) as closed, trio.fail_after(31 * 60):
+            await ws.get_message()
+        idle = trio.current_time() - last_message
+    assert 30 * 60 <= idle < 30 * 60 + 1
+    assert closed.value.reason is not None and closed.value.reason.code == 1000
+    assert closed.value.reason.reason == "idle for 1800 s"
+    await _until(lambda: len(srv.endpoints.websocket.server.sessions) == 0)
+
+
+async def test_the_idle_timeout_is_configurable_and_a_socket_waiting_on_its_own_call_is_not_idle(
+    db: Database, autojump_clock: trio.testing.MockClock
+) -> None:
+    config = Config(http_bind=Bind("127.0.0.1", 0), mcp_ws_idle=60.0)
+    async with (
+        mcp_test_server(db, config) as srv,
+        open_websocket_url(srv.ws_url, subprotocols=["mcp"], extra_headers=bearer(srv.key_a)) as ws,
+    ):
+        await initialize(ws)
+        await ws.send_message(rpc(3, "tools/call", name="slow"))
+        await srv.slow.started.wait()
+        await trio.sleep(5 * 60)  # no message for five times the timeout, but a call under way
+        srv.slow.release.set()
+        assert (await receive(ws))["result"]["structuredContent"] == {"done": True}
+        answered = trio.current_time()
+        with pytest.raises(ConnectionClosed) as closed, trio.fail_after(120):
+            await ws.get_message()
+        idle = trio.current_time() - answered
+    assert 60 <= idle < 61
+    assert closed.value.reason is not None and closed.value.reason.code == 1000

@@ -5,6 +5,7 @@ sync status, and tenants that never see each other's rows."""
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import uuid
@@ -25,6 +26,7 @@ from deneva.engine.engine import Engine
 from deneva.engine.functions import Backoff, Registry
 from deneva.functions import register_sync
 from deneva.mcp.jsonrpc import JsonObject, encode, result_response
+from deneva.mcp.report_reads import MAX_IN_FLIGHT
 from deneva.mcp.report_tools import REPORT_TOOLS, ToolServices, build_tools
 from deneva.mcp.tools import ToolContext, ToolRegistry
 from deneva.sync.model import REFRESH_EVENT, SyncRuntime, SyncServices
@@ -40,6 +42,7 @@ from tests.adapters.conftest import (
     sandbox_config,
 )
 from tests.engine.conftest import running_engine
+from tests.mcp.test_report_reads import credentials_locked
 
 KEK = os.urandom(32)
 GOOGLE = ACCOUNTS["google"]
@@ -61,6 +64,7 @@ class Env:
     engine: Engine
     tools: ToolRegistry
     sandbox: Sandbox
+    services: ToolServices
 
     async def call(self, tenant: uuid.UUID, name: str, **arguments: Any) -> JsonObject:
         answer = await self.tools.call_tool(name, arguments, ToolContext(tenant_id=str(tenant)))
@@ -102,7 +106,7 @@ async def tool_env(db: Database, sandbox: Sandbox) -> AsyncIterator[Env]:
     async with running_engine(db, registry, scheduler=False, poll_s=600, rescue_every_s=600) as engine:
         runtime.services = SyncServices(db, KEK, adapters, engine.clock, today=lambda: TODAY)
         services = ToolServices(db=db, engine=lambda: engine, clock=engine.clock, sync=runtime.get, owner="t")
-        yield Env(db, engine, build_tools(services), sandbox)
+        yield Env(db, engine, build_tools(services), sandbox, services)
 
 
 async def _tenant(db: Database, name: str, *connections: tuple[str, str]) -> uuid.UUID:
@@ -242,6 +246,25 @@ async def test_account_resolution_errors_name_the_platform_and_list_accounts(
             {"platform": "google", "dateRange": "last_7_days", "accountId": ""},
             "argument 'accountId'",
         ),
+        *(
+            (
+                tool,
+                {"platform": platform, "dateRange": "last_7_days", "accountId": account}
+                | ({"reportType": "account_health"} if tool == "refresh_report" else {}),
+                needle,
+            )
+            for tool in ("get_account_health", "refresh_report")
+            for platform, account, needle in [
+                ("google", "12\x0034", "argument 'accountId' must match the pattern"),
+                ("google", "\x00", "argument 'accountId' must match the pattern"),
+                ("meta", "1001\n", "argument 'accountId' must match the pattern"),
+                ("tiktok", "70\ud80001", "argument 'accountId' must match the pattern"),
+                ("tiktok", "7" * 25, "argument 'accountId' must be at most 24 characters"),
+                ("google", "act_1234567890", "argument 'accountId' must be a Google Ads customer id"),
+                ("meta", "123-456-7890", "argument 'accountId' must be a Meta ad account id"),
+                ("tiktok", "act_7000", "argument 'accountId' must be a TikTok advertiser id"),
+            ]
+        ),
         (
             "refresh_report",
             {"platform": "google", "reportType": "everything", "dateRange": "last_7_days"},
@@ -278,6 +301,46 @@ async def test_bad_arguments_are_tool_errors_naming_the_argument(
         text = await env.error(acme, tool, **arguments)
     assert needle in text and tool in text
     assert await db.fetchval("SELECT count(*) FROM engine_runs") == 0
+
+
+async def test_a_bad_account_id_is_refused_and_another_tenants_calls_queued_with_it_succeed(
+    db: Database, database_url: str, sandbox: Sandbox, autojump_clock: trio.testing.MockClock
+) -> None:
+    # Every read slot is taken (blocked on a lock another session holds) while acme calls
+    # with a NUL in accountId and globex makes six calls: they queue for the same batch.
+    # Before accountId was validated, the NUL went into that batch's statement, Postgres
+    # rejected it, and all seven calls failed.
+    acme = await _tenant(db, "acme", ("google", GOOGLE))
+    globex = await _tenant(db, "globex", ("google", OTHER_GOOGLE))
+    args = {"platform": "google", "dateRange": "last_7_days"}
+    results: dict[str, JsonObject] = {}
+    async with tool_env(db, sandbox) as env:
+        cached = await env.ok(globex, "get_account_health", **args)  # later calls are hits
+        reads = env.services.reads
+
+        async def call(name: str, tenant: uuid.UUID, **extra: Any) -> None:
+            results[name] = await env.call(tenant, "get_account_health", **args, **extra)
+
+        with trio.fail_after(600):  # a guard: a stranded call would hang the test
+            async with credentials_locked(database_url) as unlock, trio.open_nursery() as nursery:
+                for n in range(MAX_IN_FLIGHT):
+                    nursery.start_soon(call, f"first-{n}", globex)
+                await trio.testing.wait_all_tasks_blocked()
+                batches = reads.batches
+                nursery.start_soon(functools.partial(call, "bad", acme, accountId="12\x0034"))
+                for n in range(6):
+                    extra = {"accountId": OTHER_GOOGLE} if n % 2 else {}
+                    nursery.start_soon(functools.partial(call, f"globex-{n}", globex, **extra))
+                await trio.testing.wait_all_tasks_blocked()
+                assert reads.batches == batches and set(results) <= {"bad"}  # globex's calls queued
+                await unlock()
+        assert reads.batches == batches + 1  # globex's six calls went out together
+    bad = results.pop("bad")
+    assert bad["isError"] is True and "argument 'accountId'" in bad["content"][0]["text"]
+    assert len(results) == MAX_IN_FLIGHT + 6
+    for name, result in results.items():
+        assert result["isError"] is False, (name, result["content"][0]["text"])
+        assert result["structuredContent"] == {**cached, "cache": "hit"}, name
 
 
 async def test_a_platform_error_on_a_miss_is_a_typed_tool_error_and_the_next_call_fetches(

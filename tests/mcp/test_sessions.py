@@ -102,6 +102,23 @@ def test_max_per_tenant() -> None:
     store.create("a")
 
 
+def test_a_session_its_transport_ends_counts_toward_the_limits_but_never_expires() -> None:
+    clock = FakeClock()
+    store = SessionStore(clock, max_sessions=10, max_per_tenant=2, idle_timeout_s=10)
+    socket = store.create("a", expires=False)
+    store.create("a")
+    with pytest.raises(SessionLimitReached):
+        store.create("a")
+    clock.t += 11
+    assert store.expire() == 1  # the expiring one only
+    assert store.lookup(socket.id, "a") == socket
+    store.create("a")
+    with pytest.raises(SessionLimitReached):
+        store.create("a")
+    assert store.delete(socket.id, "a")
+    store.create("a")
+
+
 def test_mark_initialized() -> None:
     clock = FakeClock()
     store = SessionStore(clock)

@@ -8,6 +8,7 @@ import pytest
 from deneva.mcp.jsonrpc import INVALID_PARAMS, JsonRpcError
 from deneva.mcp.tools import (
     GENERIC_FAILURE,
+    MAX_NAME_SHOWN,
     ArgumentError,
     SchemaError,
     Tool,
@@ -33,6 +34,7 @@ SCHEMA: dict[str, Any] = {
             "additionalProperties": False,
         },
         "ids": {"type": "array", "items": {"type": "integer"}},
+        "code": {"type": "string", "pattern": "^[0-9]{1,4}$|^x$"},
     },
     "required": ["platform"],
     "additionalProperties": False,
@@ -88,12 +90,22 @@ def test_valid_fills_defaults() -> None:
         ({"platform": "google", "range": "2024"}, "argument 'range' must be an object"),
         ({"platform": "google", "ids": 1}, "argument 'ids' must be an array"),
         ({"platform": "google", "ids": [1, "a"]}, "argument 'ids[1]' must be an integer"),
+        ({"platform": "google", "code": "12a"}, "argument 'code' must match the pattern ^[0-9]{1,4}$|^x$"),
+        ({"platform": "google", "code": "12\n"}, "argument 'code' must match the pattern"),  # not before a \n
+        ({"platform": "google", "code": "1\x002"}, "argument 'code' must match the pattern"),
+        ({"platform": "google", "code": "xx"}, "argument 'code' must match the pattern"),
     ],
 )
 def test_invalid(args: dict[str, Any], needle: str) -> None:
     with pytest.raises(ArgumentError) as info:
         validate(SCHEMA, args)
     assert needle in str(info.value)
+
+
+def test_an_anchored_pattern_is_supported_and_a_string_matching_it_valid() -> None:
+    check_schema(SCHEMA)
+    assert validate(SCHEMA, {"platform": "google", "code": "0042"})["code"] == "0042"
+    assert validate(SCHEMA, {"platform": "google", "code": "x"})["code"] == "x"
 
 
 def test_not_an_object() -> None:
@@ -111,7 +123,10 @@ def test_additional_allowed_by_default() -> None:
         [],
         {"properties": {}},
         {"type": "null"},
-        {"type": "string", "pattern": "^a"},
+        {"type": "string", "pattern": "^a"},  # not anchored at the end
+        {"type": "string", "pattern": "a$"},  # nor at the start
+        {"type": "string", "pattern": "^(a$"},
+        {"type": "string", "pattern": 3},
         {"type": "object", "properties": {"a": {"type": "string", "format": "date"}}},
         {"type": "object", "additionalProperties": {"type": "string"}},
         {"type": "object", "properties": []},
@@ -202,6 +217,16 @@ async def test_call_unknown_tool_is_protocol_error() -> None:
     assert info.value.error.code == INVALID_PARAMS
     assert info.value.error.message == "Unknown tool: nope"
     assert info.value.id == 5
+
+
+async def test_an_unknown_tools_name_is_quoted_back_escaped_and_cut() -> None:
+    with pytest.raises(JsonRpcError) as info:
+        await make_registry().call_tool("get_\x00" + "x" * 100_000, {}, CTX)
+    message = info.value.error.message
+    assert message == "Unknown tool: get_\\u0000" + "x" * (MAX_NAME_SHOWN - 5) + "..."
+    with pytest.raises(JsonRpcError) as info:
+        await make_registry().call_tool("bad\nname", {}, CTX)
+    assert info.value.error.message == "Unknown tool: bad\\nname"
 
 
 async def test_call_handler_exception_is_generic() -> None:

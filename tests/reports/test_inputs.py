@@ -78,6 +78,11 @@ def test_lenient_where_platforms_differ() -> None:
         ({"campaign_id": ""}, "campaign_id", "1 to 64 characters"),
         ({"campaign_id": None}, "campaign_id", "must be a string, got NoneType"),
         ({"campaign_name": 7}, "campaign_name", "must be a string, got int"),
+        ({"campaign_id": "12\x0034"}, "campaign_id", "must not contain control characters"),
+        ({"campaign_id": "1234\n"}, "campaign_id", "must not contain control characters"),
+        ({"campaign_id": "12\x9f"}, "campaign_id", "must not contain control characters"),
+        ({"campaign_name": "Brand\x00"}, "campaign_name", "must not contain NUL characters"),
+        ({"status": "\x00"}, "status", "must not contain NUL characters"),
     ],
 )
 def test_bad_fields_are_named_with_the_row_index(changes: dict[str, Any], field: str, reason: str) -> None:

@@ -28,10 +28,15 @@ MAX_JSON_CHARS = 20_000
 
 FAST = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
-ids = st.one_of(st.sampled_from(["1", "2", "3", "c4"]), st.text(min_size=1, max_size=64))
-names = st.text(max_size=200)
+# Ids have no control characters and text no NUL (deneva.reports.inputs refuses them).
+TEXT = st.characters(blacklist_characters="\x00")  # surrogates are left out by default
+ids = st.one_of(
+    st.sampled_from(["1", "2", "3", "c4"]),
+    st.text(st.characters(blacklist_categories=("Cc", "Cs")), min_size=1, max_size=64),
+)
+names = st.text(TEXT, max_size=200)
 statuses = st.one_of(
-    st.sampled_from(["ENABLED", "PAUSED", "REMOVED", "ACTIVE", "DISABLE"]), st.text(max_size=40)
+    st.sampled_from(["ENABLED", "PAUSED", "REMOVED", "ACTIVE", "DISABLE"]), st.text(TEXT, max_size=40)
 )
 counts = st.one_of(st.integers(0, 1000), st.integers(0, 10**15))
 amounts = st.one_of(
@@ -58,7 +63,7 @@ campaign_days = st.builds(
 search_terms = st.builds(
     SearchTermRow,
     search_term=st.one_of(
-        st.sampled_from(["free crm", "crm jobs", "crm", "free trial"]), st.text(max_size=120)
+        st.sampled_from(["free crm", "crm jobs", "crm", "free trial"]), st.text(TEXT, max_size=120)
     ),
     campaign_id=ids,
     campaign_name=names,
@@ -72,7 +77,7 @@ search_terms = st.builds(
 keywords = st.builds(
     KeywordRow,
     keyword=names,
-    match_type=st.text(max_size=30),
+    match_type=st.text(TEXT, max_size=30),
     campaign_id=ids,
     ad_group_id=ids,
     quality_score=st.none() | st.integers(1, 10),
@@ -84,7 +89,7 @@ keywords = st.builds(
 )
 auction_rows = st.builds(
     AuctionRow,
-    domain=st.one_of(st.sampled_from(["You", "a.com", "b.com"]), st.text(max_size=300)),
+    domain=st.one_of(st.sampled_from(["You", "a.com", "b.com"]), st.text(TEXT, max_size=300)),
     impression_share=ratios,
     overlap_rate=st.none() | ratios,
     outranking_share=st.none() | ratios,
