@@ -1,6 +1,14 @@
-"""Readiness: what `/readyz` reports, from the database, migrations, actors and the canary."""
+"""Readiness: what `/readyz` reports, from the database, migrations, actors and the canary.
+
+`/readyz` answers from a state checked at most once a second (`probe`), so a crowd of
+probes costs the database one query a second, and it names the failing part in fixed
+words: error text (which may hold a DSN, a host, a database name) goes to the log only.
+"""
 
 from __future__ import annotations
+
+import logging
+import math
 
 import attrs
 import trio
@@ -12,8 +20,13 @@ from deneva.engine.engine import ENGINE, Engine
 from deneva.errors import DatabaseError
 from deneva.supervisor import Supervisor
 
+log = logging.getLogger("deneva.health")
+
 HEARTBEAT_MAX_AGE_S = MAX_AGE_S
 DB_PROBE_TIMEOUT_S = 2.0
+REFRESH_S = 1.0  # /readyz answers from a check at most this old
+DATABASE_UNREACHABLE = "database: unreachable (the daemon's log has the error)"
+DATABASE_SLOW = f"database: no answer within {DB_PROBE_TIMEOUT_S:.0f} s"
 
 
 @attrs.frozen
@@ -33,6 +46,28 @@ class HealthState:
     db: Database | None = None
     migrated: bool = False
     engine: Engine | None = None
+    _latest: Readiness | None = attrs.field(default=None, init=False)
+    _latest_at: float = attrs.field(default=-math.inf, init=False)  # trio time of its check
+    _checking: trio.Event | None = attrs.field(default=None, init=False)
+    _database_error: str | None = attrs.field(default=None, init=False)  # the last one logged
+
+    async def probe(self) -> Readiness:
+        """What `/readyz` answers: the latest check if under a second old, else a new one;
+        probes that arrive during a check wait for it rather than start their own."""
+        while True:
+            if self._latest is not None and trio.current_time() - self._latest_at < REFRESH_S:
+                return self._latest
+            if self._checking is None:
+                break
+            await self._checking.wait()  # then fresh, or that probe was cancelled: look again
+        self._checking = checked = trio.Event()
+        try:
+            result = await self.readiness()
+            self._latest, self._latest_at = result, trio.current_time()
+            return result
+        finally:
+            self._checking = None
+            checked.set()
 
     async def latest_beat(self) -> Beat | None:
         """The engine canary's latest beat (None if none yet); raises on a DB outage."""
@@ -77,11 +112,20 @@ class HealthState:
         except (DatabaseError, trio.TooSlowError) as exc:
             checks["database"] = "unreachable"
             checks["heartbeat"] = "unknown"
-            problems.append(f"database: {str(exc) or f'no answer within {DB_PROBE_TIMEOUT_S:.0f} s'}")
+            slow = isinstance(exc, trio.TooSlowError)
+            problems.append(DATABASE_SLOW if slow else DATABASE_UNREACHABLE)
+            self._log_database_error(DATABASE_SLOW if slow else f"{type(exc).__name__}: {exc}")
+        else:
+            self._database_error = None
         checks["migrations"] = "ok" if self.migrated else "pending"
         if not self.migrated:
             problems.append("migrations: not applied")
-        actor_problems = self.supervisor.problems()
+        actor_problems = self.supervisor.problems(errors=False)  # the supervisor logged them
         checks["actors"] = "ok" if not actor_problems else "failing"
         problems += [f"actor: {p}" for p in actor_problems]
         return Readiness(not problems, tuple(problems), checks)
+
+    def _log_database_error(self, error: str) -> None:
+        if error != self._database_error:  # once per outage (and per change of error)
+            self._database_error = error
+            log.warning("readiness: the database check failed", extra={"error": error})

@@ -41,12 +41,14 @@ class ActorState:
     last_error: str | None = None
     crash_times: deque[float] = attrs.Factory(lambda: deque(maxlen=16))
 
-    def problem(self, now: float) -> str | None:
+    def problem(self, now: float, errors: bool = True) -> str | None:
+        """What is wrong with this actor, if anything; with `errors`, its last error too."""
         recent = sum(1 for t in self.crash_times if now - t < CRASH_WINDOW_S)
+        error = f" ({self.last_error})" if errors and self.last_error else ""
         if not self.running:
-            return f"actor {self.name} is not running" + (f" ({self.last_error})" if self.last_error else "")
+            return f"actor {self.name} is not running{error}"
         if recent >= CRASHES_TO_FAIL:
-            return f"actor {self.name} crashed {recent} times in {CRASH_WINDOW_S:.0f} s ({self.last_error})"
+            return f"actor {self.name} crashed {recent} times in {CRASH_WINDOW_S:.0f} s{error}"
         return None
 
 
@@ -65,9 +67,11 @@ class Supervisor:
         self._draining_actors: set[str] = set()
         self._drained = trio.Event()
 
-    def problems(self) -> list[str]:
+    def problems(self, errors: bool = True) -> list[str]:
+        """Each failing actor's problem; without `errors` (what /readyz shows), no error
+        text, which may hold internal detail (the log has it)."""
         now = trio.current_time()
-        return [p for state in self.actors.values() if (p := state.problem(now)) is not None]
+        return [p for state in self.actors.values() if (p := state.problem(now, errors)) is not None]
 
     async def start(self, nursery: trio.Nursery, actor: Actor) -> Any:
         """Start `actor` under supervision in `nursery`; return what it reported as started."""

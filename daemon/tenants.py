@@ -2,8 +2,9 @@
 
 An API key is `dnv_<prefix>_<secret>`: the prefix (8 hex characters) finds the row,
 the SHA-256 of the whole key is compared in constant time. Only the hash is stored;
-the key is shown once, when created. A revoked key stops working at once (every
-lookup reads `revoked_at`).
+the key is shown once, when created. Creating or revoking a key NOTIFYs
+`deneva_api_keys` with its prefix in the same transaction, so daemons that cache
+what they know of a prefix (`deneva.mcp.auth`) forget it.
 """
 
 from __future__ import annotations
@@ -21,8 +22,8 @@ import attrs
 from deneva.db import Connection
 from deneva.errors import DenevaError
 
-_TENANT_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
-_KEY = re.compile(r"^dnv_([0-9a-f]{8})_([A-Za-z0-9_-]{20,100})$")
+_TENANT_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")  # fullmatch: `$` lets a "\n" through
+_KEY = re.compile(r"dnv_([0-9a-f]{8})_([A-Za-z0-9_-]{20,100})")
 
 
 class TenantError(DenevaError):
@@ -40,6 +41,20 @@ class Tenant:
 
 
 @attrs.frozen(repr=False)
+class ActiveKey:
+    """An unrevoked key's row: whose it is and the hash a presented key must match."""
+
+    tenant_id: uuid.UUID
+    key_hash: bytes
+
+    def __repr__(self) -> str:
+        return f"ActiveKey(tenant_id={self.tenant_id!r}, key_hash=***)"
+
+    def matches(self, plaintext: str) -> bool:
+        return hmac.compare_digest(self.key_hash, hash_key(plaintext.strip()))
+
+
+@attrs.frozen(repr=False)
 class NewKey:
     """A freshly created key: `plaintext` is shown once and never stored."""
 
@@ -52,7 +67,7 @@ class NewKey:
 
 
 def check_tenant_name(name: str) -> str:
-    if not isinstance(name, str) or not _TENANT_NAME.match(name):
+    if not isinstance(name, str) or not _TENANT_NAME.fullmatch(name):
         raise TenantError(
             f"tenant name {name!r}: expected 1-63 lowercase letters, digits, '-' or '_', "
             "starting with a letter or digit"
@@ -69,7 +84,7 @@ def hash_key(plaintext: str) -> bytes:
 
 def parse_key(plaintext: str) -> str | None:
     """The prefix of a well-formed key, or None."""
-    match = _KEY.match(plaintext.strip()) if isinstance(plaintext, str) else None
+    match = _KEY.fullmatch(plaintext.strip()) if isinstance(plaintext, str) else None
     return match[1] if match else None
 
 
@@ -110,6 +125,8 @@ async def create_key(conn: Connection, tenant_name: str, label: str | None = Non
             label,
         )
         if inserted:
+            # Daemons may remember this prefix as unknown; this tells them (on commit) to forget.
+            await conn.execute("SELECT pg_notify($1, $2)", KEYS_CHANNEL, prefix)
             await conn.execute(
                 "INSERT INTO audit_log (tenant_id, event_type, actor, details) "
                 "VALUES ($1, 'api_key.created', 'cli', $2)",
@@ -139,18 +156,21 @@ async def revoke_key(conn: Connection, prefix: str) -> str:
     return prefix
 
 
+async def active_key(conn: Connection, prefix: str) -> ActiveKey | None:
+    """The unrevoked key with this prefix, if there is one."""
+    row = await conn.fetchrow(
+        "SELECT tenant_id, key_hash FROM api_keys WHERE prefix = $1 AND revoked_at IS NULL", prefix
+    )
+    return None if row is None else ActiveKey(row["tenant_id"], bytes(row["key_hash"]))
+
+
 async def authenticate(conn: Connection, plaintext: str) -> uuid.UUID | None:
     """The tenant of a valid, unrevoked key; None otherwise (never says which part failed)."""
     prefix = parse_key(plaintext)
     if prefix is None:
         return None
-    row = await conn.fetchrow(
-        "SELECT tenant_id, key_hash FROM api_keys WHERE prefix = $1 AND revoked_at IS NULL", prefix
-    )
-    if row is None or not hmac.compare_digest(bytes(row["key_hash"]), hash_key(plaintext.strip())):
-        return None
-    tenant_id: uuid.UUID = row["tenant_id"]
-    return tenant_id
+    key = await active_key(conn, prefix)
+    return key.tenant_id if key is not None and key.matches(plaintext) else None
 
 
 async def list_keys(conn: Connection, tenant_name: str | None) -> list[dict[str, Any]]:

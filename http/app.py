@@ -47,7 +47,7 @@ def create_app(
 
     @app.get("/readyz")
     async def readyz() -> Any:
-        result = await health.readiness()
+        result = await health.probe()
         body = {
             "status": "ready" if result.ready else "not ready",
             "checks": result.checks,

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hmac
 import json
+import sys
 from typing import Any
 
 from quart import Blueprint, jsonify, request
@@ -29,6 +30,11 @@ def events_blueprint(engine_of: Any, event_key: Secret) -> Blueprint:
             body = json.loads(await request.get_data(as_text=True))
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             return jsonify({"error": f"body is not valid JSON: {exc}"}), 400
+        except RecursionError:
+            return jsonify({"error": "body is not valid JSON: arrays or objects nested too deeply"}), 400
+        except ValueError:  # the one other thing json.loads raises: int-str conversion's limit
+            limit = sys.get_int_max_str_digits()
+            return jsonify({"error": f"body is not valid JSON: a number has more than {limit} digits"}), 400
         engine: Engine = engine_of()
         try:
             result = await engine.send(body, strict=True)

@@ -48,3 +48,10 @@ async def test_bad_names_and_duplicates_are_named(db: Database) -> None:
         await db.transaction(lambda c: tenants.create_key(c, "ghost"))
     with pytest.raises(tenants.TenantError, match="no API key with prefix"):
         await db.transaction(lambda c: tenants.revoke_key(c, "deadbeef"))
+
+
+async def test_a_tenant_name_with_a_trailing_newline_is_refused(db: Database) -> None:
+    # `$` matches before a final "\n": the name would be stored with it.
+    with pytest.raises(tenants.TenantError, match=r"tenant name 'acme\\n'"):
+        await db.transaction(lambda c: tenants.add_tenant(c, "acme\n"))
+    assert await db.fetchval("SELECT count(*) FROM tenants") == 0

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import math
 import re
+import sys
 import uuid
 from collections.abc import Mapping
 from typing import Any
@@ -14,8 +16,13 @@ from deneva.engine.errors import InvalidEvent
 
 MAX_EVENT_BYTES = 256 * 1024  # one event's JSON, name and data included
 MAX_BATCH = 10_000
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,199}$")
-_ID = re.compile(r"^[A-Za-z0-9._:/-]{1,200}$")
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/-]{0,199}")  # fullmatch: `$` would let "\n" through
+_ID = re.compile(r"[A-Za-z0-9._:/-]{1,200}")
+_LONE_SURROGATE = re.compile(r"[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]")
+_PLAIN_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
+# Reused (json.dumps with options builds an encoder per call); not ASCII-escaped, so
+# non-ASCII text stays short and a lone surrogate stays a character UTF-8 cannot encode.
+_ENCODER = json.JSONEncoder(allow_nan=False, ensure_ascii=False)
 
 
 @attrs.frozen
@@ -42,7 +49,7 @@ def parse_event(raw: Any, now: float, where: str = "event") -> Event:
     if unknown:
         raise InvalidEvent(f"{where}: unknown field {unknown[0]!r}")
     name = raw.get("name")
-    if not isinstance(name, str) or not _NAME.match(name):
+    if not isinstance(name, str) or not _NAME.fullmatch(name):
         raise InvalidEvent(f"{where}.name: expected a name like 'app/thing.happened', got {name!r}")
     data = raw.get("data", {})
     if data is None:
@@ -52,7 +59,7 @@ def parse_event(raw: Any, now: float, where: str = "event") -> Event:
     event_id = raw.get("id")
     if event_id is None or event_id == "":
         event_id = new_event_id()
-    elif not isinstance(event_id, str) or not _ID.match(event_id):
+    elif not isinstance(event_id, str) or not _ID.fullmatch(event_id):
         raise InvalidEvent(f"{where}.id: expected up to 200 letters, digits or ._:/-")
     ts_raw = raw.get("ts")
     if ts_raw is None:
@@ -62,12 +69,83 @@ def parse_event(raw: Any, now: float, where: str = "event") -> Event:
     else:
         ts = ts_raw / 1000
     try:
-        size = len(json.dumps({"name": name, "data": data}))
-    except (TypeError, ValueError):
-        raise InvalidEvent(f"{where}.data: not JSON-serialisable") from None
+        text = _ENCODER.encode({"name": name, "data": data})
+    except RecursionError:
+        raise InvalidEvent(f"{where}.data: arrays or objects nested too deeply") from None
+    except (TypeError, ValueError) as exc:
+        raise InvalidEvent(unserialisable(data, f"{where}.data", exc)) from None
+    # Postgres refuses NUL and lone surrogates in jsonb: the text shows both cheaply (an
+    # escape, a character UTF-8 cannot encode); the data is walked only to name the field.
+    try:
+        size = len(text) if text.isascii() else len(text.encode())
+    except UnicodeEncodeError:
+        size = -1
+    if size < 0 or ("\\" in text and "\\u0000" in text):  # one character is found fastest
+        problem = unstorable_text(data, f"{where}.data")
+        if problem is not None:
+            raise InvalidEvent(problem)
+        size = len(text.encode(errors="surrogatepass"))  # a look-alike: a literal "\\u0000"
     if size > MAX_EVENT_BYTES:
         raise InvalidEvent(f"{where}: {size} bytes of JSON, over the limit of {MAX_EVENT_BYTES}")
     return Event(name, dict(data), event_id, ts)
+
+
+def _key_path(path: str, key: str) -> str:
+    return f"{path}.{key}" if _PLAIN_KEY.fullmatch(key) else f"{path}[{json.dumps(key)}]"
+
+
+def _children(value: Any, path: str) -> list[tuple[Any, str]]:
+    if isinstance(value, Mapping):
+        return [(v, _key_path(path, str(k))) for k, v in value.items()]
+    if isinstance(value, list | tuple):
+        return [(v, f"{path}[{i}]") for i, v in enumerate(value)]
+    return []
+
+
+def _text_problem(text: str) -> str | None:
+    if "\x00" in text:
+        return "contains a NUL character (\\u0000), which the event store cannot keep"
+    surrogate = _LONE_SURROGATE.search(text)
+    if surrogate is not None:
+        return f"contains a lone surrogate (\\u{ord(surrogate[0]):04x}), which is not valid Unicode"
+    return None
+
+
+def unstorable_text(data: Any, path: str) -> str | None:
+    """The first string (value or key) in `data` Postgres cannot store, named by its path."""
+    stack = [(data, path)]
+    while stack:
+        value, at = stack.pop()
+        if isinstance(value, str):
+            problem = _text_problem(value)
+            if problem is not None:
+                return f"{at}: {problem}"
+        elif isinstance(value, Mapping):
+            for key in value:
+                problem = _text_problem(key) if isinstance(key, str) else None
+                if problem is not None:
+                    return f"{_key_path(at, key)}: the key {problem}"
+        stack.extend(reversed(_children(value, at)))
+    return None
+
+
+def unserialisable(data: Any, path: str, error: Exception) -> str:
+    """Why json.dumps refused `data`, named by the field's path where one is to blame."""
+    seen: set[int] = set()
+    stack = [(data, path)]
+    while stack:
+        value, at = stack.pop()
+        if isinstance(value, float) and not math.isfinite(value):
+            return f"{at}: NaN or Infinity is not a JSON number"
+        if isinstance(value, int) and not isinstance(value, bool):
+            try:
+                str(value)
+            except ValueError:
+                return f"{at}: an integer of more than {sys.get_int_max_str_digits()} digits"
+        if isinstance(value, Mapping | list | tuple) and id(value) not in seen:
+            seen.add(id(value))
+            stack.extend(reversed(_children(value, at)))
+    return f"{path}: not JSON-serialisable ({error})"
 
 
 def lookup(document: Mapping[str, Any], path: tuple[str, ...]) -> Any:
