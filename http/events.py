@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hmac
 import json
+import logging
 import sys
 from typing import Any
 
@@ -14,8 +15,10 @@ from quart import Blueprint, jsonify, request
 
 from deneva.engine.engine import Engine
 from deneva.engine.errors import EngineError
-from deneva.errors import DatabaseError
+from deneva.errors import DatabaseError, DatabaseUnavailable, TransactionConflict
 from deneva.secrets import Secret
+
+log = logging.getLogger("deneva.http")
 
 
 def events_blueprint(engine_of: Any, event_key: Secret) -> Blueprint:
@@ -40,8 +43,13 @@ def events_blueprint(engine_of: Any, event_key: Secret) -> Blueprint:
             result = await engine.send(body, strict=True)
         except EngineError as exc:
             return jsonify({"error": str(exc)}), 400
-        except DatabaseError:
+        except (DatabaseUnavailable, TransactionConflict):
             return jsonify({"error": "the event store is unavailable; retry later"}), 503
+        except DatabaseError as exc:
+            # Refused by the database for what the batch holds: sending it again would fail
+            # the same way, so not a 503 (clients retry those). The detail stays in the log.
+            log.error("the event store refused a batch", extra={"error": str(exc)})
+            return jsonify({"error": "the event store refused this batch (see the daemon's log)"}), 422
         return jsonify({"ids": list(result.event_ids), "status": 202, "runs": len(result.run_ids)}), 202
 
     @blueprint.post("/api/events")

@@ -104,7 +104,7 @@ def _children(value: Any, path: str) -> list[tuple[Any, str]]:
 
 def _text_problem(text: str) -> str | None:
     if "\x00" in text:
-        return "contains a NUL character (\\u0000), which the event store cannot keep"
+        return "contains a NUL character (\\u0000), which the database cannot store"
     surrogate = _LONE_SURROGATE.search(text)
     if surrogate is not None:
         return f"contains a lone surrogate (\\u{ord(surrogate[0]):04x}), which is not valid Unicode"

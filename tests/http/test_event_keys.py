@@ -56,3 +56,35 @@ async def test_a_3kb_key_field_is_accepted(db: Database) -> None:
     assert answer.status_code == 202 and (await answer.get_json())["runs"] == 1
     key = await db.fetchval("SELECT concurrency_key FROM engine_runs")
     assert len(key) <= 200
+
+
+async def test_a_batch_the_database_refuses_is_a_422_and_a_conflict_a_503(
+    db: Database, database_url: str
+) -> None:
+    """Refused for what it holds (injected by a trigger: a check the database makes), the
+    batch is not worth sending again: 422, the detail only in the log. A conflict (a
+    serialization failure) may pass: 503, retry later."""
+    owner = await Database.open(database_url, role=None, min_size=1)
+    try:
+        await owner.execute(
+            """CREATE FUNCTION refuse_event() RETURNS trigger LANGUAGE plpgsql AS $$
+               BEGIN
+                 IF NEW.name = 't/refused' THEN
+                   RAISE EXCEPTION 'secret detail' USING ERRCODE = '23514';
+                 END IF;
+                 RAISE EXCEPTION 'conflict' USING ERRCODE = '40001';
+               END $$"""
+        )
+        await owner.execute(
+            "CREATE TRIGGER refuse_event BEFORE INSERT ON engine_events FOR EACH ROW "
+            "WHEN (NEW.name IN ('t/refused', 't/conflict')) EXECUTE FUNCTION refuse_event()"
+        )
+    finally:
+        await owner.close()
+    client = _app(db).test_client()  # type: ignore[attr-defined]
+    refused = await client.post("/api/events", json={"name": "t/refused"}, headers=AUTH)
+    assert refused.status_code == 422
+    body = await refused.get_json()
+    assert "refused this batch" in body["error"] and "secret detail" not in body["error"]
+    conflict = await client.post("/api/events", json={"name": "t/conflict"}, headers=AUTH)
+    assert conflict.status_code == 503 and "retry later" in (await conflict.get_json())["error"]

@@ -117,11 +117,11 @@ async def test_nul_characters_lone_surrogates_and_nan_are_a_400_naming_the_field
     client = app.test_client()  # type: ignore[attr-defined]
     bad = {
         '{"name": "x/y", "data": {"a": {"b": ["ok", "x\\u0000y"]}}}': (
-            "event.data.a.b[1]: contains a NUL character (\\u0000), which the event store cannot keep"
+            "event.data.a.b[1]: contains a NUL character (\\u0000), which the database cannot store"
         ),
         '{"name": "x/y", "data": {"k\\u0000": 1}}': (
             'event.data["k\\u0000"]: the key contains a NUL character (\\u0000), '
-            "which the event store cannot keep"
+            "which the database cannot store"
         ),
         '{"name": "x/y", "data": {"s": "a\\ud800"}}': (
             "event.data.s: contains a lone surrogate (\\ud800), which is not valid Unicode"
