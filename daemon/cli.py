@@ -31,7 +31,12 @@ class CliError(DenevaError):
 
 
 def _describe_db_error(config: Config, exc: DatabaseUnavailable) -> str:
-    where = "DENEVA_DATABASE_URL" if config.database_url else "embedded Postgres"
+    if config.database_url is None:
+        where = "embedded Postgres"
+    elif config.migrate_database_url:
+        where = "DENEVA_DATABASE_URL or DENEVA_MIGRATE_DATABASE_URL"
+    else:
+        where = "DENEVA_DATABASE_URL"
     return f"{where}: {exc}"
 
 
@@ -105,26 +110,15 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
-    from deneva.admin import admin_dsn, run_async
-    from deneva.db import init_connection
-    from deneva.migrations import load_migrations, migrate
+    from deneva.admin import database_urls, owner_url, prepare_database
+    from deneva.migrations import load_migrations
 
     config = command_config(args)
     migrations = load_migrations()
-
-    async def apply(dsn: str) -> tuple[str, ...]:
-        import asyncpg
-
-        conn = await asyncpg.connect(dsn, timeout=10)
-        try:
-            await init_connection(conn)
-            return (await migrate(conn, config.env, migrations)).applied
-        finally:
-            await conn.close()
-
     try:
-        with admin_dsn(config) as dsn:
-            applied = run_async(lambda: apply(dsn))
+        with database_urls(config) as urls:
+            owner_url(urls)
+            applied = trio.run(prepare_database, urls, config.env)
     except DatabaseUnavailable as exc:
         raise CliError(_describe_db_error(config, exc)) from None
     if applied:
@@ -189,9 +183,11 @@ def build_parser() -> argparse.ArgumentParser:
     add("demo", "what `make run` runs: the daemon on the embedded Postgres with dev secrets").set_defaults(
         fn=cmd_demo
     )
-    add("migrate", "apply the SQL migrations (the daemon also does this at start)").set_defaults(
-        fn=cmd_migrate
-    )
+    add(
+        "migrate",
+        "apply the SQL migrations as the schema's owner (DENEVA_MIGRATE_DATABASE_URL, or the embedded "
+        "Postgres); the daemon also does this at start when it has that URL",
+    ).set_defaults(fn=cmd_migrate)
 
     from deneva.cli_engine import add_engine_commands
     from deneva.cli_tenants import add_connect_command, add_tenant_commands
