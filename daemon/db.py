@@ -312,11 +312,14 @@ class Database:
         assert row is not None
         login, bypassing, owners = row["login"], list(row["bypassing"]), list(row["owners"])
         if bypassing or owners:
-            reason = (
-                f"can act as {', '.join(bypassing)}, which bypasses row-level security"
-                if bypassing
-                else f"can act as {', '.join(owners)}, the owner of the tables"
-            )
+            if login in bypassing:
+                reason = "is a superuser or has BYPASSRLS, which bypasses row-level security"
+            elif bypassing:
+                reason = f"can act as {', '.join(bypassing)}, which bypasses row-level security"
+            elif login in owners:
+                reason = "is the owner of the tables, which can switch row-level security off"
+            else:
+                reason = f"can act as {', '.join(owners)}, the owner of the tables"
             raise ConfigError(
                 f"{setting}: the pool logs in as {login!r}, which {reason}; it must log in as a role "
                 "that is only a member of deneva_system (see docs/deploy-systemd.md, An external Postgres)"

@@ -139,7 +139,7 @@ async def test_the_owner_of_the_tables_is_bound_by_row_level_security_too(cluste
             assert await app.fetchval("SELECT deneva_archive_audit_log(now() - '1 year'::interval, 100)") == 1
             assert await app.fetchval("SELECT count(*) FROM audit_log_archive") == 1
             assert await app.fetchval("SELECT count(*) FROM audit_log") == 0
-            with pytest.raises(ConfigError, match="the owner of the tables"):
+            with pytest.raises(ConfigError, match="is the owner of the tables"):
                 await as_owner.check_login("DENEVA_DATABASE_URL")
         finally:
             await as_owner.close()

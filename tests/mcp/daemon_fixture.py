@@ -37,7 +37,7 @@ from deneva.sdnotify import Notifier
 from deneva.secrets import init_secrets, load_secrets
 from deneva.sync.cadence import CADENCES
 from tests.adapters.conftest import Sandbox
-from tests.conftest import TEST_ENV
+from tests.conftest import TEST_ENV, as_app_login
 
 # Values the sandbox accepts (PlatformConfig.for_sandbox), given to the daemon as secret files.
 SANDBOX_SECRETS = {
@@ -208,7 +208,8 @@ async def running_daemon(
                 config = Config(
                     env=TEST_ENV,
                     state_dir=tmp_path / "state",
-                    database_url=database_url,
+                    database_url=as_app_login(database_url),
+                    migrate_database_url=database_url,
                     http_bind=Bind("127.0.0.1", 0),
                     heartbeat_interval_s=5,
                     shutdown_grace_s=2,
