@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 from collections.abc import Sequence
@@ -145,6 +146,42 @@ def cmd_secrets_init(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_secrets_rotate_kek(args: argparse.Namespace) -> int:
+    from deneva.admin import with_database
+    from deneva.cli_tenants import command_keyring
+    from deneva.credentials import rotate_kek
+
+    if not 1 <= args.batch <= 10_000:
+        raise CliError("--batch: expected 1 to 10000")
+    config = command_config(args)
+    keys = command_keyring(config)
+    done = with_database(config, lambda db: rotate_kek(db, keys, batch=args.batch))
+    if args.json:
+        summary = {
+            "kekId": done.kek_id,
+            "rewrapped": done.rewrapped,
+            "reformatted": done.reformatted,
+            "unreadable": [str(i) for i in done.unreadable],
+            "remaining": done.remaining,
+        }
+        print(json.dumps(summary))
+    else:
+        older = (
+            f" ({done.reformatted} stored before migration 0007, now re-sealed)" if done.reformatted else ""
+        )
+        print(f"re-wrapped {done.rewrapped} credential(s) under DENEVA_KEK ({done.kek_id}){older}")
+    if done.remaining:
+        unreadable = len(done.unreadable)
+        raise CliError(
+            f"{done.remaining} credential(s) are still under another key-encryption key ({unreadable} that "
+            "neither DENEVA_KEK nor DENEVA_KEK_PREVIOUS opens; any others were written meanwhile by a "
+            "daemon without this DENEVA_KEK): keep DENEVA_KEK_PREVIOUS, and run this again"
+        )
+    if not args.json:
+        print("every credential is under DENEVA_KEK; DENEVA_KEK_PREVIOUS is no longer needed")
+    return 0
+
+
 def cmd_bridge(args: argparse.Namespace) -> int:
     from deneva.bridge import load_key, run_bridge
 
@@ -211,7 +248,11 @@ def build_parser() -> argparse.ArgumentParser:
     bridge.add_argument("--api-key-file", metavar="FILE", help="file holding the API key")
     bridge.set_defaults(fn=cmd_bridge)
 
-    secrets = commands.add_parser("secrets", help="manage secret files", description="manage secret files")
+    secrets = commands.add_parser(
+        "secrets",
+        help="manage secret files and the key-encryption key",
+        description="manage secret files and the key-encryption key",
+    )
     secrets_commands = secrets.add_subparsers(dest="secrets_command", metavar="ACTION", required=True)
     init = secrets_commands.add_parser(
         "init",
@@ -221,6 +262,22 @@ def build_parser() -> argparse.ArgumentParser:
     init.add_argument("dir", nargs="?", help="directory (default: DENEVA_SECRETS_DIR or STATE_DIR/secrets)")
     init.add_argument("--config", metavar="FILE", help="TOML config file")
     init.set_defaults(fn=cmd_secrets_init)
+    rotate_help = "re-wrap every platform credential's data key under DENEVA_KEK"
+    rotate = secrets_commands.add_parser(
+        "rotate-kek",
+        help=rotate_help,
+        description="Re-wrap every platform credential's data key under DENEVA_KEK, a batch of "
+        "credentials per transaction. Credentials "
+        "under DENEVA_KEK_PREVIOUS (the key before) stay readable meanwhile; those stored before "
+        "migration 0007 are re-sealed in the current format. Exits non-zero while any credential "
+        "is left under another key.",
+    )
+    rotate.add_argument(
+        "--batch", type=int, default=500, metavar="N", help="credentials per transaction (default 500)"
+    )
+    rotate.add_argument("--json", action="store_true", help="machine-readable output")
+    rotate.add_argument("--config", metavar="FILE", help="TOML config file")
+    rotate.set_defaults(fn=cmd_secrets_rotate_kek)
     return parser
 
 

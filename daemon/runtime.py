@@ -181,11 +181,11 @@ class Daemon:
         if self.demo and self.sync_runtime is not None:
             base_url = await self.supervisor.start(nursery, DemoSandbox())
             adapters = adapters_for(PlatformConfig.for_sandbox(base_url), http=self.platform_http)
-            kek = self.secrets.kek_bytes()
+            keyring = self.secrets.keyring()
             self.sync_runtime.services = SyncServices(
-                db, kek, adapters, self.clock, owner=owner, metrics=self.metrics
+                db, keyring, adapters, self.clock, owner=owner, metrics=self.metrics
             )
-            self.demo_key_file = await provision_demo(db, kek, config.state_dir)
+            self.demo_key_file = await provision_demo(db, keyring, config.state_dir)
         elif self.sync_runtime is not None:
             self._bind_platforms(self.sync_runtime, db, owner)
         tokens = None
@@ -275,7 +275,7 @@ class Daemon:
         if setup.synced:
             adapters = setup.adapters(self.platform_http)
             runtime.services = SyncServices(
-                db, self.secrets.kek_bytes(), adapters, self.clock, owner=owner, metrics=self.metrics
+                db, self.secrets.keyring(), adapters, self.clock, owner=owner, metrics=self.metrics
             )
 
     async def _drain(self) -> None:
