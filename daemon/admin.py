@@ -16,6 +16,7 @@ import asyncio
 import base64
 import hashlib
 import hmac
+import re
 import secrets
 from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from contextlib import contextmanager
@@ -38,6 +39,7 @@ from deneva.pgembed import (
     read_private_file,
     running_server,
 )
+from deneva.sql import query
 
 T = TypeVar("T")
 
@@ -78,14 +80,18 @@ def embedded_urls(pg: EmbeddedPostgres) -> DatabaseUrls:
     return DatabaseUrls(pg.app_dsn(), pg.dsn(), login, EMBEDDED_LOGIN)
 
 
+def _scram_keys(password: str, salt: bytes, iterations: int) -> tuple[bytes, bytes]:
+    salted = hashlib.pbkdf2_hmac("sha256", password.encode(), salt, iterations)
+    stored_key = hashlib.sha256(hmac.digest(salted, b"Client Key", "sha256")).digest()
+    return stored_key, hmac.digest(salted, b"Server Key", "sha256")
+
+
 def scram_verifier(password: str, iterations: int = 4096) -> str:
     """The SCRAM-SHA-256 verifier Postgres stores for `password` (RFC 5802 and 7677, the
     format of `pg_authid.rolpassword`), so the password itself never reaches the server,
     its logs or pg_stat_activity. The password is ASCII (SASLprep leaves it as it is)."""
     salt = secrets.token_bytes(16)
-    salted = hashlib.pbkdf2_hmac("sha256", password.encode(), salt, iterations)
-    stored_key = hashlib.sha256(hmac.digest(salted, b"Client Key", "sha256")).digest()
-    server_key = hmac.digest(salted, b"Server Key", "sha256")
+    stored_key, server_key = _scram_keys(password, salt, iterations)
 
     def b64(raw: bytes) -> str:
         return base64.b64encode(raw).decode()
@@ -93,21 +99,45 @@ def scram_verifier(password: str, iterations: int = 4096) -> str:
     return f"SCRAM-SHA-256${iterations}:{b64(salt)}${b64(stored_key)}:{b64(server_key)}"
 
 
+def scram_matches(verifier: str | None, password: str) -> bool:
+    """Whether a stored SCRAM-SHA-256 verifier is the one of `password`."""
+    match = re.fullmatch(r"SCRAM-SHA-256\$(\d+):([^$]+)\$([^:]+):(.+)", verifier or "")
+    if match is None:
+        return False
+    try:
+        salt, stored, server = (base64.b64decode(match[i], validate=True) for i in (2, 3, 4))
+    except ValueError:
+        return False
+    stored_key, server_key = _scram_keys(password, salt, int(match[1]))
+    return hmac.compare_digest(stored_key, stored) and hmac.compare_digest(server_key, server)
+
+
+_LOGIN_STATE = query("admin_app_login_state")
+_PROVISION_LOCK = 0x64656E657661_01  # "deneva" + 1: one provisioning at a time
+
+
 async def provision_login(owner_dsn: str, login: AppLogin) -> None:
     """Create the app login, or bring it in line: LOGIN, no superuser, no BYPASSRLS, no
     inherited rights (after RESET ROLE it can do nothing), a member of deneva_system, its
-    password the one in its file (asyncio side)."""
+    password the one in its file (asyncio side; the owner is the embedded superuser, which
+    reads pg_authid). A login already in line is left as it is: no catalog write, so
+    concurrent starts never collide."""
     if not login.role.isidentifier():
         raise DenevaError(f"app login {login.role!r}: expected a plain role name")
-    verifier = scram_verifier(login.password)
     attributes = "LOGIN NOINHERIT NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE NOREPLICATION"
     conn = await asyncpg.connect(owner_dsn, timeout=10)
     try:
         async with conn.transaction():
-            exists = await conn.fetchval("SELECT 1 FROM pg_roles WHERE rolname = $1", login.role)
-            verb = "ALTER" if exists else "CREATE"
+            await conn.execute("SELECT pg_advisory_xact_lock($1)", _PROVISION_LOCK)
+            state = await conn.fetchrow(_LOGIN_STATE, login.role, SYSTEM_ROLE)
+            in_line = state is not None and state["rolcanlogin"] and state["member"] and not state["too_much"]
+            if in_line and scram_matches(state["rolpassword"], login.password):
+                return
+            verb = "CREATE" if state is None else "ALTER"
+            verifier = scram_verifier(login.password)
             await conn.execute(f"{verb} ROLE \"{login.role}\" {attributes} PASSWORD '{verifier}'")
-            await conn.execute(f'GRANT "{SYSTEM_ROLE}" TO "{login.role}"')
+            if state is None or not state["member"]:
+                await conn.execute(f'GRANT "{SYSTEM_ROLE}" TO "{login.role}"')
     finally:
         await conn.close()
 

@@ -147,11 +147,6 @@ async def test_lifecycle_ready_watchdog_outage_and_clean_stop(tmp_path: Path) ->
         status, body = await _readyz(client, daemon.url)
         assert status == 200, body
         assert body["checks"] == {"database": "ok", "heartbeat": "ok", "migrations": "ok", "actors": "ok"}
-        # Its pool logs in as the app login, not as the superuser that migrated.
-        serving = read_postmaster_pid(daemon.state_dir / "pg" / "data")
-        assert serving is not None
-        superuser = dsn_for(serving)
-        assert await trio.to_thread.run_sync(lambda: asyncio.run(_pool_logins(superuser))) == [APP_LOGIN]
 
         # The embedded Postgres stops answering: /readyz is 503 and names the database.
         info = read_postmaster_pid(daemon.state_dir / "pg" / "data")
@@ -185,9 +180,14 @@ async def test_lifecycle_ready_watchdog_outage_and_clean_stop(tmp_path: Path) ->
                     break
                 await trio.sleep(0.05)
 
-        # SIGTERM: STOPPING=1, exit 0 within 10 s, Postgres stopped, nothing left behind.
+        # Its pool logs in as the app login, not as the superuser that migrated. (Here, not
+        # before the freeze above: this connection's backend may still be exiting.)
         server = read_postmaster_pid(daemon.state_dir / "pg" / "data")
         assert server is not None
+        superuser = dsn_for(server)
+        assert await trio.to_thread.run_sync(lambda: asyncio.run(_pool_logins(superuser))) == [APP_LOGIN]
+
+        # SIGTERM: STOPPING=1, exit 0 within 10 s, Postgres stopped, nothing left behind.
         daemon.process.send_signal(signal.SIGTERM)
         with trio.fail_after(10):
             assert await daemon.process.wait() == 0
