@@ -60,23 +60,25 @@ class PostgresKeeper:
         self.process: ChildProcess | None = None
 
     def _spawn(self) -> ChildProcess:
-        """Prepare and start the server, synchronously, on the main thread.
+        """Start the prepared server, on the main thread.
 
         Not trio.run_process: that forks from a worker thread, and the parent-death
         signal set in the child is tied to the thread that forked it, which trio
-        retires after 10 s idle. initdb (first boot only) and the orphan check
-        block for a moment, before anything else is served.
+        retires after 10 s idle.
         """
         pg = self.pg
-        pg.initdb()
-        pg.stop_orphan()
-        pg.choose_port()
-        with open(pg.root / "postgres.log", "ab") as output:
+        output = pg.open_log()
+        try:
             popen = subprocess.Popen(pg.command(), stdout=output, stderr=output, **pg.spawn_kwargs())
+        finally:
+            os.close(output)
         return ChildProcess(popen)
 
     async def run(self, *, task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED) -> None:
         pg = self.pg
+        # initdb (first boot) and waiting for an orphaned server to stop block: in a thread,
+        # so the event loop (signals, the watchdog) keeps running meanwhile.
+        await trio.to_thread.run_sync(pg.prepare)
         process = self._spawn()
         self.process = process
         self.starts += 1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 from collections.abc import Sequence
@@ -31,7 +32,12 @@ class CliError(DenevaError):
 
 
 def _describe_db_error(config: Config, exc: DatabaseUnavailable) -> str:
-    where = "DENEVA_DATABASE_URL" if config.database_url else "embedded Postgres"
+    if config.database_url is None:
+        where = "embedded Postgres"
+    elif config.migrate_database_url:
+        where = "DENEVA_DATABASE_URL or DENEVA_MIGRATE_DATABASE_URL"
+    else:
+        where = "DENEVA_DATABASE_URL"
     return f"{where}: {exc}"
 
 
@@ -105,26 +111,15 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
-    from deneva.admin import admin_dsn, run_async
-    from deneva.db import init_connection
-    from deneva.migrations import load_migrations, migrate
+    from deneva.admin import database_urls, owner_url, prepare_database
+    from deneva.migrations import load_migrations
 
     config = command_config(args)
     migrations = load_migrations()
-
-    async def apply(dsn: str) -> tuple[str, ...]:
-        import asyncpg
-
-        conn = await asyncpg.connect(dsn, timeout=10)
-        try:
-            await init_connection(conn)
-            return (await migrate(conn, config.env, migrations)).applied
-        finally:
-            await conn.close()
-
     try:
-        with admin_dsn(config) as dsn:
-            applied = run_async(lambda: apply(dsn))
+        with database_urls(config) as urls:
+            owner_url(urls)
+            applied = trio.run(prepare_database, urls, config.env)
     except DatabaseUnavailable as exc:
         raise CliError(_describe_db_error(config, exc)) from None
     if applied:
@@ -148,6 +143,42 @@ def cmd_secrets_init(args: argparse.Namespace) -> int:
         print(f"created {directory / name}")
     if not created:
         print(f"all secrets already exist in {directory}; nothing changed")
+    return 0
+
+
+def cmd_secrets_rotate_kek(args: argparse.Namespace) -> int:
+    from deneva.admin import with_database
+    from deneva.cli_tenants import command_keyring
+    from deneva.credentials import rotate_kek
+
+    if not 1 <= args.batch <= 10_000:
+        raise CliError("--batch: expected 1 to 10000")
+    config = command_config(args)
+    keys = command_keyring(config)
+    done = with_database(config, lambda db: rotate_kek(db, keys, batch=args.batch))
+    if args.json:
+        summary = {
+            "kekId": done.kek_id,
+            "rewrapped": done.rewrapped,
+            "reformatted": done.reformatted,
+            "unreadable": [str(i) for i in done.unreadable],
+            "remaining": done.remaining,
+        }
+        print(json.dumps(summary))
+    else:
+        older = (
+            f" ({done.reformatted} stored before migration 0007, now re-sealed)" if done.reformatted else ""
+        )
+        print(f"re-wrapped {done.rewrapped} credential(s) under DENEVA_KEK ({done.kek_id}){older}")
+    if done.remaining:
+        unreadable = len(done.unreadable)
+        raise CliError(
+            f"{done.remaining} credential(s) are still under another key-encryption key ({unreadable} that "
+            "neither DENEVA_KEK nor DENEVA_KEK_PREVIOUS opens; any others were written meanwhile by a "
+            "daemon without this DENEVA_KEK): keep DENEVA_KEK_PREVIOUS, and run this again"
+        )
+    if not args.json:
+        print("every credential is under DENEVA_KEK; DENEVA_KEK_PREVIOUS is no longer needed")
     return 0
 
 
@@ -189,9 +220,11 @@ def build_parser() -> argparse.ArgumentParser:
     add("demo", "what `make run` runs: the daemon on the embedded Postgres with dev secrets").set_defaults(
         fn=cmd_demo
     )
-    add("migrate", "apply the SQL migrations (the daemon also does this at start)").set_defaults(
-        fn=cmd_migrate
-    )
+    add(
+        "migrate",
+        "apply the SQL migrations as the schema's owner (DENEVA_MIGRATE_DATABASE_URL, or the embedded "
+        "Postgres); the daemon also does this at start when it has that URL",
+    ).set_defaults(fn=cmd_migrate)
 
     from deneva.cli_engine import add_engine_commands
     from deneva.cli_tenants import add_connect_command, add_tenant_commands
@@ -215,7 +248,11 @@ def build_parser() -> argparse.ArgumentParser:
     bridge.add_argument("--api-key-file", metavar="FILE", help="file holding the API key")
     bridge.set_defaults(fn=cmd_bridge)
 
-    secrets = commands.add_parser("secrets", help="manage secret files", description="manage secret files")
+    secrets = commands.add_parser(
+        "secrets",
+        help="manage secret files and the key-encryption key",
+        description="manage secret files and the key-encryption key",
+    )
     secrets_commands = secrets.add_subparsers(dest="secrets_command", metavar="ACTION", required=True)
     init = secrets_commands.add_parser(
         "init",
@@ -225,6 +262,22 @@ def build_parser() -> argparse.ArgumentParser:
     init.add_argument("dir", nargs="?", help="directory (default: DENEVA_SECRETS_DIR or STATE_DIR/secrets)")
     init.add_argument("--config", metavar="FILE", help="TOML config file")
     init.set_defaults(fn=cmd_secrets_init)
+    rotate_help = "re-wrap every platform credential's data key under DENEVA_KEK"
+    rotate = secrets_commands.add_parser(
+        "rotate-kek",
+        help=rotate_help,
+        description="Re-wrap every platform credential's data key under DENEVA_KEK, a batch of "
+        "credentials per transaction. Credentials "
+        "under DENEVA_KEK_PREVIOUS (the key before) stay readable meanwhile; those stored before "
+        "migration 0007 are re-sealed in the current format. Exits non-zero while any credential "
+        "is left under another key.",
+    )
+    rotate.add_argument(
+        "--batch", type=int, default=500, metavar="N", help="credentials per transaction (default 500)"
+    )
+    rotate.add_argument("--json", action="store_true", help="machine-readable output")
+    rotate.add_argument("--config", metavar="FILE", help="TOML config file")
+    rotate.set_defaults(fn=cmd_secrets_rotate_kek)
     return parser
 
 

@@ -10,6 +10,7 @@ from typing import Any
 from deneva import tenants
 from deneva.admin import with_database
 from deneva.cli_engine import command_config
+from deneva.credentials import Keyring
 
 
 def cmd_tenant(args: argparse.Namespace) -> int:
@@ -86,7 +87,8 @@ def _tenant_entry(args: argparse.Namespace) -> Any:
     return cmd_tenant(args)
 
 
-def _kek(config: Any) -> bytes:
+def command_keyring(config: Any) -> Keyring:
+    """DENEVA_KEK (and DENEVA_KEK_PREVIOUS) from the secrets directory."""
     import os
 
     from deneva.secrets import load_secrets, secrets_directory
@@ -94,7 +96,7 @@ def _kek(config: Any) -> bytes:
     directory = config.secrets_dir
     if directory is None and not os.environ.get("CREDENTIALS_DIRECTORY"):
         directory = config.state_dir / "secrets"  # where `deneva demo` keeps dev secrets
-    return load_secrets(secrets_directory(directory)).kek_bytes()
+    return load_secrets(secrets_directory(directory)).keyring()
 
 
 def _read_token(path: str) -> str:
@@ -127,11 +129,11 @@ def cmd_connect(args: argparse.Namespace) -> int:
     tokens = PlainTokens(token if kind == "refresh" else None, token if kind == "access" else None, expires)
     check_connect_input(args.platform, args.account, tokens)
     config = command_config(args)
-    kek = _kek(config)
+    keys = command_keyring(config)
     result = with_database(
         config,
         lambda db: db.transaction(
-            lambda c: store_credential(c, kek, args.tenant, args.platform, args.account, tokens)
+            lambda c: store_credential(c, keys, args.tenant, args.platform, args.account, tokens)
         ),
     )
     verb = "connected" if result["new"] else "replaced the credential of"

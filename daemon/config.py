@@ -43,7 +43,10 @@ class Bind:
 class Config:
     env: str = "development"
     state_dir: Path = Path(".deneva")
+    # The pool's login (row-level security binds it); absent: the embedded Postgres.
     database_url: str | None = None
+    # The migrations' login (the schema's owner); absent: this process does not migrate.
+    migrate_database_url: str | None = None
     http_bind: Bind = Bind("127.0.0.1", 8787)
     workers: int = 256
     secrets_dir: Path | None = None
@@ -274,6 +277,7 @@ _PARSERS: dict[str, Callable[[str, Any], Any]] = {
     "env": _parse_env_name,
     "state_dir": _parse_path,
     "database_url": _parse_database_url,
+    "migrate_database_url": _parse_database_url,
     "http_bind": parse_bind,
     "workers": _parse_positive_int,
     "secrets_dir": _parse_path,
@@ -351,4 +355,9 @@ def load_config(config_file: Path | None = None, environ: Mapping[str, str] | No
     if "state_dir" not in values and environ.get("STATE_DIRECTORY"):
         # systemd's StateDirectory= (the first entry when several are listed).
         values["state_dir"] = Path(environ["STATE_DIRECTORY"].split(":")[0])
+    if values.get("migrate_database_url") and not values.get("database_url"):
+        raise ConfigError(
+            f"{env_name('migrate_database_url')}: set only with {env_name('database_url')} (the pool's "
+            "login); with neither, the embedded Postgres is used"
+        )
     return Config(config_file=config_file, **values)

@@ -27,7 +27,15 @@ import outcome
 import trio
 
 from deneva.backoff import Backoff
-from deneva.errors import DatabaseError, DatabaseUnavailable, QueryError, TransactionConflict, UniqueViolation
+from deneva.errors import (
+    ConfigError,
+    DatabaseError,
+    DatabaseUnavailable,
+    QueryError,
+    TransactionConflict,
+    UniqueViolation,
+)
+from deneva.sql import query
 
 log = logging.getLogger("deneva.db")
 
@@ -229,13 +237,33 @@ async def init_connection(conn: Connection) -> None:
     await conn.set_type_codec("json", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
 
 
+def _reset_for(role: str | None) -> Callable[[Connection], Coroutine[Any, Any, None]]:
+    """Pool release: asyncpg's own reset (advisory locks, cursors, LISTEN, session settings
+    such as deneva.tenant_id), then the pool's role again, in one round trip: whatever a
+    caller SET or RESET on a connection, the next caller gets it as a new one."""
+    role_sql = "RESET ROLE" if role is None else f'SET ROLE "{role}"'
+
+    async def reset(conn: Connection) -> None:
+        await conn.execute(f"{conn.get_reset_query()}\n{role_sql};")
+
+    return reset
+
+
+_LOGIN_RIGHTS = query("db_login_rights")
+
+
 class Database:
-    """A pool of asyncpg connections that run as the system role (RLS policies apply)."""
+    """A pool of asyncpg connections that run as the system role (RLS policies apply).
+
+    The pool's login should be a role that row-level security binds whatever it does
+    (`check_login`): a member of deneva_system, not a superuser, not the tables' owner.
+    """
 
     def __init__(self, bridge: AsyncioThread, pool: asyncpg.Pool, dsn: str, role: str | None) -> None:
         self._bridge = bridge
         self._pool = pool
         self._role = role
+        self._releasing: set[asyncio.Task[None]] = set()
         self.dsn = dsn
         # Server pids of this pool's connections: LISTEN can tell our own NOTIFYs apart.
         self.own_pids: set[int] = set()
@@ -271,7 +299,7 @@ class Database:
                 min_size=min_size,
                 max_size=max_size,
                 init=init,
-                reset=_keep_session,
+                reset=_reset_for(role),
                 timeout=connect_timeout,
                 command_timeout=command_timeout,
                 server_settings={"application_name": "deneva"},
@@ -292,6 +320,28 @@ class Database:
     def bridge(self) -> AsyncioThread:
         return self._bridge
 
+    async def check_login(self, setting: str) -> str:
+        """Refuse (ConfigError naming `setting`) a pool whose login could step around
+        row-level security: a superuser, a role with BYPASSRLS, or one that can act as the
+        owner of the tables (`SET ROLE` or `RESET ROLE` would then reach it). The login."""
+        row = await self.fetchrow(_LOGIN_RIGHTS)
+        assert row is not None
+        login, bypassing, owners = row["login"], list(row["bypassing"]), list(row["owners"])
+        if bypassing or owners:
+            if login in bypassing:
+                reason = "is a superuser or has BYPASSRLS, which bypasses row-level security"
+            elif bypassing:
+                reason = f"can act as {', '.join(bypassing)}, which bypasses row-level security"
+            elif login in owners:
+                reason = "is the owner of the tables, which can switch row-level security off"
+            else:
+                reason = f"can act as {', '.join(owners)}, the owner of the tables"
+            raise ConfigError(
+                f"{setting}: the pool logs in as {login!r}, which {reason}; it must log in as a role "
+                "that is only a member of deneva_system (see docs/deploy-systemd.md, An external Postgres)"
+            )
+        return str(login)
+
     async def close(self) -> None:
         pool = self._pool
 
@@ -310,15 +360,32 @@ class Database:
         finally:
             self._bridge.stop()
 
+    async def _lend(self, fn: Callable[[Connection], Awaitable[T]]) -> T:
+        """Run `fn(conn)` on a pooled connection (asyncio side). Once it succeeded, its
+        answer goes back at once and the connection's release (the reset: one more round
+        trip) runs behind it, so no caller waits for it; the connection is lent again only
+        once it is reset. A failed call releases before it raises."""
+        pool = self._pool
+        conn = await pool.acquire()
+        try:
+            result = await fn(conn)
+        except BaseException:
+            await pool.release(conn)
+            raise
+        release = asyncio.get_running_loop().create_task(pool.release(conn))
+        self._releasing.add(release)
+        release.add_done_callback(self._released)
+        return result
+
+    def _released(self, task: asyncio.Task[None]) -> None:
+        self._releasing.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            # asyncpg terminated the connection; the pool opens a fresh one when needed.
+            log.debug("a pooled connection failed its reset", extra={"error": str(task.exception())})
+
     async def run(self, fn: Callable[[Connection], Awaitable[T]]) -> T:
         """Run `fn(conn)` on one pooled connection, outside a transaction."""
-        pool = self._pool
-
-        async def job() -> T:
-            async with pool.acquire() as conn:
-                return await fn(conn)
-
-        return await self._bridge.call(job)
+        return await self._bridge.call(self._lend, fn)
 
     async def run_dedicated(self, fn: Callable[[Connection], Awaitable[T]]) -> T:
         """Run `fn(conn)` on this database's upkeep connection, outside the pool (opened
@@ -351,42 +418,39 @@ class Database:
 
     async def transaction(self, fn: Callable[[Connection], Awaitable[T]]) -> T:
         """Run `fn(conn)` in one transaction as the system role."""
-        pool = self._pool
 
-        async def job() -> T:
-            async with pool.acquire() as conn, conn.transaction():
+        async def in_transaction(conn: Connection) -> T:
+            async with conn.transaction():
                 return await fn(conn)
 
-        return await self._bridge.call(job)
+        return await self._bridge.call(self._lend, in_transaction)
 
     async def tenant_transaction(self, tenant_id: str, fn: Callable[[Connection], Awaitable[T]]) -> T:
         """Run `fn(conn)` in one transaction as the application role, scoped to one tenant.
 
         Row-level security then hides every other tenant's rows whatever SQL `fn` runs.
         """
-        pool = self._pool
         # BEGIN and the switch in one round trip (a simple query can hold both; it takes no
         # parameters, so the tenant id goes in as a literal, after checking it is a UUID).
         begin = _TENANT_BEGIN.format(role=APP_ROLE, tenant=_uuid_literal(tenant_id))
 
-        async def job() -> T:
-            async with pool.acquire() as conn:
-                await conn.execute(begin)
-                try:
-                    result = await fn(conn)
-                except asyncio.CancelledError:
-                    raise  # the query may still be in flight: the pool's release rolls back
-                except BaseException:
-                    if not conn.is_closed():
-                        try:
-                            await conn.execute("ROLLBACK")
-                        except Exception:  # the original error matters more; release cleans up
-                            pass
-                    raise
-                await conn.execute("COMMIT")
-                return result
+        async def as_tenant(conn: Connection) -> T:
+            await conn.execute(begin)
+            try:
+                result = await fn(conn)
+            except asyncio.CancelledError:
+                raise  # the query may still be in flight: the pool's release rolls back
+            except BaseException:
+                if not conn.is_closed():
+                    try:
+                        await conn.execute("ROLLBACK")
+                    except Exception:  # the original error matters more; release cleans up
+                        pass
+                raise
+            await conn.execute("COMMIT")
+            return result
 
-        return await self._bridge.call(job)
+        return await self._bridge.call(self._lend, as_tenant)
 
     async def execute(self, sql: str, *args: Any) -> str:
         return await self.run(lambda conn: conn.execute(sql, *args))
@@ -505,12 +569,6 @@ class Database:
             finally:
                 with trio.CancelScope(shield=True), trio.move_on_after(5):
                     await self._bridge.call(_close_quietly, conn)
-
-
-async def _keep_session(conn: Connection) -> None:
-    """Pool release: asyncpg still rolls back an open transaction, but skips its reset
-    query (a round trip per release). Pooled connections hold no session state to undo:
-    settings are SET LOCAL, LISTEN and advisory locks use connections of their own."""
 
 
 async def _close_quietly(conn: Connection) -> None:

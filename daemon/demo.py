@@ -13,7 +13,7 @@ import httpx
 import trio
 
 from deneva import tenants
-from deneva.credentials import PlainTokens, store_credential
+from deneva.credentials import Keyring, PlainTokens, store_credential
 from deneva.db import Connection, Database
 from deneva.engine.engine import Engine
 from deneva.sandbox.server import SandboxServer
@@ -50,7 +50,7 @@ class DemoSandbox:
             task_status.started(base_url)
 
 
-async def provision_demo(db: Database, kek: bytes, state_dir: Path) -> Path:
+async def provision_demo(db: Database, keys: Keyring, state_dir: Path) -> Path:
     """Create (once) the demo tenant, its credentials and API key; return the key's file."""
     key_file = state_dir / "demo-api-key"
 
@@ -60,7 +60,7 @@ async def provision_demo(db: Database, kek: bytes, state_dir: Path) -> Path:
         for platform, account in DEMO_ACCOUNTS.items():
             token = DEMO_TOKENS[platform]
             plain = PlainTokens(token, None) if platform == "google" else PlainTokens(None, token)
-            await store_credential(conn, kek, DEMO_TENANT, platform, account, plain)
+            await store_credential(conn, keys, DEMO_TENANT, platform, account, plain)
         existing = key_file.read_text().strip() if key_file.exists() else ""
         if existing and await tenants.authenticate(conn, existing) is not None:
             return None

@@ -17,7 +17,7 @@ from importlib import resources
 import attrs
 import trio
 
-from deneva.db import Connection, connect_once
+from deneva.db import Connection, Record, connect_once
 from deneva.errors import EnvironmentMismatch, MigrationError
 
 _NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
@@ -81,27 +81,7 @@ async def migrate(conn: Connection, env: str, migrations: list[Migration]) -> Mi
         await conn.execute(
             "INSERT INTO deneva_meta (key, value) VALUES ('env', $1) ON CONFLICT (key) DO NOTHING", env
         )
-        owner_env = await conn.fetchval("SELECT value FROM deneva_meta WHERE key = 'env'")
-        if owner_env != env:
-            raise EnvironmentMismatch(
-                f"DENEVA_ENV: this database belongs to environment {owner_env!r}, "
-                f"but this daemon runs as {env!r}; refusing to touch it"
-            )
-        rows = await conn.fetch("SELECT version, name, checksum FROM deneva_migrations ORDER BY version")
-        known = {m.version: m for m in migrations}
-        for row in rows:
-            mine = known.get(row["version"])
-            filename = f"{row['version']:04d}_{row['name']}.sql"
-            if mine is None:
-                raise MigrationError(
-                    f"migration {filename} is applied to the database but missing here "
-                    "(is this an older deneva than the database?)"
-                )
-            if mine.checksum != row["checksum"]:
-                raise MigrationError(
-                    f"migration {filename} was edited after it was applied (checksum differs); "
-                    "restore the file and put the change in a new migration"
-                )
+        rows = await _check_applied(conn, env, migrations)
         done = {row["version"] for row in rows}
         applied = []
         for migration in migrations:
@@ -120,6 +100,54 @@ async def migrate(conn: Connection, env: str, migrations: list[Migration]) -> Mi
             applied.append(migration.filename)
         current = max([m.version for m in migrations], default=0)
         return MigrationReport(tuple(applied), current)
+
+
+async def _check_applied(conn: Connection, env: str, migrations: list[Migration]) -> list[Record]:
+    """The applied migrations, once the environment guard and their checksums pass."""
+    owner_env = await conn.fetchval("SELECT value FROM deneva_meta WHERE key = 'env'")
+    if owner_env != env:
+        raise EnvironmentMismatch(
+            f"DENEVA_ENV: this database belongs to environment {owner_env!r}, "
+            f"but this daemon runs as {env!r}; refusing to touch it"
+        )
+    rows: list[Record] = await conn.fetch(
+        "SELECT version, name, checksum FROM deneva_migrations ORDER BY version"
+    )
+    known = {m.version: m for m in migrations}
+    for row in rows:
+        mine = known.get(row["version"])
+        filename = f"{row['version']:04d}_{row['name']}.sql"
+        if mine is None:
+            raise MigrationError(
+                f"migration {filename} is applied to the database but missing here "
+                "(is this an older deneva than the database?)"
+            )
+        if mine.checksum != row["checksum"]:
+            raise MigrationError(
+                f"migration {filename} was edited after it was applied (checksum differs); "
+                "restore the file and put the change in a new migration"
+            )
+    return rows
+
+
+async def check_current(conn: Connection, env: str, migrations: list[Migration]) -> None:
+    """For a process that does not migrate (no DENEVA_MIGRATE_DATABASE_URL): the database
+    belongs to `env` and has every migration applied, unedited (asyncio side; read-only,
+    the pool's role may read both tables)."""
+    if not await conn.fetchval("SELECT to_regclass('deneva_meta') IS NOT NULL"):
+        raise MigrationError(
+            "the database is not migrated; run `deneva migrate` with DENEVA_MIGRATE_DATABASE_URL "
+            "(the schema owner's login), or set it for the daemon so that it migrates at start"
+        )
+    rows = await _check_applied(conn, env, migrations)
+    done = {row["version"] for row in rows}
+    missing = [m.filename for m in migrations if m.version not in done]
+    if missing:
+        raise MigrationError(
+            f"{len(missing)} migration(s) not applied ({', '.join(missing)}); run `deneva migrate` with "
+            "DENEVA_MIGRATE_DATABASE_URL (the schema owner's login), or set it for the daemon so that "
+            "it migrates at start"
+        )
 
 
 async def pending(conn: Connection, migrations: list[Migration]) -> list[str]:

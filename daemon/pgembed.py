@@ -2,8 +2,16 @@
 
 It finds server binaries (DENEVA_PG_BIN, PATH, /usr/lib/postgresql/*/bin, or the
 `pgserver` wheel), initialises the cluster on first boot, and, when run as root
-(which Postgres refuses), runs the server as an unprivileged user. It listens on a
-unix socket in a 0700 directory (trust) and on loopback (password, scram-sha-256).
+(which Postgres refuses), runs the server as a dedicated system account (`deneva`,
+created with useradd if missing, or DENEVA_PG_USER; never a shared one such as
+`nobody`). It listens on a unix socket in a 0700 directory and on loopback, and asks
+for a password (scram-sha-256) on both: pg_hba.conf is rewritten at every start.
+
+Two roles log in: the superuser (migrations, first-boot set-up) and `deneva_daemon`,
+the login of the daemon's pool, which row-level security binds (see deneva.admin).
+Their generated passwords are in `pg/superuser-password` and `pg/app-password`, and
+both in `pg/pgpass`, which the DSNs name (`passfile=`), so no DSN holds a password.
+Every password file is created with mode 0600 (never chmod-ed after).
 A server left behind by a daemon that was killed is stopped before a fresh start.
 """
 
@@ -20,6 +28,7 @@ import os
 import pwd
 import re
 import secrets
+import shutil
 import signal
 import socket
 import stat
@@ -29,6 +38,7 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import IO, Any
+from urllib.parse import quote
 
 import attrs
 
@@ -38,6 +48,14 @@ log = logging.getLogger("deneva.pg")
 
 SUPERUSER = "deneva"
 DATABASE = "deneva"
+# The login role of the daemon's pool on the embedded server (a member of deneva_system).
+APP_LOGIN = "deneva_daemon"
+# As root, the server runs as this system account (created if missing).
+SERVER_ACCOUNT = "deneva"
+# Accounts that unrelated programs share: never run the server as one of them.
+SHARED_ACCOUNTS = ("nobody",)
+NOBODY_UID = 65534
+_NOLOGIN_SHELLS = ("/usr/sbin/nologin", "/sbin/nologin", "/bin/false")
 _NEEDED = ("postgres", "initdb")
 _SOCKET_PATH_MAX = 100  # sun_path is 108 bytes; ".s.PGSQL.NNNNN" needs 15 of them
 
@@ -104,23 +122,99 @@ class RunAs:
     gid: int
 
 
-def server_identity(configured_user: str | None = None) -> RunAs | None:
-    """Who runs the server: ourselves, or (as root) an unprivileged account."""
+def server_identity(configured_user: str | None = None, account: str = SERVER_ACCOUNT) -> RunAs | None:
+    """Who runs the server: ourselves, or (as root) a dedicated unprivileged account:
+    DENEVA_PG_USER if set, else `account`, created as a system account if missing."""
     if os.geteuid() != 0:
         return None
-    names = [configured_user] if configured_user else ["postgres", "nobody"]
-    for name in names:
+    if configured_user:
         try:
-            entry = pwd.getpwnam(name)
+            entry = pwd.getpwnam(configured_user)
         except KeyError:
-            continue
-        if entry.pw_uid == 0:
-            raise EmbeddedPostgresError(f"DENEVA_PG_USER: {name} is root; Postgres refuses to run as root")
-        return RunAs(name, entry.pw_uid, entry.pw_gid)
-    raise EmbeddedPostgresError(
-        f"DENEVA_PG_USER: running as root, but no unprivileged account ({', '.join(names)}) "
-        "exists to run Postgres; create one or set DENEVA_PG_USER"
+            raise EmbeddedPostgresError(
+                f"DENEVA_PG_USER: no account named {configured_user!r}; create it "
+                f"(useradd --system {configured_user}) or leave DENEVA_PG_USER unset to use {account!r}"
+            ) from None
+        return _dedicated(entry, "DENEVA_PG_USER")
+    return _dedicated(ensure_system_account(account), "the embedded Postgres account")
+
+
+def _dedicated(entry: pwd.struct_passwd, what: str) -> RunAs:
+    if entry.pw_uid == 0:
+        raise EmbeddedPostgresError(f"{what}: {entry.pw_name} is root; Postgres refuses to run as root")
+    if entry.pw_name in SHARED_ACCOUNTS or entry.pw_uid == NOBODY_UID:
+        raise EmbeddedPostgresError(
+            f"{what}: {entry.pw_name} is shared by unrelated programs, so they could read the "
+            f"database files; use a dedicated account (by default {SERVER_ACCOUNT!r}, created if missing)"
+        )
+    return RunAs(entry.pw_name, entry.pw_uid, entry.pw_gid)
+
+
+def ensure_system_account(name: str) -> pwd.struct_passwd:
+    """The system account `name`, created (useradd --system, no home, no login shell)
+    if it does not exist yet."""
+    try:
+        return pwd.getpwnam(name)
+    except KeyError:
+        pass
+    useradd = shutil.which("useradd") or shutil.which("useradd", path="/usr/sbin:/sbin")
+    if useradd is None:
+        raise EmbeddedPostgresError(
+            f"running as root, the embedded Postgres needs an unprivileged account of its own: "
+            f"create a system account named {name!r} (useradd is not installed here) or set DENEVA_PG_USER"
+        )
+    shell = next((path for path in _NOLOGIN_SHELLS if os.path.exists(path)), "/bin/false")
+    argv = [useradd, "--system", "--user-group", "--no-create-home", "--home-dir", "/nonexistent"]
+    argv += ["--shell", shell, "--comment", "deneva embedded Postgres", name]
+    result = subprocess.run(argv, capture_output=True, text=True, check=False)
+    try:
+        entry = pwd.getpwnam(name)  # also when a concurrent start created it first
+    except KeyError:
+        detail = (result.stderr or result.stdout).strip().splitlines()
+        raise EmbeddedPostgresError(
+            f"could not create the system account {name!r} for the embedded Postgres "
+            f"({detail[-1] if detail else f'useradd exited {result.returncode}'}); "
+            "create it or set DENEVA_PG_USER"
+        ) from None
+    log.warning(
+        "created a system account for the embedded Postgres", extra={"user": name, "uid": entry.pw_uid}
     )
+    return entry
+
+
+def write_private_file(path: Path, text: str, owner: RunAs | None = None) -> None:
+    """Write `text` to a new file that is mode 0600 from its creation (owned by `owner`
+    if given), replacing `path` atomically; a symlink or file already at `path` is
+    replaced, never written through."""
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    temporary.unlink(missing_ok=True)
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    try:
+        with os.fdopen(fd, "w") as handle:
+            if owner is not None:
+                os.fchown(handle.fileno(), owner.uid, owner.gid)
+            handle.write(text)
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+
+
+def read_private_file(path: Path) -> str | None:
+    """The stripped text of a secret file that only its owner can read; None if absent."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise EmbeddedPostgresError(f"{path}: cannot read it ({exc.strerror})") from None
+    with os.fdopen(fd) as handle:
+        info = os.fstat(handle.fileno())
+        if not stat.S_ISREG(info.st_mode) or info.st_mode & 0o077:
+            raise EmbeddedPostgresError(
+                f"{path}: a password file must be a regular file that only its owner can read (mode 0600)"
+            )
+        return handle.read().strip()
 
 
 def ensure_traversable(path: Path, who: RunAs) -> None:
@@ -260,6 +354,8 @@ class EmbeddedPostgres:
         self.run_as = server_identity(pg_user)
         self.settings = dict(settings or {})
         self.password_file = self.root / "superuser-password"
+        self.app_password_file = self.root / "app-password"
+        self.pgpass_file = self.root / "pgpass"
         self.port_file = self.root / "port"
         self.socket_dir = self._choose_socket_dir()
         self.port = 0
@@ -288,13 +384,73 @@ class EmbeddedPostgres:
             directory.mkdir(parents=True, exist_ok=True, mode=0o700)
             directory.chmod(0o700)
             self._own(directory)
+        if self.run_as is not None and self.initialised:
+            self._adopt_data_dir(self.run_as)
+
+    def _adopt_data_dir(self, who: RunAs) -> None:
+        """A cluster initialised under another account (before the dedicated one, e.g.
+        `postgres` or `nobody`) is handed over to `who`: Postgres only starts on a data
+        directory its own account owns."""
+        if self.data_dir.stat().st_uid == who.uid:
+            return
+        log.warning(
+            "handing the embedded Postgres data over to its dedicated account",
+            extra={"data_dir": str(self.data_dir), "user": who.name},
+        )
+        for top, dirs, files in os.walk(self.data_dir):
+            os.lchown(top, who.uid, who.gid)
+            for name in (*dirs, *files):
+                os.lchown(os.path.join(top, name), who.uid, who.gid)
 
     @property
     def initialised(self) -> bool:
         return (self.data_dir / "PG_VERSION").exists()
 
     def superuser_password(self) -> str:
-        return self.password_file.read_text().strip()
+        password = read_private_file(self.password_file)
+        if not password:
+            raise EmbeddedPostgresError(
+                f"{self.password_file}: missing or empty (the cluster's superuser password)"
+            )
+        return password
+
+    def app_password(self) -> str:
+        """The password of the pool's login (APP_LOGIN), generated on first use."""
+        password = read_private_file(self.app_password_file)
+        if password:
+            return password
+        password = secrets.token_urlsafe(24)
+        write_private_file(self.app_password_file, password + "\n")
+        return password
+
+    def write_pgpass(self) -> None:
+        """`pg/pgpass` (the libpq password-file format) for both logins; the DSNs name it."""
+        lines = [f"*:*:*:{SUPERUSER}:{self.superuser_password()}", f"*:*:*:{APP_LOGIN}:{self.app_password()}"]
+        write_private_file(self.pgpass_file, "\n".join(lines) + "\n")
+
+    def write_hba(self) -> None:
+        """Every connection, socket or TCP, authenticates with a password (scram-sha-256):
+        clusters initialised by older versions (a trust socket) are brought in line."""
+        text = (
+            "# Written by deneva at every start; edits are lost.\n"
+            "local all all scram-sha-256\n"
+            "host  all all 127.0.0.1/32 scram-sha-256\n"
+            "host  all all ::1/128 scram-sha-256\n"
+        )
+        write_private_file(self.data_dir / "pg_hba.conf", text, owner=self.run_as)
+
+    def prepare(self) -> None:
+        """Everything before the server process starts (blocking: first boot runs initdb,
+        an orphaned server is waited for); trio callers run it in a thread."""
+        self.initdb()
+        self.stop_orphan()
+        self.write_hba()
+        self.write_pgpass()
+        self.choose_port()
+
+    def open_log(self) -> int:
+        """The server's log file (it may quote statements): 0600 from its creation."""
+        return os.open(self.root / "postgres.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
 
     def _run_tool(self, argv: Sequence[str], what: str) -> None:
         result = subprocess.run(
@@ -328,13 +484,9 @@ class EmbeddedPostgres:
                 "move it away and start again"
             )
         password = secrets.token_urlsafe(24)
-        fd = os.open(self.password_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            handle.write(password + "\n")
-        pwfile = self.root / ".initdb-pw"
-        pwfile.write_text(password + "\n")
-        pwfile.chmod(0o600)
-        self._own(pwfile)
+        write_private_file(self.password_file, password + "\n")
+        pwfile = self.root / ".initdb-pw"  # initdb runs as the server's account: it must read this
+        write_private_file(pwfile, password + "\n", owner=self.run_as)
         try:
             self._run_tool(
                 [
@@ -343,7 +495,7 @@ class EmbeddedPostgres:
                     str(self.data_dir),
                     "-U",
                     SUPERUSER,
-                    "--auth-local=trust",
+                    "--auth-local=scram-sha-256",
                     "--auth-host=scram-sha-256",
                     f"--pwfile={pwfile}",
                     "-E",
@@ -407,6 +559,7 @@ class EmbeddedPostgres:
         settings = {
             "listen_addresses": "127.0.0.1",
             "unix_socket_permissions": "0700",
+            "password_encryption": "scram-sha-256",
             "max_connections": "200",
             "logging_collector": "off",
             "log_min_messages": "warning",
@@ -437,8 +590,14 @@ class EmbeddedPostgres:
             and (self.socket_dir / f".s.PGSQL.{self.port}").exists()
         )
 
-    def dsn(self, database: str = DATABASE) -> str:
-        return f"postgresql://{SUPERUSER}@/{database}?host={self.socket_dir}&port={self.port}"
+    def dsn(self, database: str = DATABASE, user: str = SUPERUSER) -> str:
+        """A unix-socket DSN for `user` (the superuser by default); the password comes
+        from `pg/pgpass`."""
+        return _socket_dsn(user, database, self.socket_dir, self.port, self.pgpass_file)
+
+    def app_dsn(self, database: str = DATABASE) -> str:
+        """The DSN of the daemon's pool: the APP_LOGIN role, which row-level security binds."""
+        return self.dsn(database, APP_LOGIN)
 
     def tcp_dsn(self, database: str = DATABASE) -> str:
         return f"postgresql://{SUPERUSER}:{self.superuser_password()}@127.0.0.1:{self.port}/{database}"
@@ -452,8 +611,15 @@ def running_server(state_dir: Path) -> PostmasterInfo | None:
     return info
 
 
-def dsn_for(info: PostmasterInfo, database: str = DATABASE) -> str:
-    return f"postgresql://{SUPERUSER}@/{database}?host={info.socket_dir}&port={info.port}"
+def _socket_dsn(user: str, database: str, socket_dir: Path, port: int, passfile: Path) -> str:
+    query = f"host={quote(str(socket_dir))}&port={port}&passfile={quote(str(passfile))}"
+    return f"postgresql://{user}@/{database}?{query}"
+
+
+def dsn_for(info: PostmasterInfo, database: str = DATABASE, user: str = SUPERUSER) -> str:
+    """A DSN for a running daemon's embedded server (found through its pid file)."""
+    passfile = info.data_dir.parent / "pgpass"
+    return _socket_dsn(user, database, info.socket_dir, info.port, passfile)
 
 
 class SyncServer:
@@ -466,11 +632,17 @@ class SyncServer:
 
     def start(self, timeout: float = 60.0, on_wait: Callable[[], None] | None = None) -> str:
         pg = self.pg
-        pg.initdb()
-        pg.stop_orphan()
-        pg.choose_port()
-        output = open(self.log_file, "ab") if self.log_file else subprocess.DEVNULL  # noqa: SIM115
-        self.process = subprocess.Popen(pg.command(), stdout=output, stderr=output, **pg.spawn_kwargs())
+        pg.prepare()
+        if self.log_file is None:
+            self.process = subprocess.Popen(
+                pg.command(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, **pg.spawn_kwargs()
+            )
+        else:
+            fd = os.open(self.log_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+            try:
+                self.process = subprocess.Popen(pg.command(), stdout=fd, stderr=fd, **pg.spawn_kwargs())
+            finally:
+                os.close(fd)
         deadline = time.monotonic() + timeout
         while not pg.ready():
             if self.process.poll() is not None:

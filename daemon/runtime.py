@@ -4,7 +4,8 @@ The engine's circuit (its actors and the channels between them) is drawn and bui
 `deneva.wiring`; this module starts it, with what surrounds it:
 
     signals ──stop/reload──▶ Daemon.run
-    PostgresKeeper (embedded only) ──dsn──▶ migrations ──▶ Database pool
+    PostgresKeeper (embedded only) ──▶ migrations (the owner's login) ──▶ Database pool
+                                        (the app login, which row-level security binds)
     deneva.wiring: Listener, Dispatcher (+ workers), Lifeline, Scheduler, Janitor,
                    TokenRefresher, Canary, all around the Engine
     KeyCache (LISTEN deneva_api_keys) ──▶ MCP auth
@@ -31,7 +32,7 @@ import trio
 
 from deneva.actors.postgres import PostgresKeeper
 from deneva.adapters import PlatformConfig, adapters_for
-from deneva.admin import create_database
+from deneva.admin import create_database, embedded_urls, external_urls, open_pool, prepare_database
 from deneva.canary import CanaryServices, latest_beat
 from deneva.clock import Clock, SystemClock
 from deneva.config import KEYS, Config, load_config
@@ -51,7 +52,6 @@ from deneva.mcp.auth import KeyCache
 from deneva.mcp.report_tools import ToolServices, build_tools
 from deneva.mcp.tools import ToolRegistry
 from deneva.metrics import Metrics, ScrapeValues
-from deneva.migrations import apply_migrations
 from deneva.observe import MetricsObserver
 from deneva.pgembed import DATABASE, EmbeddedPostgres, StateLock
 from deneva.retention import JanitorServices, plan_from_config
@@ -132,20 +132,22 @@ class Daemon:
                     self.pg = EmbeddedPostgres(
                         config.state_dir, bin_dir=config.pg_bin, pg_user=config.pg_user
                     )
-                    dsn = await self.supervisor.start(outer, PostgresKeeper(self.pg))
+                    await self.supervisor.start(outer, PostgresKeeper(self.pg))
                     bridge = AsyncioThread()
                     try:
                         await bridge.call(create_database, self.pg.dsn("postgres"), DATABASE)
                     finally:
                         bridge.stop()
+                    urls = embedded_urls(self.pg)
                 else:
-                    dsn = config.database_url
-                self.notifier.status("migrating")
-                applied = await apply_migrations(dsn, config.env)
+                    urls = external_urls(config)
+                self.notifier.status("migrating" if urls.owner else "checking the schema")
+                applied = await prepare_database(urls, config.env)
                 if applied:
                     log.info("migrations applied", extra={"migrations": list(applied)})
+                # The pool's login is one row-level security binds (refused otherwise).
+                db = await open_pool(urls, config.env, max_size=max(4, min(config.workers, 20)))
                 self.health.migrated = True
-                db = await Database.open(dsn, max_size=max(4, min(config.workers, 20)))
                 self.health.db = db
                 try:
                     # One HTTP client for every platform call: its connection pool and TLS
@@ -179,11 +181,11 @@ class Daemon:
         if self.demo and self.sync_runtime is not None:
             base_url = await self.supervisor.start(nursery, DemoSandbox())
             adapters = adapters_for(PlatformConfig.for_sandbox(base_url), http=self.platform_http)
-            kek = self.secrets.kek_bytes()
+            keyring = self.secrets.keyring()
             self.sync_runtime.services = SyncServices(
-                db, kek, adapters, self.clock, owner=owner, metrics=self.metrics
+                db, keyring, adapters, self.clock, owner=owner, metrics=self.metrics
             )
-            self.demo_key_file = await provision_demo(db, kek, config.state_dir)
+            self.demo_key_file = await provision_demo(db, keyring, config.state_dir)
         elif self.sync_runtime is not None:
             self._bind_platforms(self.sync_runtime, db, owner)
         tokens = None
@@ -273,7 +275,7 @@ class Daemon:
         if setup.synced:
             adapters = setup.adapters(self.platform_http)
             runtime.services = SyncServices(
-                db, self.secrets.kek_bytes(), adapters, self.clock, owner=owner, metrics=self.metrics
+                db, self.secrets.keyring(), adapters, self.clock, owner=owner, metrics=self.metrics
             )
 
     async def _drain(self) -> None:

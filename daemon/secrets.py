@@ -9,6 +9,8 @@ synced by `deneva run`; a file that is there must be readable, non-empty, one li
 `DENEVA_METRICS_TOKEN` is optional too: when its file is there, `GET /metrics` asks
 for it as a bearer token (one line without spaces, at least 16 characters);
 `deneva secrets init` does not create it.
+`DENEVA_KEK_PREVIOUS` is optional: while the key-encryption key rotates (see
+`deneva.credentials`), the old DENEVA_KEK, so rows it sealed still open.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from pathlib import Path
 
 import attrs
 
+from deneva.credentials import Keyring
 from deneva.errors import SecretError
 
 REQUIRED = ("DENEVA_KEK", "DENEVA_ADMIN_TOKEN", "DENEVA_EVENT_KEY", "DENEVA_SIGNING_KEY")
@@ -33,6 +36,8 @@ PLATFORM_SECRETS: Mapping[str, tuple[str, ...]] = {
 }
 OPTIONAL = tuple(name for names in PLATFORM_SECRETS.values() for name in names)
 METRICS_TOKEN = "DENEVA_METRICS_TOKEN"
+KEK_PREVIOUS = "DENEVA_KEK_PREVIOUS"
+_KEKS = ("DENEVA_KEK", KEK_PREVIOUS)
 MAX_SECRET_BYTES = 4096
 MIN_TOKEN_CHARS = 16
 
@@ -61,23 +66,27 @@ class Secrets:
     optional: Mapping[str, Secret] = attrs.field(factory=dict)
     # The bearer token /metrics asks for; None (the file is absent): /metrics is open.
     metrics_token: Secret | None = None
+    # The key-encryption key before DENEVA_KEK, while it rotates; None: no rotation.
+    kek_previous: Secret | None = None
 
     def all(self) -> tuple[Secret, ...]:
-        metrics = () if self.metrics_token is None else (self.metrics_token,)
+        extra = tuple(s for s in (self.metrics_token, self.kek_previous) if s is not None)
         return (
             self.kek,
             self.admin_token,
             self.event_key,
             self.signing_key,
             *self.optional.values(),
-            *metrics,
+            *extra,
         )
 
     def get(self, name: str) -> Secret | None:
         return self.optional.get(name)
 
-    def kek_bytes(self) -> bytes:
-        return base64.b64decode(self.kek.reveal())
+    def keyring(self) -> Keyring:
+        """DENEVA_KEK seals; it and DENEVA_KEK_PREVIOUS (if present) open."""
+        previous = () if self.kek_previous is None else (base64.b64decode(self.kek_previous.reveal()),)
+        return Keyring(base64.b64decode(self.kek.reveal()), previous)
 
 
 def secrets_directory(config_dir: Path | None, environ: Mapping[str, str] | None = None) -> Path:
@@ -108,7 +117,7 @@ def _read_secret(directory: Path, name: str) -> Secret:
         raise SecretError(f"{name}: {path} is not UTF-8 text") from None
     if not value:
         raise SecretError(f"{name}: {path} is empty")
-    if name == "DENEVA_KEK":
+    if name in _KEKS:
         try:
             key = base64.b64decode(value, validate=True)
         except ValueError:
@@ -131,8 +140,9 @@ def load_secrets(directory: Path) -> Secrets:
     loaded = [_read_secret(directory, name) for name in REQUIRED]
     optional = {name: _read_secret(directory, name) for name in OPTIONAL if (directory / name).exists()}
     metrics_token = _read_secret(directory, METRICS_TOKEN) if (directory / METRICS_TOKEN).exists() else None
+    previous = _read_secret(directory, KEK_PREVIOUS) if (directory / KEK_PREVIOUS).exists() else None
     kek, admin_token, event_key, signing_key = loaded
-    return Secrets(kek, admin_token, event_key, signing_key, optional, metrics_token)
+    return Secrets(kek, admin_token, event_key, signing_key, optional, metrics_token, previous)
 
 
 def _generate(name: str) -> str:

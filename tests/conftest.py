@@ -1,9 +1,11 @@
 """Test fixtures: one embedded Postgres per test session, a fresh database per test.
 
 The session cluster is the same embedded Postgres `make run` uses (same code, its
-own state directory). Its `deneva_template` database is migrated once; each test
-that needs a database gets `CREATE DATABASE ... TEMPLATE deneva_template`, which
-takes milliseconds.
+own state directory). Its `deneva_template` database is migrated once, and the app
+login the daemon's pool uses is made as `deneva run` makes it; each test that needs a
+database gets `CREATE DATABASE ... TEMPLATE deneva_template`, which takes milliseconds.
+`database_url` is the owner's (superuser) URL of that database, `app_url` the app
+login's, the one the `db` pool uses, as the daemon's does.
 """
 
 from __future__ import annotations
@@ -14,14 +16,16 @@ import os
 import sys
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import pytest
 import trio.testing
 
+from deneva.admin import AppLogin, provision_login
 from deneva.db import AsyncioThread, Database, init_connection
 from deneva.migrations import load_migrations, migrate
-from deneva.pgembed import EmbeddedPostgres, SyncServer
+from deneva.pgembed import APP_LOGIN, EmbeddedPostgres, SyncServer
 
 TEST_ENV = "test"
 TEMPLATE = "deneva_template"
@@ -35,6 +39,9 @@ class Cluster:
 
     def dsn(self, database: str) -> str:
         return self.pg.dsn(database)
+
+    def app_dsn(self, database: str) -> str:
+        return self.pg.app_dsn(database)
 
     def admin(self, sql: str) -> None:
         async def go() -> None:
@@ -97,20 +104,39 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
                 await conn.close()
 
         asyncio.run(prepare())
+        asyncio.run(provision_login(cluster.dsn(TEMPLATE), AppLogin(APP_LOGIN, pg.app_password())))
         yield cluster
     finally:
         server.stop()
 
 
-@pytest.fixture
-def database_url(cluster: Cluster) -> str:
-    """A fresh, migrated database of its own for one test (owner connection URL)."""
-    return cluster.dsn(cluster.new_database())
+def as_app_login(owner_url: str) -> str:
+    """The same database's URL for the app login (the embedded pgpass holds both passwords)."""
+    parts = urlsplit(owner_url)
+    return urlunsplit(parts._replace(netloc=f"{APP_LOGIN}@{parts.hostname or ''}"))
 
 
 @pytest.fixture
-async def db(database_url: str) -> AsyncIterator[Database]:
-    database = await Database.open(database_url)
+def database_name(cluster: Cluster) -> str:
+    """A fresh, migrated database of its own for one test."""
+    return cluster.new_database()
+
+
+@pytest.fixture
+def database_url(cluster: Cluster, database_name: str) -> str:
+    """The owner's (superuser's) URL of the test's database."""
+    return cluster.dsn(database_name)
+
+
+@pytest.fixture
+def app_url(cluster: Cluster, database_name: str) -> str:
+    """The app login's URL of the test's database: row-level security binds it."""
+    return cluster.app_dsn(database_name)
+
+
+@pytest.fixture
+async def db(app_url: str) -> AsyncIterator[Database]:
+    database = await Database.open(app_url)
     try:
         yield database
     finally:

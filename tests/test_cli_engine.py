@@ -12,13 +12,18 @@ from pathlib import Path
 
 import asyncpg
 
-from tests.conftest import TEST_ENV
+from tests.conftest import TEST_ENV, as_app_login
 
 
 def _cli(tmp_path: Path, database_url: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """`deneva ARGS` on the database at `database_url` (the owner's URL), as an operator
+    configures it: the pool's login in DENEVA_DATABASE_URL, the owner's for migrations."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("DENEVA_")}
     env.update(
-        DENEVA_DATABASE_URL=database_url, DENEVA_ENV=TEST_ENV, DENEVA_STATE_DIR=str(tmp_path / "state")
+        DENEVA_DATABASE_URL=as_app_login(database_url),
+        DENEVA_MIGRATE_DATABASE_URL=database_url,
+        DENEVA_ENV=TEST_ENV,
+        DENEVA_STATE_DIR=str(tmp_path / "state"),
     )
     return subprocess.run(
         [sys.executable, "-m", "deneva", *args],

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from deneva.config import Bind, Config, load_config, parse_bind
+from deneva.credentials import kek_id
 from deneva.errors import ConfigError, SecretError
 from deneva.secrets import REQUIRED, Secret, init_secrets, load_secrets, secrets_directory
 
@@ -98,7 +99,7 @@ def test_secrets_init_creates_private_files_and_never_overwrites(tmp_path: Path)
         k: v for k, v in before.items() if k != "DENEVA_EVENT_KEY"
     }
     secrets = load_secrets(directory)
-    assert len(secrets.kek_bytes()) == 32
+    assert len(secrets.keyring().current) == 32
 
 
 @pytest.mark.parametrize("missing", REQUIRED)
@@ -210,3 +211,28 @@ def test_janitor_schedules_and_retentions_are_validated_naming_the_key(tmp_path:
     toml.write_text("retention_cache = true\n")
     with pytest.raises(ConfigError, match=r"retention_cache \(in .*deneva.toml\): expected a duration"):
         load_config(toml, environ={})
+
+
+def test_the_previous_kek_is_optional_checked_and_kept_out_of_logs(tmp_path: Path) -> None:
+    init_secrets(tmp_path)
+    assert load_secrets(tmp_path).kek_previous is None
+    (tmp_path / "DENEVA_KEK_PREVIOUS").write_text("not-a-key")
+    with pytest.raises(SecretError, match="DENEVA_KEK_PREVIOUS: .*32 bytes in base64"):
+        load_secrets(tmp_path)
+    previous = os.urandom(32)
+    (tmp_path / "DENEVA_KEK_PREVIOUS").write_text(base64.b64encode(previous).decode() + "\n")
+    loaded = load_secrets(tmp_path)
+    # Every loaded secret is registered with the log redactor (runtime.Daemon): this one too.
+    assert base64.b64encode(previous).decode() in [s.reveal() for s in loaded.all()]
+    keys = loaded.keyring()
+    assert keys.previous == (previous,) and keys.by_id(kek_id(previous)) == previous
+
+
+def test_the_migrations_url_comes_with_the_pools_url() -> None:
+    owner = "postgresql://owner@db/deneva"
+    with pytest.raises(ConfigError, match="DENEVA_MIGRATE_DATABASE_URL: set only with DENEVA_DATABASE_URL"):
+        load_config(None, {"DENEVA_MIGRATE_DATABASE_URL": owner})
+    both = load_config(
+        None, {"DENEVA_MIGRATE_DATABASE_URL": owner, "DENEVA_DATABASE_URL": "postgresql://app@db/deneva"}
+    )
+    assert (both.database_url, both.migrate_database_url) == ("postgresql://app@db/deneva", owner)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -17,9 +18,9 @@ import httpx
 import pytest
 import trio
 
-from deneva.pgembed import _pid_alive, read_postmaster_pid
+from deneva.pgembed import APP_LOGIN, _pid_alive, dsn_for, read_postmaster_pid
 from deneva.secrets import REQUIRED, init_secrets
-from tests.conftest import TEST_ENV
+from tests.conftest import TEST_ENV, Cluster, as_app_login
 
 
 def _free_port() -> int:
@@ -111,6 +112,25 @@ async def running_daemon(tmp_path: Path, command: str = "run", **extra: str) -> 
             notify.close()
 
 
+async def _pool_logins(dsn: str) -> list[str] | None:
+    """The logins of the daemon's connections (pool, LISTEN, upkeep); None while the
+    server cannot take connections yet, or the daemon has none to it yet."""
+    import asyncpg
+
+    try:
+        conn = await asyncpg.connect(dsn)
+    except asyncpg.CannotConnectNowError:
+        return None
+    try:
+        rows = await conn.fetch(
+            "SELECT DISTINCT usename::text FROM pg_stat_activity "
+            "WHERE application_name IN ('deneva', 'deneva-listen', 'deneva-upkeep') AND datname = 'deneva'"
+        )
+        return sorted(r["usename"] for r in rows) or None
+    finally:
+        await conn.close()
+
+
 def _children(pid: int) -> list[int]:
     text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
     return [int(child) for child in text.split()]
@@ -167,9 +187,19 @@ async def test_lifecycle_ready_watchdog_outage_and_clean_stop(tmp_path: Path) ->
                     break
                 await trio.sleep(0.05)
 
-        # SIGTERM: STOPPING=1, exit 0 within 10 s, Postgres stopped, nothing left behind.
+        # Its pool logs in as the app login, not as the superuser that migrated. (Here, not
+        # before the freeze above: this connection's backend may still be exiting.)
         server = read_postmaster_pid(daemon.state_dir / "pg" / "data")
         assert server is not None
+        superuser = dsn_for(server)
+        with trio.fail_after(15):  # the server may still be starting (/readyz's answer can be a second old)
+            while (
+                logins := await trio.to_thread.run_sync(lambda: asyncio.run(_pool_logins(superuser)))
+            ) is None:
+                await trio.sleep(0.05)
+        assert logins == [APP_LOGIN]
+
+        # SIGTERM: STOPPING=1, exit 0 within 10 s, Postgres stopped, nothing left behind.
         daemon.process.send_signal(signal.SIGTERM)
         with trio.fail_after(10):
             assert await daemon.process.wait() == 0
@@ -205,7 +235,7 @@ async def test_external_database_and_sighup_reload(tmp_path: Path, database_url:
     config = tmp_path / "deneva.toml"
     config.write_text('log_level = "info"\n')
     async with (
-        running_daemon(tmp_path, DENEVA_DATABASE_URL=database_url, DENEVA_CONFIG=str(config)) as daemon,
+        running_daemon(tmp_path, **_external(database_url), DENEVA_CONFIG=str(config)) as daemon,
         httpx.AsyncClient() as client,
     ):
         assert not (daemon.state_dir / "pg").exists()
@@ -221,6 +251,12 @@ async def test_external_database_and_sighup_reload(tmp_path: Path, database_url:
         daemon.process.send_signal(signal.SIGINT)
         with trio.fail_after(10):
             assert await daemon.process.wait() == 0
+
+
+def _external(database_url: str) -> dict[str, str]:
+    """An external Postgres as the deploy docs configure it: the pool's login, and the
+    owner's for migrations."""
+    return {"DENEVA_DATABASE_URL": as_app_login(database_url), "DENEVA_MIGRATE_DATABASE_URL": database_url}
 
 
 def _run_cli(tmp_path: Path, *args: str, **extra: str) -> subprocess.CompletedProcess[str]:
@@ -268,6 +304,30 @@ def test_bad_configuration_is_one_line_naming_the_culprit(
     assert named in _one_line_error(_run_cli(tmp_path, "run", **extra))
 
 
+@pytest.mark.parametrize("command", [("run",), ("tenant", "list")])
+def test_a_pool_login_that_could_step_around_row_level_security_is_refused(
+    tmp_path: Path, database_url: str, command: tuple[str, ...]
+) -> None:
+    # The superuser that migrated the database, configured as the pool's login.
+    line = _one_line_error(_run_cli(tmp_path, *command, DENEVA_DATABASE_URL=database_url))
+    assert "DENEVA_DATABASE_URL" in line and "bypasses row-level security" in line
+
+
+def test_without_the_owners_url_nothing_migrates_and_an_unmigrated_schema_is_refused(
+    tmp_path: Path, cluster: Cluster
+) -> None:
+    name = cluster.new_database(template="template0")
+    app, owner = cluster.app_dsn(name), cluster.dsn(name)
+    line = _one_line_error(_run_cli(tmp_path, "tenant", "list", DENEVA_DATABASE_URL=app))
+    assert "not migrated" in line and "DENEVA_MIGRATE_DATABASE_URL" in line
+    line = _one_line_error(_run_cli(tmp_path, "migrate", DENEVA_DATABASE_URL=app))
+    assert "DENEVA_MIGRATE_DATABASE_URL: not set" in line
+    done = _run_cli(tmp_path, "migrate", DENEVA_DATABASE_URL=app, DENEVA_MIGRATE_DATABASE_URL=owner)
+    assert done.returncode == 0 and "applied 0007_least_privilege.sql" in done.stdout, done.stderr
+    listed = _run_cli(tmp_path, "tenant", "list", "--json", DENEVA_DATABASE_URL=app)
+    assert listed.returncode == 0 and json.loads(listed.stdout) == [], listed.stderr
+
+
 def test_malformed_and_unknown_toml_is_named(tmp_path: Path) -> None:
     bad = tmp_path / "bad.toml"
     bad.write_text("workers = [\n")
@@ -282,15 +342,13 @@ def test_http_port_in_use_is_named(tmp_path: Path, database_url: str) -> None:
         taken.listen()
         port = taken.getsockname()[1]
         line = _one_line_error(
-            _run_cli(tmp_path, "run", DENEVA_DATABASE_URL=database_url, DENEVA_HTTP_BIND=f"127.0.0.1:{port}")
+            _run_cli(tmp_path, "run", **_external(database_url), DENEVA_HTTP_BIND=f"127.0.0.1:{port}")
         )
     assert "DENEVA_HTTP_BIND" in line and str(port) in line
 
 
 def test_database_of_another_environment_is_refused(tmp_path: Path, database_url: str) -> None:
-    line = _one_line_error(
-        _run_cli(tmp_path, "run", DENEVA_DATABASE_URL=database_url, DENEVA_ENV="production")
-    )
+    line = _one_line_error(_run_cli(tmp_path, "run", **_external(database_url), DENEVA_ENV="production"))
     assert "DENEVA_ENV" in line and "'test'" in line
 
 

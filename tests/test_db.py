@@ -9,6 +9,7 @@ import trio
 
 from deneva.db import Connection, Database
 from deneva.errors import DatabaseUnavailable, QueryError, UniqueViolation
+from deneva.pgembed import APP_LOGIN
 
 
 async def _add_tenant(db: Database, name: str) -> str:
@@ -27,6 +28,60 @@ async def test_pool_connections_run_as_the_system_role_not_the_owner(db: Databas
     for _ in range(5):
         assert await db.fetchval("SELECT current_user") == "deneva_system"
         assert await db.fetchval("SELECT usesuper FROM pg_user WHERE usename = current_user") is None
+
+
+async def test_the_pool_logs_in_as_the_app_login_which_cannot_step_around_row_level_security(
+    db: Database,
+) -> None:
+    row = await db.fetchrow(
+        "SELECT session_user AS login, current_user AS acting, rolsuper, rolbypassrls "
+        "FROM pg_roles WHERE rolname = session_user"
+    )
+    assert row is not None and (row["login"], row["acting"]) == (APP_LOGIN, "deneva_system")
+    assert not row["rolsuper"] and not row["rolbypassrls"]
+    assert await db.check_login("the test's pool") == APP_LOGIN
+    acme = await _add_tenant(db, "acme")
+    owner = await db.fetchval("SELECT tableowner FROM pg_tables WHERE tablename = 'tenants'")
+
+    async def reset_role(conn: Connection) -> list[str]:
+        await conn.execute("RESET ROLE")  # back to the login itself: it has no rights of its own
+        return [r["name"] for r in await conn.fetch("SELECT name FROM tenants")]
+
+    with pytest.raises(QueryError, match="permission denied for table tenants"):
+        await db.run(reset_role)
+    with pytest.raises(QueryError, match="permission denied for table tenants"):
+        await db.tenant_transaction(acme, reset_role)
+
+    async def become_owner(conn: Connection) -> None:
+        await conn.execute(f'SET ROLE "{owner}"')
+
+    with pytest.raises(QueryError, match="permission denied to set role"):
+        await db.run(become_owner)
+    assert await db.fetchval("SELECT current_user") == "deneva_system"
+
+
+async def test_a_released_connection_comes_back_without_the_tenant_or_role_it_was_left_with(
+    app_url: str,
+) -> None:
+    db = await Database.open(app_url, min_size=1, max_size=1)  # one connection: the same one again
+    try:
+
+        async def leave_session_state(conn: Connection) -> int:
+            await conn.execute("SELECT set_config('deneva.tenant_id', $1, false)", str(uuid.uuid4()))
+            await conn.execute("SET ROLE deneva_app")
+            return int(conn.get_server_pid())
+
+        async def session_state(conn: Connection) -> tuple[int, str, str | None]:
+            acting = await conn.fetchval("SELECT current_user")
+            tenant = await conn.fetchval("SELECT current_setting('deneva.tenant_id', true)")
+            return int(conn.get_server_pid()), acting, tenant
+
+        pid = await db.run(leave_session_state)
+        again, acting, tenant = await db.run(session_state)
+        assert again == pid
+        assert acting == "deneva_system" and not tenant
+    finally:
+        await db.close()
 
 
 async def test_tenant_transaction_sees_only_its_own_tenant_rows(db: Database) -> None:

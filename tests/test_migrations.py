@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import os
+import secrets
+import uuid
+from urllib.parse import quote
+
 import attrs
 import pytest
 import trio
 
-from deneva.db import Database, connect_once
-from deneva.errors import EnvironmentMismatch, MigrationError
+from deneva.db import Connection, Database, connect_once
+from deneva.errors import ConfigError, EnvironmentMismatch, MigrationError
 from deneva.migrations import Migration, load_migrations, migrate, pending
 from tests.conftest import TEST_ENV, Cluster
 
@@ -127,3 +132,46 @@ async def test_a_run_stored_with_a_3kb_key_is_rehashed_as_the_engine_hashes(clus
     finally:
         await owner.close()
     assert keys == {stored_key("f", noise), "f|short"}
+
+
+async def test_the_owner_of_the_tables_is_bound_by_row_level_security_too(cluster: Cluster) -> None:
+    """An owner that is not a superuser (an external Postgres): after the migrations it
+    sees no tenant rows, the archive function it owns still moves audit rows, and as the
+    pool's login it would be refused."""
+    suffix = f"{os.getpid()}_{uuid.uuid4().hex[:6]}"
+    owner, password, name = f"owner_{suffix}", secrets.token_urlsafe(16), f"owned_{suffix}"
+    cluster.admin(f"CREATE ROLE {owner} LOGIN CREATEROLE PASSWORD '{password}'")
+    cluster.admin(f'CREATE DATABASE "{name}" OWNER {owner} TEMPLATE template0')
+    pg = cluster.pg
+    owner_dsn = f"postgresql://{owner}:{password}@/{name}?host={quote(str(pg.socket_dir))}&port={pg.port}"
+    try:
+        await _migrate(owner_dsn, TEST_ENV, load_migrations())
+        app = await Database.open(cluster.app_dsn(name), min_size=1)
+        as_owner = await Database.open(owner_dsn, role=None, min_size=1)
+        try:
+            acme = await app.fetchval("INSERT INTO tenants (name) VALUES ('acme') RETURNING id")
+            await app.execute(
+                "INSERT INTO audit_log (tenant_id, event_type, created_at) "
+                "VALUES ($1, 'old', now() - '2 years'::interval)",
+                acme,
+            )
+
+            async def owner_sees(conn: Connection) -> tuple[int, int]:
+                await conn.execute("SELECT set_config('deneva.tenant_id', $1, false)", str(acme))
+                tenants = await conn.fetchval("SELECT count(*) FROM tenants")
+                audit = await conn.fetchval("SELECT count(*) FROM audit_log")
+                return int(tenants), int(audit)
+
+            assert await as_owner.run(owner_sees) == (0, 0)
+            assert await app.fetchval("SELECT count(*) FROM tenants") == 1
+            assert await app.fetchval("SELECT deneva_archive_audit_log(now() - '1 year'::interval, 100)") == 1
+            assert await app.fetchval("SELECT count(*) FROM audit_log_archive") == 1
+            assert await app.fetchval("SELECT count(*) FROM audit_log") == 0
+            with pytest.raises(ConfigError, match="is the owner of the tables"):
+                await as_owner.check_login("DENEVA_DATABASE_URL")
+        finally:
+            await as_owner.close()
+            await app.close()
+    finally:
+        cluster.admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        cluster.admin(f"DROP ROLE IF EXISTS {owner}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import stat
@@ -14,12 +15,14 @@ from deneva.admin import run_async
 from deneva.errors import EmbeddedPostgresError
 from deneva.pgembed import (
     INSTALL_HINT,
+    SUPERUSER,
     EmbeddedPostgres,
     SyncServer,
     _pid_alive,
     find_pg_bin,
     packaged_pg_bin,
     read_postmaster_pid,
+    server_identity,
 )
 
 
@@ -197,3 +200,121 @@ def _boot_and_check(state: Path, expected_uid: int) -> int:
     finally:
         server.stop()
     return 0
+
+
+# -- least privilege (issue 11): the server's account, passwords, password files ------------
+
+root_only = pytest.mark.skipif(os.geteuid() != 0, reason="the root path needs root")
+
+
+@root_only
+def test_as_root_the_server_runs_as_its_dedicated_account_never_a_shared_one(tmp_path: Path) -> None:
+    import pwd
+
+    pg = EmbeddedPostgres(tmp_path)
+    assert pg.run_as is not None and pg.run_as.name == "deneva"  # README: the dedicated account
+    server = SyncServer(pg)
+    try:
+        server.start()
+        info = read_postmaster_pid(pg.data_dir)
+        assert info is not None
+        account = pwd.getpwnam("deneva")
+        assert _uid_of(info.pid) == account.pw_uid != pwd.getpwnam("nobody").pw_uid
+        assert pg.data_dir.stat().st_uid == account.pw_uid
+    finally:
+        server.stop()
+
+
+@root_only
+def test_a_missing_server_account_is_created_as_a_system_account_without_a_login(tmp_path: Path) -> None:
+    import pwd
+    import subprocess
+
+    name = f"dnvt{os.getpid() % 100_000}"
+    try:
+        with pytest.raises(KeyError):
+            pwd.getpwnam(name)
+        who = server_identity(account=name)
+        assert who is not None and who.name == name
+        entry = pwd.getpwnam(name)
+        assert entry.pw_uid == who.uid and 0 < entry.pw_uid < 1000  # the system range
+        assert entry.pw_shell.endswith(("nologin", "false"))
+        assert not Path(entry.pw_dir).exists()
+    finally:
+        subprocess.run(["userdel", name], capture_output=True, check=False)
+
+
+@root_only
+@pytest.mark.parametrize("account", ["nobody", "root"])
+def test_a_shared_or_root_account_is_refused_for_the_server(account: str) -> None:
+    with pytest.raises(EmbeddedPostgresError, match="shared by unrelated programs|is root"):
+        server_identity(account)
+
+
+async def _connect_without_password(pg: EmbeddedPostgres, *, tcp: bool) -> None:
+    host = "127.0.0.1" if tcp else str(pg.socket_dir)
+    conn = await asyncpg.connect(
+        user=SUPERUSER, host=host, port=pg.port, database="postgres", passfile=str(pg.root / "none")
+    )
+    await conn.close()
+
+
+async def _whoami(dsn: str) -> str:
+    conn = await asyncpg.connect(dsn)
+    try:
+        return str(await conn.fetchval("SELECT current_user"))
+    finally:
+        await conn.close()
+
+
+def test_socket_and_loopback_ask_for_a_password_also_on_a_cluster_made_with_a_trust_socket(
+    tmp_path: Path,
+) -> None:
+    pg = EmbeddedPostgres(tmp_path)
+    pg.initdb()
+    # What earlier versions wrote: a unix socket that trusts every local connection.
+    (pg.data_dir / "pg_hba.conf").write_text("local all all trust\nhost all all 127.0.0.1/32 scram-sha-256\n")
+    server = SyncServer(pg)
+    try:
+        server.start()
+        for tcp in (False, True):
+            with pytest.raises(asyncpg.InvalidPasswordError, match="password authentication failed"):
+                asyncio.run(_connect_without_password(pg, tcp=tcp))
+        assert run_async(lambda: _whoami(pg.dsn("postgres"))) == SUPERUSER  # the password from pgpass
+        assert run_async(lambda: _whoami(pg.tcp_dsn("postgres"))) == SUPERUSER
+    finally:
+        server.stop()
+
+
+def test_password_files_are_private_from_creation_and_never_written_through_a_link(tmp_path: Path) -> None:
+    pg = EmbeddedPostgres(tmp_path)
+    pg.root.mkdir(parents=True)
+    # Someone who could write there planted links where the passwords go.
+    traps = {}
+    for name in (".initdb-pw", "superuser-password", "app-password", "pgpass"):
+        trap = tmp_path / f"trap-{name.strip('.')}"
+        trap.write_text("")
+        trap.chmod(0o644)
+        (pg.root / name).symlink_to(trap)
+        traps[name] = trap
+    (pg.root / "app-password").unlink()  # an existing app-password is read, and a link refused
+    server = SyncServer(pg, log_file=pg.root / "postgres.log")
+    try:
+        server.start()
+        for name, trap in traps.items():
+            assert trap.read_text() == "", f"{name}: the password was written through the link"
+        for name in ("superuser-password", "app-password", "pgpass", "postgres.log", "data/pg_hba.conf"):
+            info = (pg.root / name).lstat()
+            assert stat.S_ISREG(info.st_mode) and stat.S_IMODE(info.st_mode) == 0o600, name
+        assert not (pg.root / ".initdb-pw").exists()
+    finally:
+        server.stop()
+
+
+def test_an_app_password_file_others_can_read_is_refused(tmp_path: Path) -> None:
+    pg = EmbeddedPostgres(tmp_path)
+    pg.root.mkdir(parents=True)
+    (pg.root / "app-password").write_text("guessable\n")
+    (pg.root / "app-password").chmod(0o644)
+    with pytest.raises(EmbeddedPostgresError, match="only its owner can read"):
+        pg.app_password()

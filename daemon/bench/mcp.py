@@ -47,7 +47,7 @@ import uuid
 from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 import httpx
@@ -76,6 +76,9 @@ SERVER_ORDER = ("deneva", "sdk")
 BACKGROUND_SAMPLE_S = 1.0
 BUSY_WARNING_PCT = 15.0  # other processes this busy make the figures unreliable
 LOG_TAIL = 20
+
+if TYPE_CHECKING:
+    from deneva.credentials import Keyring
 
 
 def tool_arguments() -> dict[str, Any]:
@@ -123,7 +126,7 @@ class Provisioned:
         return f"Provisioned(tenant_id={self.tenant_id}, api_key=***)"
 
 
-async def provision(dsn: str, env: str, kek: bytes) -> Provisioned:
+async def provision(dsn: str, env: str, keys: Keyring) -> Provisioned:
     """Migrate, then a tenant, its API key, a connected account and the cache row."""
     from deneva import tenants
     from deneva.credentials import PlainTokens, store_credential
@@ -136,7 +139,7 @@ async def provision(dsn: str, env: str, kek: bytes) -> Provisioned:
 
         async def setup(conn: Any) -> tuple[uuid.UUID, str]:
             tenant = await tenants.add_tenant(conn, TENANT)
-            await store_credential(conn, kek, TENANT, PLATFORM, ACCOUNT, PlainTokens(None, "bench-token"))
+            await store_credential(conn, keys, TENANT, PLATFORM, ACCOUNT, PlainTokens(None, "bench-token"))
             key = await tenants.create_key(conn, TENANT, "bench")
             return tenant.id, key.plaintext
 
@@ -646,9 +649,9 @@ def run_benchmark(
     try:
         secrets_dir = workdir / "secrets"
         init_secrets(secrets_dir)
-        kek = load_secrets(secrets_dir).kek_bytes()
+        keys = load_secrets(secrets_dir).keyring()
         with ThrowawayDatabase(server_dsn, name, info) as dsn:
-            provisioned = trio.run(provision, dsn, env, kek)
+            provisioned = trio.run(provision, dsn, env, keys)
             say(f"provisioned tenant {TENANT!r}, its key and a {provisioned.payload_bytes:,}-byte cache row")
             rounds_of: dict[str, list[ServerResult]] = {which: [] for which in servers}
             for turn in range(rounds):

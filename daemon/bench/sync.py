@@ -93,7 +93,7 @@ from deneva.bench.simclock import SkipIdleClock
 from deneva.canary import CanaryServices
 from deneva.clock import TrioClock, as_datetime
 from deneva.config import Config
-from deneva.credentials import PlainTokens, store_credential
+from deneva.credentials import Keyring, PlainTokens, store_credential
 from deneva.db import Connection, Database, connect_once
 from deneva.engine.engine import EngineSettings
 from deneva.functions import app_registry
@@ -349,7 +349,7 @@ class WarningCount(logging.Handler):
 # -- the run ---------------------------------------------------------------------------------------
 
 
-async def provision(db: Database, kek: bytes, connected: Sequence[Connected]) -> dict[int, uuid.UUID]:
+async def provision(db: Database, keys: Keyring, connected: Sequence[Connected]) -> dict[int, uuid.UUID]:
     """Create the tenants and store their (encrypted) credentials; tenant index -> id."""
     ids: dict[int, uuid.UUID] = {}
     for start in range(0, len(connected), PROVISION_BATCH):
@@ -359,7 +359,7 @@ async def provision(db: Database, kek: bytes, connected: Sequence[Connected]) ->
             for c in batch:
                 if c.tenant not in ids:
                     ids[c.tenant] = (await tenant_store.add_tenant(conn, c.tenant_name)).id
-                await store_credential(conn, kek, c.tenant_name, c.platform, c.account_id, c.plain_tokens)
+                await store_credential(conn, keys, c.tenant_name, c.platform, c.account_id, c.plain_tokens)
 
         await db.transaction(add)
     return ids
@@ -423,10 +423,10 @@ async def simulate(dsn: str, env: str, params: Params, platforms: Platforms, say
         bridge.stop()
     db = await Database.open(dsn, min_size=4, max_size=POOL_SIZE)
     try:
-        kek = os.urandom(32)
+        keys = Keyring(os.urandom(32))
         connected = connections(params.tenants, params.platforms)
         started = time.perf_counter()
-        tenant_ids = await provision(db, kek, connected)
+        tenant_ids = await provision(db, keys, connected)
         recorded = Recorded(keys_of(connected, tenant_ids), connected)
         recorded.provision_s = time.perf_counter() - started
         say(
@@ -442,7 +442,7 @@ async def simulate(dsn: str, env: str, params: Params, platforms: Platforms, say
         logging.getLogger("deneva").addHandler(counter)
         try:
             async with httpx.AsyncClient(limits=limits) as http:
-                await _run(db, kek, params, platforms, http, recorded, say)
+                await _run(db, keys, params, platforms, http, recorded, say)
         finally:
             logging.getLogger("deneva").removeHandler(counter)
         say("analysing the runs")
@@ -471,7 +471,7 @@ async def _deadlocks(dsn: str) -> int:
 
 async def _run(
     db: Database,
-    kek: bytes,
+    keys: Keyring,
     params: Params,
     platforms: Platforms,
     http: httpx.AsyncClient,
@@ -491,7 +491,7 @@ async def _run(
     }
     owner = f"bench-sync-{os.getpid()}"
     services = SyncServices(
-        db, kek, adapters, clock, today=lambda: as_datetime(clock.now()).date(), owner=owner
+        db, keys, adapters, clock, today=lambda: as_datetime(clock.now()).date(), owner=owner
     )
     runtime.services = services
     settings = EngineSettings(workers=params.workers, poll_s=params.poll_s, lease_s=params.lease_s)

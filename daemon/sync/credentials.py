@@ -26,7 +26,7 @@ import trio
 from deneva.adapters import Credentials, PlatformError
 from deneva.backoff import Backoff
 from deneva.clock import as_datetime
-from deneva.credentials import PlainTokens, load_credential, open_tokens, store_tokens
+from deneva.credentials import CredentialRow, Keyring, PlainTokens, load_credential, open_tokens, store_tokens
 from deneva.db import Connection
 from deneva.engine.errors import NonRetriableError
 from deneva.errors import DatabaseError
@@ -46,18 +46,22 @@ LAZY_MARGIN_S = 60.0  # the adapters' own rule: a token this close to expiry is 
 
 @attrs.frozen
 class LoadedCredential:
-    id: uuid.UUID
+    row: CredentialRow
     creds: Credentials
     version: int
 
+    @property
+    def id(self) -> uuid.UUID:
+        return self.row.id
 
-async def load_credentials(conn: Connection, kek: bytes, account: Account) -> LoadedCredential:
+
+async def load_credentials(conn: Connection, keys: Keyring, account: Account) -> LoadedCredential:
     """The account's credential, opened; NonRetriableError when there is none,
     CredentialError when it does not decrypt."""
     stored = await load_credential(conn, account.tenant_id, account.platform, account.account_id)
     if stored is None:
         raise NonRetriableError(f"no {account.platform} credential for account {account.account_id}")
-    tokens = open_tokens(kek, account.tenant_id, account.platform, account.account_id, stored.sealed)
+    tokens = open_tokens(keys, stored.row, stored.sealed)
     creds = Credentials(
         account.platform,
         account.account_id,
@@ -65,7 +69,7 @@ async def load_credentials(conn: Connection, kek: bytes, account: Account) -> Lo
         access_token=tokens.access_token,
         access_token_expires_at=stored.access_token_expires_at,
     )
-    return LoadedCredential(stored.id, creds, stored.version)
+    return LoadedCredential(stored.row, creds, stored.version)
 
 
 def expiring(creds: Credentials, now: float, margin_s: float) -> bool:
@@ -121,7 +125,7 @@ async def refresh_credential(
     async with services.token_locks.hold(_key(account)):
         await _take_lease(services, account)
         try:
-            loaded = await db.run(lambda conn: load_credentials(conn, services.kek, account))
+            loaded = await db.run(lambda conn: load_credentials(conn, services.keys, account))
             if not needs_refresh(loaded.creds, clock.now()):
                 services.metrics.token_refresh(account.platform, "skipped")
                 return Refresh(loaded.creds, False, "fresh already", loaded.creds.access_token_expires_at)
@@ -143,17 +147,15 @@ async def refresh_credential(
             version = await db.run(
                 lambda conn: store_tokens(
                     conn,
-                    services.kek,
-                    account.tenant_id,
-                    account.platform,
-                    account.account_id,
+                    services.keys,
+                    loaded.row,
                     tokens,
                     expected_version=loaded.version,
                     lease_owner=services.owner,
                 )
             )
             if version is None:  # reconnected meanwhile: those tokens win
-                now_stored = await db.run(lambda conn: load_credentials(conn, services.kek, account))
+                now_stored = await db.run(lambda conn: load_credentials(conn, services.keys, account))
                 return Refresh(
                     now_stored.creds, True, "credential changed", now_stored.creds.access_token_expires_at
                 )

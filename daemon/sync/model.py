@@ -18,6 +18,7 @@ from deneva.adapters import PlatformError
 from deneva.adapters.base import Platform
 from deneva.adapters.registry import check_report
 from deneva.clock import Clock
+from deneva.credentials import Keyring
 from deneva.db import Database
 from deneva.engine.errors import NonRetriableError
 from deneva.sync.cache import CacheKey
@@ -77,7 +78,7 @@ class SyncServices:
     """What the sync functions run on, bound once the daemon has it."""
 
     db: Database
-    kek: bytes
+    keys: Keyring  # opens and seals the platform credentials (deneva.credentials)
     adapters: dict[str, Platform]
     clock: Clock
     today: Callable[[], date] = date.today

@@ -90,7 +90,7 @@ async def fetch_report(
     account = target.account
 
     def load(conn: Connection) -> Any:
-        return load_credentials(conn, services.kek, account)
+        return load_credentials(conn, services.keys, account)
 
     loaded = await (db.tenant_transaction(str(target.tenant_id), load) if as_tenant else db.transaction(load))
     today = services.today()

@@ -1,16 +1,14 @@
--- Insert or replace a tenant's credential for one account (deneva connect): the row
--- becomes healthy, its token version moves on (a refresh that read the old tokens will
--- not write over these), and token-refresh actors everywhere re-read their deadlines.
-WITH upserted AS (
-    INSERT INTO platform_credentials (tenant_id, platform, account_id, wrapped_key, refresh_token_ct,
-                                      access_token_ct, access_token_expires_at)
-    VALUES ($1, $2, $3, $4, $5, $6, $7)
-    ON CONFLICT (tenant_id, platform, account_id) DO UPDATE SET
-        wrapped_key = excluded.wrapped_key, refresh_token_ct = excluded.refresh_token_ct,
-        access_token_ct = excluded.access_token_ct,
-        access_token_expires_at = excluded.access_token_expires_at,
-        token_version = platform_credentials.token_version + 1,
+-- deneva connect: the claimed row ($1) gets its sealed tokens (data key $2 wrapped under
+-- KEK $3) and becomes healthy; unless it is new ($7), its token version moves on (a
+-- refresh that read the old tokens will not write over these); token-refresh actors
+-- everywhere re-read their deadlines.
+WITH stored AS (
+    UPDATE platform_credentials
+    SET wrapped_key = $2, kek_id = $3, refresh_token_ct = $4, access_token_ct = $5,
+        access_token_expires_at = $6,
+        token_version = token_version + CASE WHEN $7::boolean THEN 0 ELSE 1 END,
         healthy = true, last_error_code = NULL, updated_at = now()
-    RETURNING id, (xmax = 0) AS inserted
+    WHERE id = $1
+    RETURNING id
 )
-SELECT id, inserted, pg_notify('deneva_credentials', '') IS NOT NULL AS notified FROM upserted
+SELECT id, pg_notify('deneva_credentials', '') IS NOT NULL AS notified FROM stored

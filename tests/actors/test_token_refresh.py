@@ -12,19 +12,19 @@ import trio
 import trio.testing
 
 from deneva import tenants
-from deneva.credentials import PlainTokens, SealedCredential, open_tokens, store_credential
+from deneva.credentials import CredentialRow, PlainTokens, SealedCredential, open_tokens, store_credential
 from deneva.db import Database
 from deneva.sync.credentials import expiring, refresh_credential
 from deneva.sync.model import TOKEN_EVENT, Account, KeyedLocks
 from tests.adapters.conftest import ACCOUNTS, GOOGLE_REFRESH, META_TOKEN
 from tests.engine.conftest import EPOCH
-from tests.sync.harness import KEK, World, world
+from tests.sync.harness import KEYS, World, world
 
 GOOGLE = ACCOUNTS["google"]
 
 
 async def _connect(db: Database, tenant: str, platform: str, tokens: PlainTokens, account: str) -> None:
-    await db.transaction(lambda c: store_credential(c, KEK, tenant, platform, account, tokens))
+    await db.transaction(lambda c: store_credential(c, KEYS, tenant, platform, account, tokens))
 
 
 async def _refresh_runs(db: Database) -> list[tuple[str, str]]:
@@ -40,7 +40,7 @@ async def _stored(w: World, tenant: uuid.UUID, platform: str = "google") -> tupl
         "SELECT * FROM platform_credentials WHERE tenant_id = $1 AND platform = $2", tenant, platform
     )
     assert row is not None
-    tokens = open_tokens(KEK, tenant, platform, row["account_id"], SealedCredential.from_row(row))
+    tokens = open_tokens(KEYS, CredentialRow.from_row(row), SealedCredential.from_row(row))
     return tokens, row["access_token_expires_at"].timestamp(), row["token_version"]
 
 

@@ -16,7 +16,7 @@ import trio
 from deneva import tenants
 from deneva.adapters.base import Platform
 from deneva.clock import SystemClock
-from deneva.credentials import PlainTokens, store_credential
+from deneva.credentials import Keyring, PlainTokens, store_credential
 from deneva.db import Database
 from deneva.engine.engine import Engine, EngineSettings
 from deneva.engine.functions import Backoff, Registry
@@ -26,13 +26,13 @@ from deneva.wiring import engine_circuit
 from tests.adapters.conftest import ACCOUNTS, GOOGLE_REFRESH, TODAY, Sandbox
 from tests.engine.conftest import running
 
-KEK = os.urandom(32)
+KEYS = Keyring(os.urandom(32))
 
 
 @asynccontextmanager
 async def sync_engine(db: Database, adapters: dict[str, Platform]) -> AsyncIterator[Engine]:
     registry = Registry()
-    services = SyncServices(db, KEK, adapters, SystemClock(), today=lambda: TODAY)
+    services = SyncServices(db, KEYS, adapters, SystemClock(), today=lambda: TODAY)
     register_sync(registry, services, backoff=Backoff(base_s=0.01, factor=1, max_s=0.01, jitter=0))
     circuit = engine_circuit(
         db,
@@ -65,7 +65,7 @@ async def _acme_on_google(db: Database) -> uuid.UUID:
     acme = (await db.transaction(lambda c: tenants.add_tenant(c, "acme"))).id
     await db.transaction(
         lambda c: store_credential(
-            c, KEK, "acme", "google", ACCOUNTS["google"], PlainTokens(GOOGLE_REFRESH, None)
+            c, KEYS, "acme", "google", ACCOUNTS["google"], PlainTokens(GOOGLE_REFRESH, None)
         )
     )
     return acme

@@ -11,22 +11,22 @@ import trio
 
 from deneva import tenants
 from deneva.adapters.base import Platform
-from deneva.credentials import PlainTokens, SealedCredential, open_tokens, store_credential
+from deneva.credentials import CredentialRow, PlainTokens, SealedCredential, open_tokens, store_credential
 from deneva.db import Database
 from deneva.sync.tokens import expiring_tokens
 from tests.adapters.conftest import ACCOUNTS, GOOGLE_REFRESH, META_TOKEN, TIKTOK_TOKEN, FakeClock, Sandbox
-from tests.adapters.test_refresh import KEK, sync_engine
+from tests.adapters.test_refresh import KEYS, sync_engine
 
 
 async def _connect(db: Database, platform: str, tokens: PlainTokens) -> None:
-    await db.transaction(lambda c: store_credential(c, KEK, "acme", platform, ACCOUNTS[platform], tokens))
+    await db.transaction(lambda c: store_credential(c, KEYS, "acme", platform, ACCOUNTS[platform], tokens))
 
 
 async def _access_token(db: Database, platform: str) -> tuple[str | None, float | None]:
     row = await db.fetchrow("SELECT * FROM platform_credentials WHERE platform = $1", platform)
     assert row is not None
     sealed = SealedCredential.from_row(row)
-    tokens = open_tokens(KEK, row["tenant_id"], platform, ACCOUNTS[platform], sealed)
+    tokens = open_tokens(KEYS, CredentialRow.from_row(row), sealed)
     expires = row["access_token_expires_at"]
     return tokens.access_token, None if expires is None else expires.timestamp()
 

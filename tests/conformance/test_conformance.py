@@ -33,7 +33,7 @@ from deneva.sdnotify import Notifier
 from deneva.secrets import init_secrets, load_secrets
 from deneva.tenants import add_tenant, create_key
 from tests.conformance.suite import HERE, Suite, cache_base, install_suite, pinned_version
-from tests.conftest import TEST_ENV
+from tests.conftest import TEST_ENV, as_app_login
 
 EXPECTED_FAILURES = HERE / "expected-failures.toml"
 # Scenarios deneva must always pass: never allowed in the expected-failures file.
@@ -153,7 +153,8 @@ async def test_official_conformance_suite(
     config = Config(
         env=TEST_ENV,
         state_dir=tmp_path / "state",
-        database_url=database_url,
+        database_url=as_app_login(database_url),
+        migrate_database_url=database_url,
         http_bind=Bind("127.0.0.1", port),
         heartbeat_interval_s=5,
     )

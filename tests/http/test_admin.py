@@ -21,7 +21,7 @@ from deneva.http.admin import parse_since_hours
 from deneva.http.app import create_app
 from deneva.secrets import Secret
 from deneva.supervisor import Supervisor
-from tests.sync.harness import KEK, world
+from tests.sync.harness import KEYS, world
 
 TOKEN = "admin-token-0123456789abcdef"
 EPOCH = 1_767_225_600.0  # 2026-01-01T00:00:00Z
@@ -152,7 +152,7 @@ async def test_sync_metrics_group_by_tenant_platform_report_over_the_window(db: 
         db, globex, "google", "budget_optimizer", "success", 10, now - 200 * 3600
     )  # out of every window
     await db.transaction(
-        lambda c: store_credential(c, KEK, "acme", "google", "1234567890", PlainTokens("refresh", None))
+        lambda c: store_credential(c, KEYS, "acme", "google", "1234567890", PlainTokens("refresh", None))
     )
     await db.execute(
         "UPDATE platform_credentials SET healthy = false, last_error_code = 'transient', "

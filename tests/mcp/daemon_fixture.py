@@ -26,7 +26,7 @@ import trio
 
 from deneva import tenants
 from deneva.config import Bind, Config
-from deneva.credentials import PlainTokens, store_credential
+from deneva.credentials import Keyring, PlainTokens, store_credential
 from deneva.db import Database
 from deneva.engine.engine import Engine
 from deneva.mcp.report_tools import REPORT_TOOLS
@@ -37,7 +37,7 @@ from deneva.sdnotify import Notifier
 from deneva.secrets import init_secrets, load_secrets
 from deneva.sync.cadence import CADENCES
 from tests.adapters.conftest import Sandbox
-from tests.conftest import TEST_ENV
+from tests.conftest import TEST_ENV, as_app_login
 
 # Values the sandbox accepts (PlatformConfig.for_sandbox), given to the daemon as secret files.
 SANDBOX_SECRETS = {
@@ -153,7 +153,7 @@ def _plain(platform: str, token: str) -> PlainTokens:
     return PlainTokens(token, None) if platform == "google" else PlainTokens(None, token)
 
 
-async def _provision(db: Database, kek: bytes, specs: Sequence[TenantSpec]) -> list[TenantInfo]:
+async def _provision(db: Database, keys: Keyring, specs: Sequence[TenantSpec]) -> list[TenantInfo]:
     out: list[TenantInfo] = []
     for index, spec in enumerate(specs):
         tokens = _tokens(index)
@@ -164,7 +164,7 @@ async def _provision(db: Database, kek: bytes, specs: Sequence[TenantSpec]) -> l
             tenant = await tenants.add_tenant(conn, spec.name)
             for platform, account in spec.accounts:
                 await store_credential(
-                    conn, kek, spec.name, platform, account, _plain(platform, tokens[platform])
+                    conn, keys, spec.name, platform, account, _plain(platform, tokens[platform])
                 )
             key = await tenants.create_key(conn, spec.name, "e2e")
             used = {p: tokens[p] for p, _ in spec.accounts}
@@ -195,7 +195,7 @@ async def running_daemon(
     secrets = load_secrets(secrets_dir)
     db = await Database.open(database_url)
     try:
-        infos = await _provision(db, secrets.kek_bytes(), specs)
+        infos = await _provision(db, secrets.keyring(), specs)
         async with trio.open_nursery() as nursery:
             server = SandboxServer(SandboxConfig(today=date.today()))
             base_url: str = await nursery.start(server.run)
@@ -208,7 +208,8 @@ async def running_daemon(
                 config = Config(
                     env=TEST_ENV,
                     state_dir=tmp_path / "state",
-                    database_url=database_url,
+                    database_url=as_app_login(database_url),
+                    migrate_database_url=database_url,
                     http_bind=Bind("127.0.0.1", 0),
                     heartbeat_interval_s=5,
                     shutdown_grace_s=2,

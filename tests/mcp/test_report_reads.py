@@ -13,7 +13,7 @@ import trio
 import trio.testing
 
 from deneva import tenants
-from deneva.credentials import PlainTokens, store_credential
+from deneva.credentials import Keyring, PlainTokens, store_credential
 from deneva.db import Connection, Database
 from deneva.errors import QueryError
 from deneva.mcp.report_reads import ReportReads
@@ -28,7 +28,7 @@ async def _tenant_with_report(db: Database, name: str) -> uuid.UUID:
     tenant = (await db.transaction(lambda c: tenants.add_tenant(c, name))).id
 
     async def connect(conn: Connection) -> None:
-        await store_credential(conn, bytes(32), name, "google", ACCOUNT, PlainTokens("r", "t"))
+        await store_credential(conn, Keyring(bytes(32)), name, "google", ACCOUNT, PlainTokens("r", "t"))
 
     await db.transaction(connect)
     key = CacheKey(tenant, "google", ACCOUNT, "account_health", "last_7_days")

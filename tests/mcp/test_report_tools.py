@@ -20,7 +20,7 @@ import trio.testing
 
 from deneva import tenants
 from deneva.adapters import adapters_for
-from deneva.credentials import PlainTokens, store_credential
+from deneva.credentials import Keyring, PlainTokens, store_credential
 from deneva.db import AsyncioThread, Database
 from deneva.engine.engine import Engine
 from deneva.engine.functions import Backoff, Registry
@@ -44,7 +44,7 @@ from tests.adapters.conftest import (
 from tests.engine.conftest import running_engine
 from tests.mcp.test_report_reads import credentials_locked
 
-KEK = os.urandom(32)
+KEYS = Keyring(os.urandom(32))
 GOOGLE = ACCOUNTS["google"]
 OTHER_GOOGLE = "2222222222"
 TOKENS = {
@@ -104,7 +104,7 @@ async def tool_env(db: Database, sandbox: Sandbox) -> AsyncIterator[Env]:
         sandbox_config(sandbox.url, FakeClock(), request_timeout_s=60, operation_timeout_s=120)
     )
     async with running_engine(db, registry, scheduler=False, poll_s=600, rescue_every_s=600) as engine:
-        runtime.services = SyncServices(db, KEK, adapters, engine.clock, today=lambda: TODAY)
+        runtime.services = SyncServices(db, KEYS, adapters, engine.clock, today=lambda: TODAY)
         services = ToolServices(db=db, engine=lambda: engine, clock=engine.clock, sync=runtime.get, owner="t")
         yield Env(db, engine, build_tools(services), sandbox, services)
 
@@ -113,7 +113,7 @@ async def _tenant(db: Database, name: str, *connections: tuple[str, str]) -> uui
     tenant = await db.transaction(lambda c: tenants.add_tenant(c, name))
     for platform, account in connections:
         await db.transaction(
-            lambda c, p=platform, a=account: store_credential(c, KEK, name, p, a, TOKENS[p])  # type: ignore[misc]
+            lambda c, p=platform, a=account: store_credential(c, KEYS, name, p, a, TOKENS[p])  # type: ignore[misc]
         )
     return tenant.id
 

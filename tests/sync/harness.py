@@ -23,7 +23,7 @@ from deneva import tenants
 from deneva.adapters import PlatformConfig, adapters_for
 from deneva.canary import CanaryServices
 from deneva.clock import TrioClock
-from deneva.credentials import PlainTokens, store_credential
+from deneva.credentials import Keyring, PlainTokens, store_credential
 from deneva.db import Database
 from deneva.engine.engine import Engine, EngineSettings
 from deneva.engine.model import RunRecord
@@ -36,7 +36,7 @@ from deneva.wiring import Circuit, engine_circuit
 from tests.adapters.conftest import ACCOUNTS, GOOGLE_REFRESH, META_TOKEN, TIKTOK_TOKEN, Sandbox
 from tests.engine.conftest import EPOCH, running
 
-KEK = os.urandom(32)
+KEYS = Keyring(os.urandom(32))
 TODAY = date(2026, 1, 1)  # the reporting day: EPOCH's date
 TOKENS = {"google": GOOGLE_REFRESH, "meta": META_TOKEN, "tiktok": TIKTOK_TOKEN}
 FINISHED = ("succeeded", "failed", "cancelled")
@@ -55,7 +55,7 @@ class World:
     sandbox: Sandbox
     clock: TrioClock
     runtime: SyncRuntime
-    kek: bytes
+    keys: Keyring
     circuit: Circuit
 
     async def tenant(self, name: str) -> uuid.UUID:
@@ -73,7 +73,7 @@ class World:
         tokens = plain_tokens(platform, expires_at, access)
         account_id = account or ACCOUNTS[platform]
         await self.db.transaction(
-            lambda c: store_credential(c, self.kek, tenant, platform, account_id, tokens)
+            lambda c: store_credential(c, self.keys, tenant, platform, account_id, tokens)
         )
 
     async def send_refresh(
@@ -128,15 +128,15 @@ async def world(
     *,
     scheduler: bool = False,
     token_refresh: bool = False,
-    kek: bytes = KEK,
-    services_kek: bytes | None = None,
+    keys: Keyring = KEYS,
+    services_keys: Keyring | None = None,
     platforms: tuple[str, ...] = ("google", "meta", "tiktok"),
     owner: str = "acceptance",
 ) -> AsyncIterator[World]:
     """The daemon's sync, minus HTTP: call inside a test that uses `autojump_clock`.
 
     `scheduler`: the cron scheduler runs too; `token_refresh`: the token-refresh actor.
-    `services_kek` is the KEK the running daemon has (a wrong one, to test that);
+    `services_keys` are the KEKs the running daemon has (a wrong one, to test that);
     `platforms` the platforms it syncs (has adapters for).
     """
     clock = TrioClock(EPOCH - trio.current_time())
@@ -149,7 +149,7 @@ async def world(
         config = PlatformConfig.for_sandbox(base_url, clock=clock.now)
         adapters = {name: a for name, a in adapters_for(config).items() if name in platforms}
         runtime.services = SyncServices(
-            db, services_kek or kek, adapters, clock, today=lambda: TODAY, owner=owner
+            db, services_keys or keys, adapters, clock, today=lambda: TODAY, owner=owner
         )
         tokens = TokenDeadlines(lambda: db, lambda: tuple(adapters)) if token_refresh else None
         circuit = engine_circuit(
@@ -168,5 +168,5 @@ async def world(
             await box.register("meta", access_token=META_TOKEN)
             await box.register("tiktok", access_token=TIKTOK_TOKEN)
             async with running(circuit):
-                yield World(db, circuit.engine, box, clock, runtime, kek, circuit)
+                yield World(db, circuit.engine, box, clock, runtime, keys, circuit)
         nursery.cancel_scope.cancel()

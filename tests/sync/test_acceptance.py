@@ -23,14 +23,14 @@ import trio
 import trio.testing
 
 from deneva.clock import as_datetime
-from deneva.credentials import SealedCredential, open_tokens
+from deneva.credentials import CredentialRow, Keyring, SealedCredential, open_tokens
 from deneva.db import Database
 from deneva.sync.cache import CacheKey, read
 from deneva.sync.cadence import CADENCES
 from deneva.sync.model import REFRESH_EVENT, TOKEN_EVENT
 from deneva.sync.tokens import expiring_tokens
 from tests.adapters.conftest import ACCOUNTS, GOOGLE_REFRESH, META_TOKEN, SECRETS
-from tests.sync.harness import KEK, World, world
+from tests.sync.harness import KEYS, World, world
 
 GOOGLE = ACCOUNTS["google"]
 
@@ -446,7 +446,7 @@ async def test_eager_token_refresh_takes_tokens_expiring_within_the_hour_only(
         assert untouched["access_token_expires_at"] == later["access_token_expires_at"]
         row = await db.fetchrow("SELECT * FROM platform_credentials WHERE id = $1", soon["id"])
         assert row is not None
-        tokens = open_tokens(KEK, acme, "google", GOOGLE, SealedCredential.from_row(row))
+        tokens = open_tokens(KEYS, CredentialRow.from_row(row), SealedCredential.from_row(row))
         assert tokens.access_token not in (None, "old-google-access")
         assert tokens.refresh_token == GOOGLE_REFRESH
         # Refreshed: the next fan-out names its new expiry (Google tokens last an hour), still not globex's.
@@ -673,7 +673,7 @@ async def test_corrupted_ciphertext_is_a_typed_failure_and_other_tenants_sync(
 async def test_a_wrong_kek_is_a_typed_failure_and_the_daemon_keeps_running(
     db: Database, autojump_clock: trio.testing.MockClock
 ) -> None:
-    async with world(db, services_kek=os.urandom(32)) as w:
+    async with world(db, services_keys=Keyring(os.urandom(32))) as w:
         acme = await w.tenant("acme")
         await w.connect("acme", "google")
         await w.connect("acme", "meta")
@@ -682,7 +682,7 @@ async def test_a_wrong_kek_is_a_typed_failure_and_the_daemon_keeps_running(
             assert record.status == "failed" and record.attempt == 1
             expected = (
                 f"{platform} credential for account {account}: "
-                "cannot decrypt (wrong DENEVA_KEK or corrupted data)"
+                "cannot decrypt: sealed under key-encryption key"
             )
             assert expected in (record.last_error or "")
         log = await w.sync_log("platform", "outcome", "error_code")

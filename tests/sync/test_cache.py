@@ -125,14 +125,16 @@ def test_cadences_cover_the_seed_and_refresh_inside_the_headroom() -> None:
 async def _two_tenants_on_one_account(db: Database) -> dict[str, uuid.UUID]:
     """acme and globex, each with Google account 1234567890 and its account_health row
     `{"owner": <name>}`: the same ids, so only row-level security tells them apart."""
-    from deneva.credentials import PlainTokens, store_credential
+    from deneva.credentials import Keyring, PlainTokens, store_credential
 
     ids = {}
     for name in ("acme", "globex"):
         ids[name] = await _tenant(db, name)
 
         async def connect(conn: Connection, tenant: str = name) -> None:
-            await store_credential(conn, bytes(32), tenant, "google", "1234567890", PlainTokens("r", "t"))
+            await store_credential(
+                conn, Keyring(bytes(32)), tenant, "google", "1234567890", PlainTokens("r", "t")
+            )
 
         await db.transaction(connect)
         await write(db, _key(ids[name]), {"owner": name}, EPOCH, 3600)

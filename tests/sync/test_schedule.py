@@ -10,7 +10,7 @@ import trio
 import trio.testing
 
 from deneva import tenants
-from deneva.credentials import PlainTokens, store_credential
+from deneva.credentials import Keyring, PlainTokens, store_credential
 from deneva.db import Database
 from deneva.engine.context import Context
 from deneva.engine.functions import EventTrigger, Function, Registry
@@ -20,7 +20,7 @@ from deneva.sync.schedule import due_refreshes, missing_reports, register_schedu
 from deneva.sync.worker import REFRESH_EVENT
 from tests.engine.conftest import EPOCH, running_engine
 
-KEK = os.urandom(32)
+KEYS = Keyring(os.urandom(32))
 
 
 async def _connected(
@@ -28,7 +28,7 @@ async def _connected(
 ) -> uuid.UUID:
     tenant = await db.transaction(lambda c: tenants.add_tenant(c, name))
     token = PlainTokens("refresh-1", None) if platform == "google" else PlainTokens(None, "access-1")
-    await db.transaction(lambda c: store_credential(c, KEK, name, platform, account, token))
+    await db.transaction(lambda c: store_credential(c, KEYS, name, platform, account, token))
     return tenant.id
 
 
