@@ -35,6 +35,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes, hmac
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from deneva.accounts import account_id_problem
 from deneva.db import Connection, Database
 from deneva.errors import DenevaError
 from deneva.sql import query
@@ -260,10 +261,9 @@ def rewrap(keys: Keyring, row: CredentialRow, sealed: SealedCredential) -> Seale
 def check_connect_input(platform: str, account_id: str, tokens: PlainTokens) -> None:
     if platform not in PLATFORMS:
         raise CredentialError(f"PLATFORM: expected one of {', '.join(PLATFORMS)}, got {platform!r}")
-    if not account_id or len(account_id) > 64 or not all(c.isalnum() or c in "-_" for c in account_id):
-        raise CredentialError(
-            f"--account: expected an account id of letters, digits, '-' or '_', got {account_id!r}"
-        )
+    what = account_id_problem(platform, account_id)
+    if what is not None:  # as the MCP tools' accountId takes it, so it can always be named
+        raise CredentialError(f"--account: expected {what}, got {account_id!r}")
     if platform == "google" and not tokens.refresh_token:
         raise CredentialError("google: a refresh token is required (--token-kind refresh)")
     if platform in ("meta", "tiktok") and not tokens.access_token:

@@ -24,6 +24,7 @@ from deneva.credentials import (
     PlainTokens,
     Rotation,
     SealedCredential,
+    check_connect_input,
     kek_id,
     open_data_key,
     open_tokens,
@@ -289,3 +290,24 @@ def test_rotate_kek_without_the_previous_key_fails_naming_what_is_left(
     failed = _cli(tmp_path, database_url, "secrets", "rotate-kek")
     assert failed.returncode == 1
     assert "1 credential(s) are still under another key-encryption key" in failed.stderr
+
+
+@pytest.mark.parametrize(
+    ("platform", "account"),
+    [
+        ("google", "acme-ads"),
+        ("meta", "act_12x"),
+        ("tiktok", "70000\x00"),
+        ("google", "1" * 21),
+        ("meta", "1001\n"),
+    ],
+)
+def test_only_an_account_id_the_tools_can_name_is_connected(platform: str, account: str) -> None:
+    """The same ids as the MCP tools' accountId: an account connected under another form
+    could never be named by a tool call."""
+    tokens = PlainTokens("refresh", "access")
+    with pytest.raises(CredentialError, match="--account: expected a"):
+        check_connect_input(platform, account, tokens)
+    check_connect_input(
+        platform, {"google": "123-456-7890", "meta": "act_1001", "tiktok": "7"}[platform], tokens
+    )

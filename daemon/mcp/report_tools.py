@@ -49,6 +49,7 @@ from typing import Any
 import attrs
 import trio
 
+from deneva.accounts import account_id_problem
 from deneva.adapters.base import DATE_RANGES, PLATFORMS, REPORT_SCHEMAS
 from deneva.adapters.errors import PlatformError
 from deneva.adapters.registry import check_report
@@ -181,21 +182,8 @@ _DATE_RANGE: JsonObject = {
     "enum": list(DATE_RANGES),
     "description": "Whole days ending yesterday.",
 }
-# Account ids as the platforms' APIs take them (the adapters and the sandbox agree): Google
-# customer ids are digits (10, shown as 123-456-7890), Meta ad accounts digits with or
-# without "act_", TikTok advertiser ids digits. The schema takes any of them; the tools then
-# check the one of the platform asked for. Nothing else gets near the database.
-ACCOUNT_IDS: dict[str, tuple[re.Pattern[str], str]] = {
-    "google": (
-        re.compile(r"[0-9]{1,20}|[0-9]{3}-[0-9]{3}-[0-9]{4}"),
-        "a Google Ads customer id: digits, as 1234567890 or 123-456-7890",
-    ),
-    "meta": (
-        re.compile(r"(act_)?[0-9]{1,20}"),
-        "a Meta ad account id: digits, with or without act_ (as act_1234567890)",
-    ),
-    "tiktok": (re.compile(r"[0-9]{1,20}"), "a TikTok advertiser id: digits"),
-}
+# Account ids (deneva.accounts): the schema takes any platform's; the tools then check the
+# one of the platform asked for. Nothing else gets near the database.
 _ACCOUNT: JsonObject = {
     "type": "string",
     "minLength": 1,
@@ -457,10 +445,10 @@ def _check_report(platform: str, report_type: str, date_range: str) -> None:
 def _check_account(tool: str, platform: str, account_id: str | None) -> None:
     """Refuse an accountId that is not an id of `platform`'s kind (the schema has already
     refused anything else than digits, dashes and act_)."""
-    if account_id is None or platform not in ACCOUNT_IDS:
+    if account_id is None:
         return
-    pattern, what = ACCOUNT_IDS[platform]
-    if pattern.fullmatch(account_id) is None:
+    what = account_id_problem(platform, account_id)
+    if what is not None:
         raise ToolError(
             f"Invalid arguments for tool {tool}: argument 'accountId' must be {what}, got {account_id!r}"
         )
