@@ -391,7 +391,9 @@ class EmbeddedPostgres:
         """A cluster initialised under another account (before the dedicated one, e.g.
         `postgres` or `nobody`) is handed over to `who`: Postgres only starts on a data
         directory its own account owns."""
-        if self.data_dir.stat().st_uid == who.uid:
+        # Judged by a file initdb wrote (PG_VERSION): the directory itself was just made
+        # the account's by `_prepare_dirs`, whoever owns what is in it.
+        if (self.data_dir / "PG_VERSION").stat().st_uid == who.uid:
             return
         log.warning(
             "handing the embedded Postgres data over to its dedicated account",

@@ -318,3 +318,31 @@ def test_an_app_password_file_others_can_read_is_refused(tmp_path: Path) -> None
     (pg.root / "app-password").chmod(0o644)
     with pytest.raises(EmbeddedPostgresError, match="only its owner can read"):
         pg.app_password()
+
+
+@root_only
+def test_a_cluster_made_under_another_account_is_handed_over_and_starts(tmp_path: Path) -> None:
+    """An upgrade: the data directory was initialised under another account (before the
+    dedicated one: `postgres`, say). Every file is handed over, and the server starts."""
+    import pwd
+    import subprocess
+
+    name = f"dnvo{os.getpid() % 100_000}"
+    try:
+        server_identity(account=name)  # creates the other account
+        before = EmbeddedPostgres(tmp_path, pg_user=name)
+        server = SyncServer(before)
+        server.start()
+        server.stop()
+        assert (before.data_dir / "PG_VERSION").stat().st_uid == pwd.getpwnam(name).pw_uid
+        after = EmbeddedPostgres(tmp_path)  # the dedicated account, `deneva`
+        server = SyncServer(after)
+        try:
+            server.start()
+            deneva = pwd.getpwnam("deneva").pw_uid
+            owners = {p.stat().st_uid for p in after.data_dir.rglob("*") if not p.is_symlink()}
+            assert owners == {deneva}
+        finally:
+            server.stop()
+    finally:
+        subprocess.run(["userdel", name], capture_output=True, check=False)
