@@ -42,7 +42,7 @@ def _ads_error(status: int, grpc: str, category: str, code: str, **extra: Any) -
     item: dict[str, Any] = {"errorCode": {category: code}, "message": f"{code.lower()} happened"}
     item.update(extra)
     failure = {
-        "@type": "type.googleapis.com/google.ads.googleads.v17.errors.GoogleAdsFailure",
+        "@type": "type.googleapis.com/google.ads.googleads.v26.errors.GoogleAdsFailure",
         "errors": [item],
     }
     return {"error": {"code": status, "message": "failed", "status": grpc, "details": [failure]}}

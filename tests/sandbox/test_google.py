@@ -253,7 +253,7 @@ async def test_other_seeds_and_customers_are_other_accounts(client: httpx.AsyncC
 async def test_unary_search_answers_one_page_object(client: httpx.AsyncClient) -> None:
     headers = await google_headers(client)
     response = await client.post(
-        f"/google/v17/customers/{CUSTOMER}/googleAds:search",
+        f"/google/v26/customers/{CUSTOMER}/googleAds:search",
         json={"query": CAMPAIGN_BY_DAY, "returnTotalResultsCount": True},
         headers=headers,
     )
@@ -261,7 +261,7 @@ async def test_unary_search_answers_one_page_object(client: httpx.AsyncClient) -
     assert response.status_code == 200 and isinstance(body, dict)
     assert int(body["totalResultsCount"]) == len(body["results"]) and "nextPageToken" not in body
     bad = await client.post(
-        f"/google/v17/customers/{CUSTOMER}/googleAds:search",
+        f"/google/v26/customers/{CUSTOMER}/googleAds:search",
         json={"query": "SELECT"},
         headers=headers,
     )

@@ -80,8 +80,8 @@ def test_platform_keys_from_the_file_and_the_environment(tmp_path: Path) -> None
         ("DENEVA_GOOGLE_TOKEN_URL", "https://oauth2.googleapis.com/token?x=1", "without query"),
         ("DENEVA_META_GRAPH_URL", "https://user:pw@graph.facebook.com", "DENEVA_META_GRAPH_URL: expected"),
         ("DENEVA_TIKTOK_API_URL", "ftp://business-api.tiktok.com", "DENEVA_TIKTOK_API_URL: expected"),
-        ("DENEVA_GOOGLE_ADS_API_VERSION", "17", "like 'v17'"),
-        ("DENEVA_META_API_VERSION", "v19", "like 'v19.0'"),
+        ("DENEVA_GOOGLE_ADS_API_VERSION", "26", "like 'v26'"),
+        ("DENEVA_META_API_VERSION", "v27", "like 'v27.0'"),
         ("DENEVA_TIKTOK_API_VERSION", "v1.3/../x", "like 'v1.3'"),
     ],
 )
