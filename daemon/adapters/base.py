@@ -253,8 +253,11 @@ class PlatformConfig:
     Base URLs are the API roots without version: `GOOGLE_ADS_API`, `META_GRAPH_API`,
     `TIKTOK_BUSINESS_API` in production, `PlatformConfig.for_sandbox(url)` for the
     loopback sandbox. API versions default to `deneva.adapters.versions.CURRENT`.
-    Secrets never show in the repr. `clock` (epoch seconds) decides when a token counts
-    as expiring.
+    Google's developer token is optional (Google sunset them on 9 September 2026: the
+    header is sent only when one is configured, and Google ignores it);
+    `google_login_customer_id` is the manager account every Google account is reached
+    through, unless the credential names its own. Secrets never show in the repr.
+    `clock` (epoch seconds) decides when a token counts as expiring.
     """
 
     google_base_url: str = ""
@@ -263,6 +266,7 @@ class PlatformConfig:
     google_client_id: str | None = None
     google_client_secret: str | None = attrs.field(default=None, repr=_hidden)
     google_developer_token: str | None = attrs.field(default=None, repr=_hidden)
+    google_login_customer_id: str | None = None
     meta_base_url: str = ""
     meta_api_version: str = CURRENT["meta"]
     meta_app_id: str | None = None
@@ -293,7 +297,6 @@ class PlatformConfig:
             "google_token_url": f"{root}/google/token",
             "google_client_id": "deneva-sandbox.apps.googleusercontent.com",
             "google_client_secret": "sandbox-client-secret",
-            "google_developer_token": "sandbox-developer-token",
             "meta_base_url": f"{root}/meta",
             "meta_app_id": "100000000000001",
             "meta_app_secret": "sandbox-app-secret",
