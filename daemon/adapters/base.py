@@ -226,6 +226,11 @@ class Platform(Protocol):
     @property
     def name(self) -> str: ...
 
+    @property
+    def api_version(self) -> str:
+        """The platform API version it speaks (see `deneva.adapters.versions`)."""
+        ...
+
     async def fetch_report(
         self, creds: Credentials, request: ReportRequest, tokens: TokenSource | None = None
     ) -> ReportData: ...

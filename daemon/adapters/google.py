@@ -187,6 +187,10 @@ class GoogleAds:
         self.config = config
         self.http = http
 
+    @property
+    def api_version(self) -> str:
+        return self.config.google_api_version
+
     async def refresh_token(self, creds: Credentials) -> TokenGrant:
         """A new access token from the stored refresh token (`token_revoked` if Google refuses it)."""
         check_creds(PLATFORM, creds)

@@ -116,6 +116,10 @@ class MetaAds:
         self.config = config
         self.http = http
 
+    @property
+    def api_version(self) -> str:
+        return self.config.meta_api_version
+
     def _root(self) -> str:
         base = require_url(PLATFORM, self.config.meta_base_url, "meta_base_url")
         return f"{base}/{self.config.meta_api_version}"

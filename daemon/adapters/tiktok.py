@@ -108,6 +108,10 @@ class TikTokAds:
         self.config = config
         self.http = http
 
+    @property
+    def api_version(self) -> str:
+        return self.config.tiktok_api_version
+
     async def refresh_token(self, creds: Credentials) -> TokenGrant:
         """TikTok tokens do not expire: the stored token, unchanged."""
         check_creds(PLATFORM, creds)

@@ -146,9 +146,8 @@ class VersionStatus:
                     f"{self.key}: {api} is projected to be sunset in {month} (no exact date yet; check "
                     f"the platform's sunset page). {fix}"
                 )
-            return (
-                f"{self.key}: {api} will be sunset on {when.day.isoformat()}, in {self.days_left} days. {fix}"
-            )
+            days = f"{self.days_left} day{'' if self.days_left == 1 else 's'}"
+            return f"{self.key}: {api} will be sunset on {when.day.isoformat()}, in {days}. {fix}"
         if self.status == "unlisted":
             return (
                 f"{self.key}: {api} is not in deneva's table of versions, so its sunset date is unknown "
