@@ -2,7 +2,7 @@
 switched off (its published sunset date), so that a daemon warns before its version goes
 and refuses to start on one that has gone.
 
-Sources, read on 3 December 2026 (see docs/platforms.md for the links):
+Sources, read on 3 December 2026 (README, "API versions", lists them):
 
 - Google Ads API: each version's sunset reminder on the Google Ads developer blog (v14
   to v22: exact dates). v23 to v26 have only the month Google projected when it moved
