@@ -4,8 +4,11 @@
     POST {google_base_url}/{v}/customers/{id}/googleAds:searchStream   {"query": GAQL}
 
 Each report is one GAQL query over `segments.date BETWEEN start AND end` (never
-`DURING`: there is no LAST_90_DAYS constant). The fields are checked against the v26
-reference (v17's fields the queries select are all still there). Headers: the bearer
+`DURING`: there is no LAST_90_DAYS constant). Every field the queries select is still
+there: checked against the v23 protos (metrics, including the allowlisted
+auction_insight_search_* ones) and the v24 to v26 reference (search_term_view,
+asset_group.ad_strength, the search-term match type, which gained AI_MAX and
+PERFORMANCE_MAX values, read as plain text). Headers: the bearer
 token; `login-customer-id` when the account is reached through a manager account (the
 credential's, else `google_login_customer_id`); `developer-token` only when one is
 configured (Google sunset developer tokens on 9 September 2026: API access belongs to
