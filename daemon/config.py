@@ -65,7 +65,9 @@ class Config:
     mcp_session_idle: float = 30 * 60.0
     mcp_ws_idle: float = 30 * 60.0
     # Ad platforms `deneva run` syncs (each also needs its secret files; see deneva.secrets)
-    # and where their APIs are; API versions default to the adapters' (None).
+    # and where their APIs are; API versions default to the adapters' (None, see
+    # deneva.adapters.versions). The Google manager account every Google account is reached
+    # through (the `login-customer-id` header), when they are a manager's clients.
     platforms: tuple[str, ...] = PLATFORMS
     google_ads_url: str = GOOGLE_ADS_API
     google_token_url: str = GOOGLE_TOKEN_URL
@@ -74,6 +76,7 @@ class Config:
     google_ads_api_version: str | None = None
     meta_api_version: str | None = None
     tiktok_api_version: str | None = None
+    google_login_customer_id: str | None = None
     # The janitor (deneva.retention): when each pass runs, and how long things are kept.
     schedule_purge_cache: str = "0 2 * * *"
     schedule_purge_sync_log: str = "15 2 * * *"
@@ -263,6 +266,19 @@ def _version(pattern: str, example: str) -> Callable[[str, Any], str]:
     return parse
 
 
+def _parse_customer_id(key: str, value: Any) -> str:
+    """A Google Ads customer id: ten digits, dashes allowed ("123-456-7890")."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)  # TOML: an unquoted number
+    text = _parse_str(key, value)
+    digits = text.replace("-", "")
+    if not re.fullmatch(r"\d{10}", digits):
+        raise ConfigError(
+            f"{key}: expected a Google Ads customer id of 10 digits like '123-456-7890', got {text!r}"
+        )
+    return digits
+
+
 def _choice(options: tuple[str, ...]) -> Callable[[str, Any], str]:
     def parse(key: str, value: Any) -> str:
         text = _parse_str(key, value).lower()
@@ -297,9 +313,10 @@ _PARSERS: dict[str, Callable[[str, Any], Any]] = {
     "google_token_url": _parse_url,
     "meta_graph_url": _parse_url,
     "tiktok_api_url": _parse_url,
-    "google_ads_api_version": _version(r"v\d{1,3}", "v17"),
-    "meta_api_version": _version(r"v\d{1,3}\.\d{1,3}", "v19.0"),
+    "google_ads_api_version": _version(r"v\d{1,3}", "v26"),
+    "meta_api_version": _version(r"v\d{1,3}\.\d{1,3}", "v27.0"),
     "tiktok_api_version": _version(r"v\d{1,3}\.\d{1,3}", "v1.3"),
+    "google_login_customer_id": _parse_customer_id,
     "schedule_purge_cache": _parse_cron,
     "schedule_purge_sync_log": _parse_cron,
     "schedule_archive_audit": _parse_cron,

@@ -19,6 +19,7 @@ from deneva.retention import JanitorServices, register_retention
 from deneva.sync.model import SyncRuntime, SyncServices
 from deneva.sync.schedule import register_schedules
 from deneva.sync.tokens import register_token_refresh
+from deneva.sync.versions import register_version_check
 from deneva.sync.worker import register_worker
 
 T = TypeVar("T")
@@ -40,11 +41,13 @@ class Bound(Generic[T]):
 def register_sync(
     registry: Registry, services: SyncServices | SyncRuntime, backoff: Backoff | None = None
 ) -> SyncRuntime:
-    """The ad-platform sync: the worker, the cache's schedules and the token refresh."""
+    """The ad-platform sync: the worker, the cache's schedules, the token refresh and the
+    daily check of the API versions against their sunset dates."""
     runtime = services if isinstance(services, SyncRuntime) else SyncRuntime(services)
     register_worker(registry, runtime, backoff)
     register_schedules(registry, lambda: runtime.get().db, lambda: tuple(runtime.get().adapters))
     register_token_refresh(registry, runtime.get)
+    register_version_check(registry, lambda: runtime.services)
     return runtime
 
 

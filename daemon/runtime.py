@@ -12,13 +12,15 @@ The engine's circuit (its actors and the channels between them) is drawn and bui
     HttpServer (MCP, health, metrics, events, admin) ──▶ Engine, HealthState, Metrics
     drain (trio.Event) ──▶ HttpServer (graceful shutdown), Dispatcher (stop claiming)
 
-Start order: Postgres, migrations, pool, the engine's actors, HTTP; READY=1 once all
+Start order: the API versions' sunset check (`deneva.sync.versions`: a sunset one stops
+the start), Postgres, migrations, pool, the engine's actors, HTTP; READY=1 once all
 are up. Stop order: STOPPING=1, drain within the grace period, cancel actors, close
 the pool, stop Postgres.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import signal
@@ -59,8 +61,9 @@ from deneva.sdnotify import Notifier
 from deneva.secrets import Secrets
 from deneva.supervisor import Supervisor
 from deneva.sync.model import SyncRuntime, SyncServices
-from deneva.sync.platforms import platform_setup
+from deneva.sync.platforms import PlatformSetup, platform_setup
 from deneva.sync.tokens import TokenDeadlines
+from deneva.sync.versions import api_versions, check_at_start
 from deneva.wiring import CanaryPlan, Circuit, engine_circuit
 
 log = logging.getLogger("deneva.daemon")
@@ -117,6 +120,7 @@ class Daemon:
 
     async def run(self, *, task_status: trio.TaskStatus[Any] = trio.TASK_STATUS_IGNORED) -> None:
         config = self.config
+        self.check_api_versions()
         lock: StateLock | None = None
         if config.embedded_database:
             lock = StateLock(config.state_dir)
@@ -224,6 +228,7 @@ class Daemon:
             admin_token=self.secrets.admin_token,
             db_of=lambda: db,
             metrics=MetricsEndpoint(self.metrics, self.scrape, self.secrets.metrics_token),
+            api_versions=self.api_versions,
         )
         keys = KeyCache(db)
         await self.supervisor.start(nursery, keys)
@@ -266,9 +271,27 @@ class Daemon:
             runs_by_status=stats.by_status,
         )
 
+    @functools.cached_property
+    def platforms(self) -> PlatformSetup:
+        """`deneva run`'s platforms: which are synced, and the adapters' configuration."""
+        return platform_setup(self.config, self.secrets)
+
+    def check_api_versions(self) -> None:
+        """`deneva run`: a synced platform's API version that is sunset stops the start
+        (ConfigError naming the key); one close to its sunset is logged. The demo speaks to
+        the sandbox at deneva's own versions and is not checked."""
+        if self.demo or self.sync_runtime is None or not self.platforms.synced:
+            return
+        check_at_start(self.platforms.adapters(), self.clock.now())
+
+    def api_versions(self) -> dict[str, Any]:
+        """The `apiVersions` of `/admin/metrics/sync`: the synced platforms' versions today."""
+        services = None if self.sync_runtime is None else self.sync_runtime.services
+        return {} if services is None else api_versions(services.adapters, self.clock.now())
+
     def _bind_platforms(self, runtime: SyncRuntime, db: Database, owner: str) -> None:
         """`deneva run`: sync the platforms that are configured (said once, without values)."""
-        setup = platform_setup(self.config, self.secrets)
+        setup = self.platforms
         log.info(
             "ad-platform sync", extra={"synced": list(setup.synced), "not_synced": dict(setup.not_synced)}
         )

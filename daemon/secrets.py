@@ -6,6 +6,8 @@ with the log redactor so it cannot reach a log line by accident.
 `REQUIRED` secrets stop the start when missing. The ad platforms' API credentials
 (`PLATFORM_SECRETS`) are optional: a platform whose files are not all there is not
 synced by `deneva run`; a file that is there must be readable, non-empty, one line.
+`DENEVA_GOOGLE_DEVELOPER_TOKEN` is optional even for Google (Google sunset developer
+tokens on 9 September 2026): sent as the `developer-token` header when its file is there.
 `DENEVA_METRICS_TOKEN` is optional too: when its file is there, `GET /metrics` asks
 for it as a bearer token (one line without spaces, at least 16 characters);
 `deneva secrets init` does not create it.
@@ -27,14 +29,15 @@ from deneva.credentials import Keyring
 from deneva.errors import SecretError
 
 REQUIRED = ("DENEVA_KEK", "DENEVA_ADMIN_TOKEN", "DENEVA_EVENT_KEY", "DENEVA_SIGNING_KEY")
-# The OAuth client, developer token and app credentials each platform's API needs
-# (TikTok's Business API needs only each account's access token).
+# The OAuth client and app credentials each platform's API needs (TikTok's Business API
+# needs only each account's access token).
 PLATFORM_SECRETS: Mapping[str, tuple[str, ...]] = {
-    "google": ("DENEVA_GOOGLE_CLIENT_ID", "DENEVA_GOOGLE_CLIENT_SECRET", "DENEVA_GOOGLE_DEVELOPER_TOKEN"),
+    "google": ("DENEVA_GOOGLE_CLIENT_ID", "DENEVA_GOOGLE_CLIENT_SECRET"),
     "meta": ("DENEVA_META_APP_ID", "DENEVA_META_APP_SECRET"),
     "tiktok": (),
 }
-OPTIONAL = tuple(name for names in PLATFORM_SECRETS.values() for name in names)
+GOOGLE_DEVELOPER_TOKEN = "DENEVA_GOOGLE_DEVELOPER_TOKEN"
+OPTIONAL = (*(name for names in PLATFORM_SECRETS.values() for name in names), GOOGLE_DEVELOPER_TOKEN)
 METRICS_TOKEN = "DENEVA_METRICS_TOKEN"
 KEK_PREVIOUS = "DENEVA_KEK_PREVIOUS"
 _KEKS = ("DENEVA_KEK", KEK_PREVIOUS)

@@ -8,7 +8,10 @@
 - `GET /admin/metrics/sync?sinceHours=1..168` (default 24): per (tenant, platform,
   report type) the successes, retries and final failures in `sync_log` over the window
   and the mean duration of the successes, plus the health of every credential
-  (`deneva.sync.metrics`, one database crossing).
+  (`deneva.sync.metrics`, one database crossing), and `apiVersions`: per synced platform
+  its API version and how it stands against its published sunset date
+  (`deneva.sync.versions`: `{version, sunset, sunsetProjected, daysLeft, status,
+  replacement}`, status current, sunsetting, sunset or unlisted).
 
 A missing or wrong token is 401 (compared in constant time); bad parameters are 400
 naming the parameter; a database outage is 503. The token never appears in an answer.
@@ -51,8 +54,14 @@ def parse_since_hours(raw: str | None) -> int:
     return int(text)
 
 
-def admin_blueprint(db_of: Callable[[], Database | None], admin_token: Secret, clock: Clock) -> Blueprint:
-    """`db_of()` returns the daemon's database (None while it is not connected)."""
+def admin_blueprint(
+    db_of: Callable[[], Database | None],
+    admin_token: Secret,
+    clock: Clock,
+    api_versions: Callable[[], dict[str, Any]] = dict,
+) -> Blueprint:
+    """`db_of()` returns the daemon's database (None while it is not connected),
+    `api_versions()` the synced platforms' API versions as they stand today."""
     blueprint = Blueprint("admin", __name__)
     expected = admin_token.reveal().encode()
 
@@ -96,6 +105,6 @@ def admin_blueprint(db_of: Callable[[], Database | None], admin_token: Secret, c
             body = await sync_metrics(database(), clock.now() - hours * 3600, hours)
         except DatabaseError:
             return unavailable()
-        return jsonify(body)
+        return jsonify({**body, "apiVersions": api_versions()})
 
     return blueprint

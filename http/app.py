@@ -27,17 +27,21 @@ def create_app(
     admin_token: Secret | None = None,
     db_of: Callable[[], Database | None] | None = None,
     metrics: MetricsEndpoint | None = None,
+    api_versions: Callable[[], dict[str, Any]] = dict,
 ) -> QuartTrio:
     """The app; event ingestion with `engine_of` and `event_key`, the admin endpoints
-    with `admin_token` (on `db_of()`, by default the database `health` knows), and
-    `GET /metrics` with `metrics`."""
+    with `admin_token` (on `db_of()`, by default the database `health` knows, and
+    `api_versions()`, the synced platforms' API versions), and `GET /metrics` with
+    `metrics`."""
     app = QuartTrio("deneva")
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     app.config["PROVIDE_AUTOMATIC_OPTIONS"] = True
     if engine_of is not None and event_key is not None:
         app.register_blueprint(events_blueprint(engine_of, event_key))
     if admin_token is not None:
-        app.register_blueprint(admin_blueprint(db_of or (lambda: health.db), admin_token, health.clock))
+        app.register_blueprint(
+            admin_blueprint(db_of or (lambda: health.db), admin_token, health.clock, api_versions)
+        )
     if metrics is not None:
         app.register_blueprint(metrics_blueprint(metrics.metrics, metrics.collect, metrics.token))
 

@@ -28,6 +28,7 @@ from typing import Any, Final, Protocol
 import attrs
 
 from deneva.adapters.errors import PlatformError
+from deneva.adapters.versions import CURRENT
 
 PLATFORMS: Final = ("google", "meta", "tiktok")
 DATE_RANGES: Final[Mapping[str, int]] = {"last_7_days": 7, "last_30_days": 30, "last_90_days": 90}
@@ -225,6 +226,11 @@ class Platform(Protocol):
     @property
     def name(self) -> str: ...
 
+    @property
+    def api_version(self) -> str:
+        """The platform API version it speaks (see `deneva.adapters.versions`)."""
+        ...
+
     async def fetch_report(
         self, creds: Credentials, request: ReportRequest, tokens: TokenSource | None = None
     ) -> ReportData: ...
@@ -251,22 +257,27 @@ class PlatformConfig:
 
     Base URLs are the API roots without version: `GOOGLE_ADS_API`, `META_GRAPH_API`,
     `TIKTOK_BUSINESS_API` in production, `PlatformConfig.for_sandbox(url)` for the
-    loopback sandbox. Secrets never show in the repr. `clock` (epoch seconds) decides
-    when a token counts as expiring.
+    loopback sandbox. API versions default to `deneva.adapters.versions.CURRENT`.
+    Google's developer token is optional (Google sunset them on 9 September 2026: the
+    header is sent only when one is configured, and Google ignores it);
+    `google_login_customer_id` is the manager account every Google account is reached
+    through, unless the credential names its own. Secrets never show in the repr.
+    `clock` (epoch seconds) decides when a token counts as expiring.
     """
 
     google_base_url: str = ""
     google_token_url: str = ""
-    google_api_version: str = "v17"
+    google_api_version: str = CURRENT["google"]
     google_client_id: str | None = None
     google_client_secret: str | None = attrs.field(default=None, repr=_hidden)
     google_developer_token: str | None = attrs.field(default=None, repr=_hidden)
+    google_login_customer_id: str | None = None
     meta_base_url: str = ""
-    meta_api_version: str = "v19.0"
+    meta_api_version: str = CURRENT["meta"]
     meta_app_id: str | None = None
     meta_app_secret: str | None = attrs.field(default=None, repr=_hidden)
     tiktok_base_url: str = ""
-    tiktok_api_version: str = "v1.3"
+    tiktok_api_version: str = CURRENT["tiktok"]
     # Per HTTP request (connect, read, write, pool) and per whole report or token call.
     request_timeout_s: float = attrs.field(default=30.0, validator=_positive)
     connect_timeout_s: float = attrs.field(default=10.0, validator=_positive)
@@ -291,7 +302,6 @@ class PlatformConfig:
             "google_token_url": f"{root}/google/token",
             "google_client_id": "deneva-sandbox.apps.googleusercontent.com",
             "google_client_secret": "sandbox-client-secret",
-            "google_developer_token": "sandbox-developer-token",
             "meta_base_url": f"{root}/meta",
             "meta_app_id": "100000000000001",
             "meta_app_secret": "sandbox-app-secret",
@@ -302,3 +312,12 @@ class PlatformConfig:
 
     def secrets(self) -> tuple[str | None, ...]:
         return (self.google_client_secret, self.google_developer_token, self.meta_app_secret)
+
+    def api_version(self, platform: str) -> str:
+        """The API version this configuration speaks to `platform`."""
+        versions = {
+            "google": self.google_api_version,
+            "meta": self.meta_api_version,
+            "tiktok": self.tiktok_api_version,
+        }
+        return versions[check_platform(platform)]

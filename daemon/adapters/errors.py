@@ -6,9 +6,13 @@ Codes, and what the sync layer should make of them:
                      survives a fresh token, Meta 190/102 and permission errors, TikTok
                      401xx auth codes): reconnect, do not retry
     rate_limited     the platform asks us to slow down; `retry_after_s` when it says how long
+                     (Google: also a Cloud project's daily operations quota used up)
     transient        5xx, timeouts, connection failures: retry later
     invalid_request  the request (or our configuration) is wrong: a bad parameter, an
-                     unknown platform, report type or date range, a missing base URL
+                     unknown platform, report type or date range, a missing base URL, an
+                     API version the platform no longer serves, a Google Cloud project
+                     whose access level does not reach the account; the message says
+                     what to change
     not_found        the account does not exist or this credential cannot see it
     internal         the platform answered something we cannot read: not JSON, truncated
                      JSON, an HTML page, a field of the wrong type; the message says what

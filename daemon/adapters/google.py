@@ -4,17 +4,33 @@
     POST {google_base_url}/{v}/customers/{id}/googleAds:searchStream   {"query": GAQL}
 
 Each report is one GAQL query over `segments.date BETWEEN start AND end` (never
-`DURING`: there is no LAST_90_DAYS constant). Access tokens are lazy: the stored one
-is used while it has more than `token_refresh_margin_s` to live, else the refresh
+`DURING`: there is no LAST_90_DAYS constant). Every field the queries select is still
+there: checked against the v23 protos (metrics, including the allowlisted
+auction_insight_search_* ones) and the v24 to v26 reference (search_term_view,
+asset_group.ad_strength, the search-term match type, which gained AI_MAX and
+PERFORMANCE_MAX values, read as plain text). Headers: the bearer
+token; `login-customer-id` when the account is reached through a manager account (the
+credential's, else `google_login_customer_id`); `developer-token` only when one is
+configured (Google sunset developer tokens on 9 September 2026: API access belongs to
+the Google Cloud project that owns the OAuth client). Access tokens are lazy: the stored
+one is used while it has more than `token_refresh_margin_s` to live, else the refresh
 token buys a new one; a 401 gets one more refresh and retry, and a second 401 is
-`token_revoked`. Errors: OAuth `invalid_grant` is `token_revoked`; 429 or
-RESOURCE_EXHAUSTED is `rate_limited` (Retry-After header, else the quota error's
-retryDelay); 5xx is `transient`; 404 and CUSTOMER_NOT_FOUND / USER_PERMISSION_DENIED
-are `not_found`; other 4xx are `invalid_request`.
+`token_revoked`.
+
+Errors: OAuth `invalid_grant` is `token_revoked`; 429, RESOURCE_EXHAUSTED and quota
+errors are `rate_limited` (Retry-After header, else the quota error's retryDelay), the
+message saying whether the Cloud project's daily operations were used up (its access
+level's quota) or too many came at once; 5xx is `transient`; 404 and CUSTOMER_NOT_FOUND
+/ USER_PERMISSION_DENIED / CUSTOMER_NOT_ENABLED are `not_found`; the access-level
+errors (CLOUD_PROJECT_NOT_APPROVED_FOR_PRODUCTION and the developer-token errors it
+superseded, ACCESS_PROHIBITED, CLOUD_PROJECT_NOT_UNDER_ORGANIZATION) and an API version
+Google no longer serves (a 404 without a Google Ads failure) are `invalid_request` with
+what to do; other 4xx are `invalid_request`.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from datetime import date
 from typing import Any, Final
@@ -31,12 +47,14 @@ from deneva.adapters.base import (
     TokenSource,
 )
 from deneva.adapters.errors import PlatformError
+from deneva.adapters.versions import CURRENT
 from deneva.adapters.wire import (
     Session,
     array,
     build_rows,
     check_creds,
     check_fetch,
+    content_type,
     duration_s,
     get,
     ident,
@@ -172,6 +190,10 @@ class GoogleAds:
         self.config = config
         self.http = http
 
+    @property
+    def api_version(self) -> str:
+        return self.config.google_api_version
+
     async def refresh_token(self, creds: Credentials) -> TokenGrant:
         """A new access token from the stored refresh token (`token_revoked` if Google refuses it)."""
         check_creds(PLATFORM, creds)
@@ -183,10 +205,6 @@ class GoogleAds:
     ) -> ReportData:
         check_fetch(PLATFORM, creds, request)
         base = require_url(PLATFORM, self.config.google_base_url, "google_base_url")
-        if not self.config.google_developer_token:
-            raise PlatformError(
-                "invalid_request", PLATFORM, "google: google_developer_token is not configured"
-            )
         customer = customer_id(request.account_id)
         url = f"{base}/{self.config.google_api_version}/customers/{customer}/googleAds:searchStream"
         start, end = request.window
@@ -297,13 +315,18 @@ class GoogleAds:
         self, session: Session, url: str, creds: Credentials, token: str, query: str
     ) -> list[Any]:
         session.add_secret(token)
-        headers = {
-            "authorization": f"Bearer {token}",
-            "developer-token": self.config.google_developer_token or "",
-        }
-        if creds.login_customer_id:
-            headers["login-customer-id"] = customer_id(creds.login_customer_id)
+        headers = {"authorization": f"Bearer {token}"}
+        if self.config.google_developer_token:
+            headers["developer-token"] = self.config.google_developer_token
+        login = creds.login_customer_id or self.config.google_login_customer_id
+        if login:
+            headers["login-customer-id"] = customer_id(login)
         response = await session.send("searchStream", "POST", url, json={"query": query}, headers=headers)
+        if response.status_code == 404 and "json" not in content_type(response):
+            # Google's front end answers a path it has no route for (a version it no longer
+            # serves) with an HTML 404 page.
+            detail = f"searchStream: HTTP 404. {self._version_hint()}"
+            raise session.error("invalid_request", detail, status=404)
         payload = session.json("searchStream", response)
         error = _error_object(payload)
         if response.status_code == 200 and error is None:
@@ -337,10 +360,15 @@ class GoogleAds:
         grpc = loose_text(error.get("status"))
         failures = _failures(error)
         names = {name for _, name in failures}
-        categories = {category for category, _ in failures}
         message = _describe(status, grpc, error, failures)
-        detail = f"{endpoint}: {message}"
-        if status == 429 or grpc == "RESOURCE_EXHAUSTED" or "quotaError" in categories:
+        hint = self._hint(status, names, failures, message)
+        # The advice first: a long answer from Google is what the length cap cuts.
+        detail = f"{endpoint}: {hint}. Google said: {message}" if hint else f"{endpoint}: {message}"
+        if names & _ACCESS_LEVEL_ERRORS or any(name.startswith("DEVELOPER_TOKEN") for name in names):
+            return session.error("invalid_request", detail, status=status), False
+        if _version_not_served(status, failures, message):
+            return session.error("invalid_request", detail, status=status), False
+        if status == 429 or grpc == "RESOURCE_EXHAUSTED" or any(c == "quotaError" for c, _ in failures):
             delay = retry_after(response, self.config.clock)
             if delay is None:
                 delay = _retry_delay(error)
@@ -348,14 +376,80 @@ class GoogleAds:
         if status >= 500:
             return session.error("transient", detail, status=status), False
         if status == 401 or grpc == "UNAUTHENTICATED":
-            if any(name.startswith("DEVELOPER_TOKEN") for name in names):
-                return session.error("invalid_request", detail, status=status), False
             return session.error("token_revoked", detail, status=status), True
         if status == 404 or names & {"CUSTOMER_NOT_FOUND", "USER_PERMISSION_DENIED", "CUSTOMER_NOT_ENABLED"}:
             return session.error("not_found", detail, status=status), False
         if 400 <= status < 500:
             return session.error("invalid_request", detail, status=status), False
         return session.error("internal", f"{endpoint}: unexpected answer, {message}", status=status), False
+
+    def _hint(self, status: int, names: set[str], failures: list[tuple[str, str]], message: str) -> str:
+        """What the operator should do about a Google Ads error, when deneva knows."""
+        if names & {"CLOUD_PROJECT_NOT_APPROVED_FOR_PRODUCTION", "DEVELOPER_TOKEN_NOT_APPROVED"}:
+            return (
+                "the Google Cloud project of the OAuth client (DENEVA_GOOGLE_CLIENT_ID) has Test access, "
+                "for test accounts only: apply for Explorer, Basic or Standard access on its Google Ads "
+                "API Overview page in the Cloud console"
+            )
+        if "CLOUD_PROJECT_NOT_UNDER_ORGANIZATION" in names:
+            return (
+                "the Google Cloud project of the OAuth client is not under the organization its access "
+                "level requires: move it there, or use an OAuth client of a project that is"
+            )
+        if "ACCESS_PROHIBITED" in names:
+            return (
+                "the Google Cloud project of the OAuth client may not call the Google Ads API: check its "
+                "access level on its Google Ads API Overview page in the Cloud console"
+            )
+        if any(name.startswith("DEVELOPER_TOKEN") for name in names):
+            return (
+                "Google sunset developer tokens on 9 September 2026: remove the "
+                "DENEVA_GOOGLE_DEVELOPER_TOKEN secret file (access belongs to the Cloud project now)"
+            )
+        if _version_not_served(status, failures, message):
+            return self._version_hint()
+        if "RESOURCE_EXHAUSTED" in names:
+            return (
+                "the Google Cloud project's daily operations quota (its access level's: Explorer 2,880 "
+                "a day on production accounts, Basic 15,000) is used up; syncs resume when it refills, "
+                "or apply for a higher access level on its Google Ads API Overview page in the Cloud "
+                "console"
+            )
+        if "RESOURCE_TEMPORARILY_EXHAUSTED" in names:
+            return "too many requests in a short time; retrying after the delay Google asked for"
+        if any(name.startswith("EXCESSIVE_") for name in names):
+            return "Google throttles this query pattern as too expensive; retrying after its delay"
+        if "USER_PERMISSION_DENIED" in names:
+            return (
+                "if the account is a client of a manager account, set google_login_customer_id to the "
+                "manager's customer id"
+            )
+        if "INVALID_LOGIN_CUSTOMER_ID_SERVING_CUSTOMER_ID_COMBINATION" in names:
+            return "the manager account in google_login_customer_id does not manage this account"
+        return ""
+
+    def _version_hint(self) -> str:
+        return (
+            f"Google Ads API {self.config.google_api_version} is not served (sunset or unknown): set "
+            f"google_ads_api_version (DENEVA_GOOGLE_ADS_API_VERSION) to {CURRENT['google']}, or leave "
+            "it unset"
+        )
+
+
+# Authorization errors that say the Cloud project's access level does not allow the call.
+_ACCESS_LEVEL_ERRORS: Final = frozenset(
+    {"CLOUD_PROJECT_NOT_APPROVED_FOR_PRODUCTION", "CLOUD_PROJECT_NOT_UNDER_ORGANIZATION", "ACCESS_PROHIBITED"}
+)
+
+
+def _version_not_served(status: int, failures: list[tuple[str, str]], message: str) -> bool:
+    """Google's answer to a version it does not serve: a 404 with no Google Ads failure
+    (no route), or a failure that names the version as unsupported."""
+    if status == 404 and not failures:
+        return True
+    if any("VERSION" in name for _, name in failures):
+        return True
+    return bool(re.search(r"\bversion v\d+ is (deprecated|sunset|not supported)", message, re.IGNORECASE))
 
 
 def _error_object(payload: Any) -> dict[str, Any] | None:

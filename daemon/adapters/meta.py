@@ -12,7 +12,12 @@ subcode) and 102 are `token_revoked`, as are permission errors (10, 200-299: the
 must reconnect); 4, 17, 32, 613 and 80000-80099 are `rate_limited`, the delay from
 Retry-After or X-Business-Use-Case-Usage's estimated_time_to_regain_access; 5xx,
 codes 1 and 2 and `is_transient` are `transient`; 100/33 (no such object) and 803
-are `not_found`; other 4xx are `invalid_request`.
+are `not_found`; 2635 (a version of the Ads API Meta no longer serves) is
+`invalid_request` naming the key to change; other 4xx are `invalid_request`.
+
+The fields and parameters are checked against the v27.0 reference: none of them was
+renamed or removed since v19.0 (the 7- and 28-day view attribution windows Meta dropped
+in January 2026 are not asked for; the default attribution is used).
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ from deneva.adapters.base import (
     TokenSource,
 )
 from deneva.adapters.errors import PlatformError
+from deneva.adapters.versions import CURRENT
 from deneva.adapters.wire import (
     Session,
     ShapeError,
@@ -59,6 +65,7 @@ from deneva.adapters.wire import (
 PLATFORM: Final = "meta"
 RATE_LIMIT_CODES: Final = frozenset({4, 17, 32, 613})
 TOKEN_CODES: Final = frozenset({190, 102})
+VERSION_GONE: Final = 2635  # "You are calling a deprecated version of the Ads API"
 INSIGHT_FIELDS: Final = (
     "campaign_id",
     "campaign_name",
@@ -108,6 +115,10 @@ class MetaAds:
     def __init__(self, config: PlatformConfig, *, http: httpx.AsyncClient | None = None) -> None:
         self.config = config
         self.http = http
+
+    @property
+    def api_version(self) -> str:
+        return self.config.meta_api_version
 
     def _root(self) -> str:
         base = require_url(PLATFORM, self.config.meta_base_url, "meta_base_url")
@@ -254,6 +265,12 @@ class MetaAds:
         detail = f"{endpoint}: HTTP {status}, {kind} code {label}: {message}"
         if code in TOKEN_CODES:
             return session.error("token_revoked", detail, status=status)
+        if code == VERSION_GONE:
+            hint = (
+                f"Marketing API {self.config.meta_api_version} is not served: set meta_api_version "
+                f"(DENEVA_META_API_VERSION) to {CURRENT['meta']}, or leave it unset"
+            )
+            return session.error("invalid_request", f"{detail}. {hint}", status=status)
         if code in RATE_LIMIT_CODES or 80000 <= code <= 80099:
             delay = retry_after(response, self.config.clock)
             if delay is None:

@@ -11,7 +11,9 @@ listing is read page by page up to `page_info.total_page`. Every answer is an
 envelope `{code, message, data}`, usually under HTTP 200: code 40100 is
 `rate_limited` (Retry-After when sent), 40101-40109 (missing, expired, invalid or
 revoked token) are `token_revoked`, 40001 "no permission to operate advertiser" is
-`not_found`, other 4xxxx are `invalid_request`, 5xxxx and HTTP 5xx are `transient`.
+`not_found`, other 4xxxx are `invalid_request`, 5xxxx and HTTP 5xx are `transient`; an
+HTTP 404 (a path the API does not serve: an API version it no longer serves) is
+`invalid_request` naming the key to change.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from deneva.adapters.base import (
     TokenSource,
 )
 from deneva.adapters.errors import PlatformError
+from deneva.adapters.versions import CURRENT
 from deneva.adapters.wire import (
     Session,
     ShapeError,
@@ -104,6 +107,10 @@ class TikTokAds:
     def __init__(self, config: PlatformConfig, *, http: httpx.AsyncClient | None = None) -> None:
         self.config = config
         self.http = http
+
+    @property
+    def api_version(self) -> str:
+        return self.config.tiktok_api_version
 
     async def refresh_token(self, creds: Credentials) -> TokenGrant:
         """TikTok tokens do not expire: the stored token, unchanged."""
@@ -178,6 +185,13 @@ class TikTokAds:
         for page in range(1, self.config.max_pages + 1):
             query = {**params, "page": str(page), "page_size": size}
             response = await session.send(endpoint, "GET", url, params=query, headers=headers)
+            if response.status_code == 404:
+                hint = (
+                    f"TikTok Business API {self.config.tiktok_api_version} is not served at this path: set "
+                    f"tiktok_api_version (DENEVA_TIKTOK_API_VERSION) to {CURRENT['tiktok']}, or leave it "
+                    "unset"
+                )
+                raise session.error("invalid_request", f"{endpoint}: HTTP 404. {hint}", status=404)
             payload = session.json(endpoint, response)
             data = self._data(session, endpoint, response, payload)
             with session.reading(endpoint):

@@ -226,6 +226,10 @@ class HeldPlatform:
     def name(self) -> str:
         return self.inner.name
 
+    @property
+    def api_version(self) -> str:
+        return self.inner.api_version
+
     async def fetch_report(
         self, creds: Credentials, request: ReportRequest, tokens: TokenSource | None = None
     ) -> ReportData:

@@ -30,7 +30,9 @@ Tools, each with an inputSchema and an outputSchema:
   `error`) or `timed_out_waiting` while the run carries on. While waiting it reports
   progress about once a second through `ToolContext.progress`, when the transport set it.
 - `get_sync_status` (optional `platform`): per connected account its health and cached
-  reports, and the sync failures of the last 24 hours.
+  reports, the sync failures of the last 24 hours, and `apiVersions`: per platform this
+  daemon syncs its API version and how it stands against its published sunset date
+  (`deneva.sync.versions`).
 
 Every read and write runs in `Database.tenant_transaction(ctx.tenant_id, ...)`, so
 row-level security scopes it to the caller's tenant whatever the arguments say.
@@ -65,6 +67,7 @@ from deneva.mcp.tools import ProgressFn, Tool, ToolContext, ToolError, ToolRegis
 from deneva.reports.inputs import ReportInputError
 from deneva.sync.cache import CacheResult, CacheWaitTimeout, hit_from_row, read_or_fetch
 from deneva.sync.model import REFRESH_EVENT, RefreshTarget, SyncServices
+from deneva.sync.versions import api_versions
 from deneva.sync.worker import fetch_report
 
 log = logging.getLogger(__name__)
@@ -158,6 +161,13 @@ class ToolServices:
 
     def get_engine(self) -> Engine:
         return self.engine if isinstance(self.engine, Engine) else self.engine()
+
+    def sync_or_none(self) -> SyncServices | None:
+        """The sync services, None when this daemon has none (yet)."""
+        try:
+            return None if self.sync is None else self.get_sync()
+        except ToolError:
+            return None
 
     def get_sync(self) -> SyncServices:
         if self.sync is None:
@@ -319,8 +329,34 @@ STATUS_OUTPUT: JsonObject = {
                 "required": ["platform", "accountId", "reportType", "dateRange", "attempt", "final", "at"],
             },
         },
+        "apiVersions": {
+            "type": "object",
+            "description": "Per platform this daemon syncs: its API version and its published sunset.",
+            "additionalProperties": {
+                "type": "object",
+                "properties": {
+                    "version": {"type": "string"},
+                    "sunset": {
+                        "type": ["string", "null"],
+                        "format": "date",
+                        "description": "When the version stops answering (null: none published).",
+                    },
+                    "sunsetProjected": {
+                        "type": ["boolean", "null"],
+                        "description": "Only the month was announced; sunset is its first day.",
+                    },
+                    "daysLeft": {"type": ["integer", "null"]},
+                    "status": {"type": "string", "enum": ["current", "sunsetting", "sunset", "unlisted"]},
+                    "replacement": {
+                        "type": ["string", "null"],
+                        "description": "The version to move to, unless this one is current.",
+                    },
+                },
+                "required": ["version", "sunset", "sunsetProjected", "daysLeft", "status", "replacement"],
+            },
+        },
     },
-    "required": ["accounts", "recentFailures"],
+    "required": ["accounts", "recentFailures", "apiVersions"],
 }
 
 
@@ -687,6 +723,9 @@ def _status_handler(services: ToolServices) -> Callable[[JsonObject, ToolContext
         status: JsonObject = await services.db.tenant_transaction(
             str(tenant), lambda conn: _sync_status(conn, tenant, platform, now)
         )
+        sync = services.sync_or_none()
+        versions = {} if sync is None else api_versions(sync.adapters, now)
+        status["apiVersions"] = {p: v for p, v in versions.items() if platform is None or p == platform}
         return status
 
     return handler
@@ -723,7 +762,8 @@ def report_tools(services: ToolServices) -> list[Tool]:
         Tool(
             "get_sync_status",
             "Sync health of the connected ad accounts: per account whether its last sync worked, its "
-            "cached reports with their age, and the sync failures of the last 24 hours.",
+            "cached reports with their age, the sync failures of the last 24 hours, and the platform API "
+            "versions in use with their published sunset dates.",
             STATUS_INPUT,
             STATUS_OUTPUT,
             _status_handler(services),

@@ -13,8 +13,10 @@ from quart_trio import QuartTrio
 from deneva.sandbox import google, meta, tiktok
 from deneva.sandbox.control import register_control
 from deneva.sandbox.faults import (
+    AccessDeniedFault,
     FaultResponses,
     MalformedFault,
+    QuotaExhaustedFault,
     RateLimitFault,
     ServerErrorFault,
     TimeoutFault,
@@ -31,6 +33,11 @@ _META_VERSION = re.compile(r"v\d+\.\d+")
 _TIKTOK_VERSION = re.compile(r"v1\.\d+")
 
 Handler = Callable[[Incoming], ApiResponse]
+_VERSION_GONE: dict[str, Callable[[Incoming, str, tuple[str, ...]], ApiResponse]] = {
+    "google": google.version_not_served,
+    "meta": meta.version_not_served,
+    "tiktok": tiktok.version_not_served,
+}
 
 
 async def _incoming() -> Incoming:
@@ -71,10 +78,17 @@ def create_sandbox_app(
         responses: FaultResponses,
         handle: Handler,
         account: Callable[[Incoming], str | None] = lambda incoming: None,
+        version: str | None = None,
     ) -> Response:
         incoming = await _incoming()
         account_id = account(incoming)
         record = state.requests.start(platform, endpoint, incoming.method, incoming.path, account_id)
+        if version is not None and not state.serves(platform, version):
+            # A version the platform no longer serves (or never did) fails before anything else.
+            response = _VERSION_GONE[platform](incoming, version, state.versions[platform])
+            record.status = response.status
+            record.fault = "version_not_served"
+            return _to_quart(response)
         decision = state.faults.decide(platform, endpoint)
         if decision.latency_s > 0:
             await trio.sleep(decision.latency_s)
@@ -87,6 +101,10 @@ def create_sandbox_app(
             response = responses.server_error(incoming, fault.status)
         elif isinstance(fault, RateLimitFault):
             response = responses.rate_limited(incoming, fault, account_id)
+        elif isinstance(fault, QuotaExhaustedFault) and responses.quota_exhausted is not None:
+            response = responses.quota_exhausted(incoming, fault)
+        elif isinstance(fault, AccessDeniedFault) and responses.access_denied is not None:
+            response = responses.access_denied(incoming, fault)
         else:
             try:
                 response = handle(incoming)
@@ -123,6 +141,7 @@ def create_sandbox_app(
             google.STREAM_FAULTS,
             lambda i: google.search(state, i, customer_id, stream=True),
             google_account,
+            version,
         )
 
     @app.post("/google/<version>/customers/<customer_id>/googleAds:search")
@@ -135,6 +154,7 @@ def create_sandbox_app(
             google.SEARCH_FAULTS,
             lambda i: google.search(state, i, customer_id, stream=False),
             google_account,
+            version,
         )
 
     # -- Meta
@@ -148,7 +168,7 @@ def create_sandbox_app(
         if not _META_VERSION.fullmatch(version):
             return _not_found()
         return await serve(
-            "meta", "insights", meta.FAULTS, lambda i: meta.insights(state, i, node), meta_account
+            "meta", "insights", meta.FAULTS, lambda i: meta.insights(state, i, node), meta_account, version
         )
 
     @app.get("/meta/<version>/<node>/campaigns")
@@ -156,7 +176,7 @@ def create_sandbox_app(
         if not _META_VERSION.fullmatch(version):
             return _not_found()
         return await serve(
-            "meta", "campaigns", meta.FAULTS, lambda i: meta.campaigns(state, i, node), meta_account
+            "meta", "campaigns", meta.FAULTS, lambda i: meta.campaigns(state, i, node), meta_account, version
         )
 
     @app.route("/meta/oauth/access_token", methods=["GET", "POST"])
@@ -179,7 +199,7 @@ def create_sandbox_app(
         if not _TIKTOK_VERSION.fullmatch(version):
             return _not_found()
         return await serve(
-            "tiktok", "report", tiktok.FAULTS, lambda i: tiktok.report(state, i), tiktok_account
+            "tiktok", "report", tiktok.FAULTS, lambda i: tiktok.report(state, i), tiktok_account, version
         )
 
     @app.get("/tiktok/open_api/<version>/campaign/get/")
@@ -192,13 +212,16 @@ def create_sandbox_app(
             tiktok.FAULTS,
             lambda i: tiktok.campaigns(state, i),
             tiktok_account,
+            version,
         )
 
     @app.post("/tiktok/open_api/<version>/oauth2/access_token/")
     async def tiktok_token(version: str) -> Response:
         if not _TIKTOK_VERSION.fullmatch(version):
             return _not_found()
-        return await serve("tiktok", "token", tiktok.FAULTS, lambda i: tiktok.token(state, i))
+        return await serve(
+            "tiktok", "token", tiktok.FAULTS, lambda i: tiktok.token(state, i), version=version
+        )
 
     register_control(app, state)
 

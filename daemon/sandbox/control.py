@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from quart import Response, request
@@ -140,6 +141,25 @@ def register_control(app: QuartTrio, state: SandboxState) -> None:
     async def clear_requests() -> Response:
         state.requests.clear()
         return _json(200, {"cleared": True})
+
+    # -- API versions
+
+    @app.get("/_control/versions")
+    async def list_versions() -> Response:
+        return _json(200, {"versions": {p: list(v) for p, v in state.versions.items()}})
+
+    @app.put("/_control/versions/<platform>")
+    async def set_versions(platform: str) -> Response:
+        if _platform(platform) is None:
+            return _problem(404, f"unknown platform {platform!r}; one of {list(PLATFORMS)}")
+        body = await _body()
+        served = None if body is None else body.get("served")
+        if not isinstance(served, list) or not all(
+            isinstance(v, str) and re.fullmatch(r"v\d{1,3}(\.\d{1,3})?", v) for v in served
+        ):
+            return _problem(400, "expected {'served': ['v26', ...]} (versions like v26 or v27.0)")
+        state.versions[platform] = tuple(served)
+        return _json(200, {"platform": platform, "served": served})
 
     # -- the date and the synthetic accounts
 

@@ -4,9 +4,12 @@ A plan is set per platform through the control API. Each fault kind fires on the
 N eligible requests (`next`), and after those with a seeded `probability`; the random
 stream restarts whenever a plan is set, so a given plan and request sequence always
 produce the same faults. Kinds are tried in a fixed order (timeout, server_error,
-rate_limit, malformed) and at most one fires per request; `latency_ms` applies to every
-eligible request. Eligible means the request's endpoint is in the plan's `endpoints`,
-by default every endpoint of the platform except its token endpoint.
+rate_limit, quota_exhausted, access_denied, malformed) and at most one fires per
+request; `latency_ms` applies to every eligible request. Eligible means the request's
+endpoint is in the plan's `endpoints`, by default every endpoint of the platform except
+its token endpoint. `quota_exhausted` and `access_denied` are Google's (the Cloud
+project's access level: its daily operations used up, or a project approved for test
+accounts only).
 """
 
 from __future__ import annotations
@@ -66,6 +69,29 @@ class TimeoutFault:
 
 
 @attrs.frozen
+class QuotaExhaustedFault:
+    """Google: the Cloud project's daily operations quota is used up (HTTP 429,
+    quotaError.RESOURCE_EXHAUSTED, a retryDelay until it refills)."""
+
+    probability: float = attrs.field(default=0.0, validator=_probability)
+    next: int = attrs.field(default=0, validator=_count)
+    retry_after_s: int = attrs.field(default=3600, validator=attrs.validators.ge(0))
+    access_level: Literal["explorer", "basic"] = "explorer"
+
+
+@attrs.frozen
+class AccessDeniedFault:
+    """Google: the Cloud project's access level does not reach the account (HTTP 403,
+    authorizationError.<reason>)."""
+
+    probability: float = attrs.field(default=0.0, validator=_probability)
+    next: int = attrs.field(default=0, validator=_count)
+    reason: Literal["CLOUD_PROJECT_NOT_APPROVED_FOR_PRODUCTION", "CLOUD_PROJECT_NOT_UNDER_ORGANIZATION"] = (
+        "CLOUD_PROJECT_NOT_APPROVED_FOR_PRODUCTION"
+    )
+
+
+@attrs.frozen
 class MalformedFault:
     """`truncated`: the real body cut in half; `html`: a proxy's HTML error page;
     `wrong_types`: the real JSON with every metric value (`WRONG_TYPE_FIELDS`) wrapped in
@@ -80,8 +106,17 @@ class MalformedFault:
     status: int = attrs.field(default=502, validator=[attrs.validators.ge(200), attrs.validators.le(599)])
 
 
-Fault = TimeoutFault | ServerErrorFault | RateLimitFault | MalformedFault
-_KINDS = ("timeout", "server_error", "rate_limit", "malformed")
+Fault = (
+    TimeoutFault
+    | ServerErrorFault
+    | RateLimitFault
+    | QuotaExhaustedFault
+    | AccessDeniedFault
+    | MalformedFault
+)
+_KINDS = ("timeout", "server_error", "rate_limit", "quota_exhausted", "access_denied", "malformed")
+# Kinds only one platform words.
+_PLATFORM_KINDS = {"quota_exhausted": "google", "access_denied": "google"}
 
 
 @attrs.frozen
@@ -91,6 +126,8 @@ class FaultPlan:
     timeout: TimeoutFault | None = None
     server_error: ServerErrorFault | None = None
     rate_limit: RateLimitFault | None = None
+    quota_exhausted: QuotaExhaustedFault | None = None
+    access_denied: AccessDeniedFault | None = None
     malformed: MalformedFault | None = None
 
     def covers(self, endpoint: str) -> bool:
@@ -119,6 +156,9 @@ def parse_plan(platform: str, payload: Any) -> FaultPlan:
     except (cattrs.BaseValidationError, ValueError, TypeError) as exc:
         reasons = cattrs.transform_error(exc) if isinstance(exc, cattrs.BaseValidationError) else [str(exc)]
         raise PlanError("; ".join(reasons)) from None
+    for kind, owner in _PLATFORM_KINDS.items():
+        if plan.fault(kind) is not None and platform != owner:
+            raise PlanError(f"{kind} is a {owner} fault; {platform} has no such answer")
     unknown = set(plan.endpoints or ()) - set(ENDPOINTS[platform])
     if unknown:
         raise PlanError(f"unknown {platform} endpoints {sorted(unknown)}; known: {list(ENDPOINTS[platform])}")
@@ -144,6 +184,10 @@ class FaultDecision:
                 return "server_error"
             case RateLimitFault():
                 return "rate_limit"
+            case QuotaExhaustedFault():
+                return "quota_exhausted"
+            case AccessDeniedFault():
+                return "access_denied"
             case MalformedFault():
                 return f"malformed_{self.fault.kind}"
         return None
@@ -214,6 +258,9 @@ class FaultResponses:
     rate_limited: Callable[[Incoming, RateLimitFault, str | None], ApiResponse]
     server_error: Callable[[Incoming, int], ApiResponse]
     deadline_exceeded: Callable[[Incoming], ApiResponse]
+    # Google's access-level answers (parse_plan refuses these kinds for the others).
+    quota_exhausted: Callable[[Incoming, QuotaExhaustedFault], ApiResponse] | None = None
+    access_denied: Callable[[Incoming, AccessDeniedFault], ApiResponse] | None = None
 
 
 HTML_ERROR_PAGE = (

@@ -13,6 +13,16 @@ resource per combination of selected segments; metrics add up over the unselecte
 ones, and rows without impressions are left out. int64 values are JSON strings,
 doubles are numbers. searchStream wraps errors in a JSON array, as Google's REST
 transcoding of a stream does; the unary `search` answers a bare error object.
+
+Versions: the shapes are v26's (the same as v23 to v25's for every field served here;
+`segments.search_term_match_type` has the AI_MAX and PERFORMANCE_MAX values added in
+v21). A version the sandbox does not serve (`SandboxConfig.google_versions`, by default
+v23 to v26: v22 was sunset on 7 October 2026) answers HTTP 404 NOT_FOUND without a
+Google Ads failure, as a path Google has no route for; the sandbox's choice, as Google
+documents no body for it. The `developer-token` header is optional and ignored (Google
+sunset developer tokens on 9 September 2026); `login-customer-id`, when sent, must be a
+customer id. Access-level faults (`access_denied`, `quota_exhausted`; see faults.py)
+answer as a Cloud project with too low an access level is answered.
 """
 
 from __future__ import annotations
@@ -42,7 +52,7 @@ from deneva.sandbox.data import (
     search_term_days,
 )
 from deneva.sandbox.dates import DateRange, google_during, history, parse_iso_date
-from deneva.sandbox.faults import FaultResponses, RateLimitFault
+from deneva.sandbox.faults import AccessDeniedFault, FaultResponses, QuotaExhaustedFault, RateLimitFault
 from deneva.sandbox.state import SandboxState
 from deneva.sandbox.tokens import TokenStatus
 from deneva.sandbox.wire import ApiResponse, Incoming, dumps, json_response
@@ -75,7 +85,10 @@ _CHANNELS = (
 )  # fmt: skip
 _QUALITY = ("BELOW_AVERAGE", "AVERAGE", "ABOVE_AVERAGE", "UNKNOWN", "UNSPECIFIED")
 _MATCH = ("EXACT", "PHRASE", "BROAD", "UNKNOWN", "UNSPECIFIED")
-_TERM_MATCH = ("BROAD", "EXACT", "PHRASE", "NEAR_EXACT", "NEAR_PHRASE", "UNKNOWN", "UNSPECIFIED")
+_TERM_MATCH = (
+    "BROAD", "EXACT", "PHRASE", "NEAR_EXACT", "NEAR_PHRASE", "AI_MAX", "PERFORMANCE_MAX", "UNKNOWN",
+    "UNSPECIFIED",
+)  # fmt: skip
 _TERM_STATUS = ("ADDED", "EXCLUDED", "ADDED_EXCLUDED", "NONE", "UNKNOWN", "UNSPECIFIED")
 _STRENGTH = ("PENDING", "NO_ADS", "POOR", "AVERAGE", "GOOD", "EXCELLENT", "UNKNOWN", "UNSPECIFIED")
 _WEEKDAYS = ("MONDAY", "TUESDAY", "WEDNESDAY", "THURSDAY", "FRIDAY", "SATURDAY", "SUNDAY")
@@ -922,7 +935,7 @@ def _error_body(
 
 def _version_of(incoming: Incoming) -> str:
     parts = incoming.path.split("/")
-    return parts[2] if len(parts) > 2 and re.fullmatch(r"v\d+", parts[2]) else "v17"
+    return parts[2] if len(parts) > 2 and re.fullmatch(r"v\d+", parts[2]) else "v26"
 
 
 def ads_error(
@@ -978,7 +991,46 @@ def _ads_faults(stream: bool) -> FaultResponses:
             stream=stream,
         )
 
-    return FaultResponses(rate_limited, server_error, deadline_exceeded)
+    def quota_exhausted(incoming: Incoming, fault: QuotaExhaustedFault) -> ApiResponse:
+        delay = fault.retry_after_s
+        error = AdsError(
+            "quotaError",
+            "RESOURCE_EXHAUSTED",
+            f"Too many requests. Retry in {delay} seconds.",
+            {
+                "quotaErrorDetails": {
+                    "rateScope": "DEVELOPER",
+                    "rateName": f"Number of operations for {fault.access_level} access",
+                    "retryDelay": f"{delay}s",
+                }
+            },
+        )
+        return ads_error(
+            incoming, 429, "Resource has been exhausted (e.g. check quota).", [error], stream=stream
+        )
+
+    def access_denied(incoming: Incoming, fault: AccessDeniedFault) -> ApiResponse:
+        error = AdsError("authorizationError", fault.reason, _ACCESS_MESSAGES[fault.reason])
+        return ads_error(incoming, 403, "The caller does not have permission", [error], stream=stream)
+
+    return FaultResponses(rate_limited, server_error, deadline_exceeded, quota_exhausted, access_denied)
+
+
+_ACCESS_MESSAGES = {
+    "CLOUD_PROJECT_NOT_APPROVED_FOR_PRODUCTION": (
+        "The Google Cloud project is only approved for use with test accounts. To access non-test "
+        "accounts, apply for Explorer, Basic or Standard access."
+    ),
+    "CLOUD_PROJECT_NOT_UNDER_ORGANIZATION": (
+        "The Google Cloud project is not under the required organization."
+    ),
+}
+
+
+def version_not_served(incoming: Incoming, version: str, served: tuple[str, ...]) -> ApiResponse:
+    """A version Google does not serve: no route, HTTP 404, no Google Ads failure."""
+    body = {"error": {"code": 404, "message": "Requested entity was not found.", "status": "NOT_FOUND"}}
+    return json_response(404, body)
 
 
 STREAM_FAULTS = _ads_faults(stream=True)
@@ -1068,12 +1120,6 @@ def _authenticate(state: SandboxState, incoming: Incoming, stream: bool) -> ApiR
             [AdsError("authenticationError", code, text)],
             stream=stream,
         )
-    if not incoming.headers.get("developer-token"):
-        errors = [
-            AdsError("authenticationError", "DEVELOPER_TOKEN_PARAMETER_MISSING",
-                     "Developer token parameter is missing from the request header.")
-        ]  # fmt: skip
-        return ads_error(incoming, 401, _UNAUTHENTICATED_INVALID, errors, stream=stream)
     login = incoming.headers.get("login-customer-id")
     if login is not None and not CUSTOMER_ID.fullmatch(login):
         errors = [

@@ -10,6 +10,13 @@ Numbers are strings as Graph sends them; `actions`, `action_values`,
 without impressions are left out. Paging is cursor based: `paging.cursors.before/after`
 and a `next` URL back into the sandbox while more rows remain. The access token comes
 in the `access_token` parameter or an `Authorization: OAuth|Bearer` header.
+
+Versions: the shapes are v27.0's (no field served here changed since v19.0). A version
+the sandbox does not serve on the ads endpoints (`SandboxConfig.meta_versions`, by
+default v25.0 to v27.0: v24.0 expired on 10 November 2026) answers HTTP 400, code 2635
+"You are calling a deprecated version of the Ads API", as Graph does. The token
+exchange takes any version of the usual shape (Graph API versions outlive the Ads
+API's).
 """
 
 from __future__ import annotations
@@ -131,6 +138,18 @@ def _deadline(incoming: Incoming) -> ApiResponse:
 
 
 FAULTS = FaultResponses(_rate_limited, _server_error, _deadline)
+
+
+def version_not_served(incoming: Incoming, version: str, served: tuple[str, ...]) -> ApiResponse:
+    """An expired (or unknown) version of the Ads API: Graph's error 2635."""
+    latest = max(served, key=lambda v: tuple(int(n) for n in v[1:].split("."))) if served else "v27.0"
+    return graph_error(
+        incoming,
+        f"(#2635) You are calling a deprecated version of the Ads API. Please update to the latest "
+        f"version: {latest}.",
+        2635,
+    )
+
 
 _WWW_AUTH = 'OAuth "Facebook Platform" "invalid_token" "{}"'
 

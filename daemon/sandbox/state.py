@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, date, datetime
 
 import attrs
 
 from deneva.sandbox.faults import FaultBoard, RequestLog
 from deneva.sandbox.tokens import TokenRegistry
+
+# The API versions each platform served on 3 December 2026 (Google sunset v22 on 7
+# October 2026, Meta's v24.0 expired on 10 November 2026, TikTok serves v1.3 only).
+SERVED_VERSIONS: Mapping[str, tuple[str, ...]] = {
+    "google": ("v23", "v24", "v25", "v26"),
+    "meta": ("v25.0", "v26.0", "v27.0"),
+    "tiktok": ("v1.3",),
+}
 
 
 @attrs.frozen
@@ -24,6 +32,13 @@ class SandboxConfig:
     meta_long_lived_ttl_s: int = 5_184_000
     meta_page_size: int = 50
     request_log_size: int = 10_000
+    # The API versions served; any other answers as the platform answers a sunset one.
+    google_versions: tuple[str, ...] = SERVED_VERSIONS["google"]
+    meta_versions: tuple[str, ...] = SERVED_VERSIONS["meta"]
+    tiktok_versions: tuple[str, ...] = SERVED_VERSIONS["tiktok"]
+
+    def served_versions(self) -> dict[str, tuple[str, ...]]:
+        return {"google": self.google_versions, "meta": self.meta_versions, "tiktok": self.tiktok_versions}
 
 
 class SandboxState:
@@ -33,6 +48,10 @@ class SandboxState:
         self.faults = FaultBoard(config.seed)
         self.requests = RequestLog(config.request_log_size)
         self.today_override: date | None = None
+        self.versions = config.served_versions()
+
+    def serves(self, platform: str, version: str) -> bool:
+        return version in self.versions[platform]
 
     @property
     def seed(self) -> int:
@@ -46,8 +65,10 @@ class SandboxState:
         return datetime.fromtimestamp(self.config.clock(), UTC).date()
 
     def reset(self) -> None:
-        """Back to a fresh sandbox: no tokens, no faults, an empty log, config's today."""
+        """Back to a fresh sandbox: no tokens, no faults, an empty log, config's today and
+        versions."""
         self.tokens.clear()
         self.faults.clear()
         self.requests.clear()
         self.today_override = None
+        self.versions = self.config.served_versions()

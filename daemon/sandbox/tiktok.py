@@ -8,7 +8,10 @@ Every answer is HTTP 200 with `{"code", "message", "request_id", "data"}`; `code
 success. Errors: 40001 bad parameter (and unknown advertiser), 40100 rate limit, 40104
 missing token, 40105 invalid or revoked token, 40110 bad auth code; injected 5xx faults
 keep TikTok's body (code 50000) under the fault's HTTP status. Report metrics are
-strings; rows without impressions are left out. Tokens do not expire.
+strings; rows without impressions are left out. Tokens do not expire. A version the
+sandbox does not serve (`SandboxConfig.tiktok_versions`, by default v1.3 only: v1.2
+ended on 15 August 2023) answers HTTP 404 with code 40400 in the envelope (the sandbox's
+choice; TikTok documents no answer for a retired version).
 """
 
 from __future__ import annotations
@@ -83,6 +86,13 @@ FAULTS = FaultResponses(
     lambda incoming, status: envelope(incoming, SYSTEM_ERROR, "System error", status=status),
     lambda incoming: envelope(incoming, SYSTEM_ERROR, "Request timed out. Please try again.", status=504),
 )
+
+
+def version_not_served(incoming: Incoming, version: str, served: tuple[str, ...]) -> ApiResponse:
+    """A version TikTok does not serve: HTTP 404 in the usual envelope (the sandbox's
+    choice: TikTok documents no answer for a retired version)."""
+    current = ", ".join(served) or "none"
+    return envelope(incoming, 40400, f"API version {version} is not available; served: {current}", status=404)
 
 
 class _BadParam(Exception):

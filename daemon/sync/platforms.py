@@ -1,8 +1,9 @@
 """Which ad platforms `deneva run` syncs, and the adapters' configuration for them.
 
 A platform is synced when the `platforms` key lists it (all three by default) and all
-of its secret files are there (`deneva.secrets.PLATFORM_SECRETS`: Google's OAuth client
-and developer token, Meta's app id and secret; TikTok needs none). The others are not
+of its secret files are there (`deneva.secrets.PLATFORM_SECRETS`: Google's OAuth client,
+Meta's app id and secret; TikTok needs none). Google's developer token is optional
+(sent when its file is there; Google ignores it since 9 September 2026). The others are not
 synced: their fan-outs and refreshes are skipped, a refresh asked for one fails with a
 clear `invalid_request`. Why a platform is not synced names the missing files, never a
 value. `deneva demo` uses the sandbox instead (`PlatformConfig.for_sandbox`).
@@ -18,7 +19,7 @@ import httpx
 
 from deneva.adapters import PLATFORMS, Platform, PlatformConfig, adapters_for
 from deneva.config import Config
-from deneva.secrets import PLATFORM_SECRETS, Secrets
+from deneva.secrets import GOOGLE_DEVELOPER_TOKEN, PLATFORM_SECRETS, Secrets
 
 
 @attrs.frozen
@@ -59,7 +60,8 @@ def platform_setup(config: Config, secrets: Secrets) -> PlatformSetup:
         google_token_url=config.google_token_url,
         google_client_id=value("DENEVA_GOOGLE_CLIENT_ID"),
         google_client_secret=value("DENEVA_GOOGLE_CLIENT_SECRET"),
-        google_developer_token=value("DENEVA_GOOGLE_DEVELOPER_TOKEN"),
+        google_developer_token=value(GOOGLE_DEVELOPER_TOKEN),
+        google_login_customer_id=config.google_login_customer_id,
         meta_base_url=config.meta_graph_url,
         meta_app_id=value("DENEVA_META_APP_ID"),
         meta_app_secret=value("DENEVA_META_APP_SECRET"),

@@ -42,7 +42,7 @@ def _ads_error(status: int, grpc: str, category: str, code: str, **extra: Any) -
     item: dict[str, Any] = {"errorCode": {category: code}, "message": f"{code.lower()} happened"}
     item.update(extra)
     failure = {
-        "@type": "type.googleapis.com/google.ads.googleads.v17.errors.GoogleAdsFailure",
+        "@type": "type.googleapis.com/google.ads.googleads.v26.errors.GoogleAdsFailure",
         "errors": [item],
     }
     return {"error": {"code": status, "message": "failed", "status": grpc, "details": [failure]}}
@@ -96,6 +96,54 @@ async def test_google_errors_map_to_codes(
     error = await _fails("google", _google(lambda: httpx.Response(status, json=[body])), clock)
     assert (error.code, error.status) == (expected, status)
     assert f"{category}.{code}" in error.message
+
+
+@pytest.mark.parametrize(
+    ("status", "grpc", "category", "code", "expected", "advice"),
+    [
+        (
+            403,
+            "PERMISSION_DENIED",
+            "authorizationError",
+            "DEVELOPER_TOKEN_PROHIBITED",
+            "invalid_request",
+            "remove the DENEVA_GOOGLE_DEVELOPER_TOKEN secret file",
+        ),
+        (429, "RESOURCE_EXHAUSTED", "quotaError", "ACCESS_PROHIBITED", "invalid_request", "may not call"),
+        (
+            403,
+            "PERMISSION_DENIED",
+            "authorizationError",
+            "USER_PERMISSION_DENIED",
+            "not_found",
+            "set google_login_customer_id to the manager's customer id",
+        ),
+        (
+            400,
+            "INVALID_ARGUMENT",
+            "requestError",
+            "UNSUPPORTED_VERSION",
+            "invalid_request",
+            "Google Ads API v26 is not served",
+        ),
+    ],
+)
+async def test_google_errors_say_what_to_do(
+    clock: FakeClock, status: int, grpc: str, category: str, code: str, expected: str, advice: str
+) -> None:
+    body = _ads_error(status, grpc, category, code)
+    error = await _fails("google", _google(lambda: httpx.Response(status, json=[body])), clock)
+    assert (error.code, error.status) == (expected, status)
+    assert advice in error.message and f"{category}.{code}" in error.message
+
+
+async def test_googles_html_404_for_a_version_it_has_no_route_for_names_the_key(clock: FakeClock) -> None:
+    page = httpx.Response(
+        404, text="<html>The requested URL was not found.</html>", headers={"content-type": "text/html"}
+    )
+    error = await _fails("google", _google(lambda: page), clock)
+    assert (error.code, error.status) == ("invalid_request", 404)
+    assert "set google_ads_api_version (DENEVA_GOOGLE_ADS_API_VERSION) to v26" in error.message
 
 
 async def test_google_error_at_the_end_of_a_stream_counts(clock: FakeClock) -> None:

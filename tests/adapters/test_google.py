@@ -7,6 +7,7 @@ from datetime import date
 from typing import Any
 
 import attrs
+import httpx
 import pytest
 import trio
 
@@ -261,3 +262,89 @@ async def test_an_unknown_customer_is_not_found(adapters: dict[str, Platform]) -
     )
     assert (error.code, error.status) == ("not_found", 404)
     assert "CUSTOMER_NOT_FOUND" in error.message
+
+
+# -- the Google of today: no developer token, access levels on the Cloud project ----------
+
+
+async def _sent_headers(config: Any, credentials: Credentials | None = None) -> list[httpx.Headers]:
+    """The headers of every searchStream request one fetch sends."""
+    sent: list[httpx.Headers] = []
+
+    async def record(req: httpx.Request) -> None:
+        if req.url.path.endswith("googleAds:searchStream"):
+            sent.append(req.headers)
+
+    async with httpx.AsyncClient(event_hooks={"request": [record]}) as http:
+        data = await GoogleAds(config, http=http).fetch_report(
+            credentials or creds("google"), request("google")
+        )
+    assert data.rows
+    return sent
+
+
+async def test_no_developer_token_is_needed_or_sent(sandbox: Sandbox, clock: FakeClock) -> None:
+    config = sandbox_config(sandbox.url, clock)
+    assert config.google_developer_token is None
+    [headers] = await _sent_headers(config)
+    assert "developer-token" not in headers and "login-customer-id" not in headers
+    [headers] = await _sent_headers(attrs.evolve(config, google_developer_token="still-configured"))
+    assert headers["developer-token"] == "still-configured"  # sent while one is configured
+
+
+async def test_the_manager_account_goes_in_login_customer_id(sandbox: Sandbox, clock: FakeClock) -> None:
+    config = sandbox_config(sandbox.url, clock, google_login_customer_id="111-222-3333")
+    [headers] = await _sent_headers(config)
+    assert headers["login-customer-id"] == "1112223333"
+    own = attrs.evolve(creds("google"), login_customer_id="4445556666")
+    [headers] = await _sent_headers(config, own)
+    assert headers["login-customer-id"] == "4445556666"  # the credential's own wins
+
+
+@pytest.mark.parametrize(
+    ("reason", "advice"),
+    [
+        (
+            "CLOUD_PROJECT_NOT_APPROVED_FOR_PRODUCTION",
+            "has Test access, for test accounts only: apply for Explorer, Basic or Standard access on its "
+            "Google Ads API Overview page",
+        ),
+        ("CLOUD_PROJECT_NOT_UNDER_ORGANIZATION", "not under the organization its access level requires"),
+    ],
+)
+async def test_a_cloud_project_without_the_access_level_is_invalid_request_saying_what_to_do(
+    sandbox: Sandbox, adapters: dict[str, Platform], reason: str, advice: str
+) -> None:
+    await sandbox.faults("google", {"access_denied": {"next": 1, "reason": reason}})
+    error = await fetch_error(adapters["google"], creds("google"), request("google"))
+    assert (error.code, error.status) == ("invalid_request", 403)
+    assert f"authorizationError.{reason}" in error.message
+    assert advice in error.message
+
+
+async def test_the_daily_operations_quota_used_up_is_rate_limited_until_it_refills(
+    sandbox: Sandbox, adapters: dict[str, Platform]
+) -> None:
+    await sandbox.faults("google", {"quota_exhausted": {"next": 1, "retry_after_s": 5400}})
+    error = await fetch_error(adapters["google"], creds("google"), request("google"))
+    assert (error.code, error.status, error.retry_after_s) == ("rate_limited", 429, 5400.0)
+    assert "quotaError.RESOURCE_EXHAUSTED" in error.message
+    assert "daily operations quota" in error.message and "apply for a higher access level" in error.message
+
+
+async def test_a_short_burst_limit_says_so(sandbox: Sandbox, adapters: dict[str, Platform]) -> None:
+    await sandbox.faults("google", {"rate_limit": {"next": 1, "retry_after_s": 7}})
+    error = await fetch_error(adapters["google"], creds("google"), request("google"))
+    assert (error.code, error.retry_after_s) == ("rate_limited", 7.0)
+    assert "too many requests in a short time" in error.message
+    assert "daily operations quota" not in error.message
+
+
+async def test_a_version_google_no_longer_serves_is_invalid_request_naming_the_key(
+    sandbox: Sandbox, clock: FakeClock
+) -> None:
+    google = GoogleAds(sandbox_config(sandbox.url, clock, google_api_version="v22"))
+    error = await fetch_error(google, creds("google"), request("google"))
+    assert (error.code, error.status) == ("invalid_request", 404)
+    assert "Google Ads API v22 is not served" in error.message
+    assert "google_ads_api_version (DENEVA_GOOGLE_ADS_API_VERSION) to v26" in error.message

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from deneva.adapters import Credentials, PlatformError
+from deneva.adapters import Credentials, PlatformError, adapters_for
 from deneva.adapters.base import Platform
 from deneva.adapters.meta import MetaAds, account_node
 from tests.adapters import truth
@@ -119,3 +119,15 @@ def test_account_nodes() -> None:
     with pytest.raises(PlatformError) as info:
         account_node("1001/insights?x=")
     assert info.value.code == "invalid_request"
+
+
+async def test_an_expired_version_is_invalid_request_naming_the_key(
+    sandbox: Sandbox, clock: FakeClock
+) -> None:
+    meta = adapters_for(sandbox_config(sandbox.url, clock, meta_api_version="v24.0"))["meta"]
+    error = await fetch_error(meta, creds("meta"), request("meta"))
+    assert (error.code, error.status) == ("invalid_request", 400)
+    assert "code 2635" in error.message
+    assert "Marketing API v24.0 is not served: set meta_api_version (DENEVA_META_API_VERSION) to v27.0" in (
+        error.message
+    )

@@ -9,7 +9,7 @@ from itertools import pairwise
 
 import pytest
 
-from deneva.adapters import Credentials
+from deneva.adapters import Credentials, adapters_for
 from deneva.adapters.base import Platform
 from deneva.adapters.tiktok import TikTokAds, slices
 from tests.adapters import truth
@@ -110,3 +110,13 @@ async def test_an_unknown_advertiser_is_not_found(adapters: dict[str, Platform])
     )
     assert error.code == "not_found"
     assert "40001" in error.message
+
+
+async def test_a_retired_version_is_invalid_request_naming_the_key(
+    sandbox: Sandbox, clock: FakeClock
+) -> None:
+    tiktok = adapters_for(sandbox_config(sandbox.url, clock, tiktok_api_version="v1.2"))["tiktok"]
+    error = await fetch_error(tiktok, creds("tiktok"), request("tiktok"))
+    assert (error.code, error.status) == ("invalid_request", 404)
+    assert "TikTok Business API v1.2 is not served" in error.message
+    assert "tiktok_api_version (DENEVA_TIKTOK_API_VERSION) to v1.3" in error.message

@@ -4,7 +4,7 @@ dead-canary, sync metrics per (tenant, platform, report) with credential health.
 from __future__ import annotations
 
 import uuid
-from datetime import timedelta
+from datetime import date, timedelta
 from typing import Any, cast
 
 import pytest
@@ -12,6 +12,7 @@ import trio
 import trio.testing
 
 from deneva import tenants
+from deneva.adapters import PlatformConfig, adapters_for
 from deneva.canary import record_beat
 from deneva.clock import TrioClock, as_datetime
 from deneva.credentials import PlainTokens, store_credential
@@ -21,7 +22,9 @@ from deneva.http.admin import parse_since_hours
 from deneva.http.app import create_app
 from deneva.secrets import Secret
 from deneva.supervisor import Supervisor
+from deneva.sync.versions import api_versions
 from tests.sync.harness import KEYS, world
+from tests.sync.test_versions import at
 
 TOKEN = "admin-token-0123456789abcdef"
 EPOCH = 1_767_225_600.0  # 2026-01-01T00:00:00Z
@@ -209,6 +212,26 @@ async def test_sync_metrics_group_by_tenant_platform_report_over_the_window(db: 
         ("acme", "account_health", 0),
         ("globex", "budget_optimizer", 1),
     ]
+
+
+async def test_sync_metrics_show_the_api_versions_as_they_stand_today(db: Database) -> None:
+    bare = await (await _client(db, FixedClock(EPOCH)).get("/admin/metrics/sync", headers=AUTH)).get_json()
+    assert bare["apiVersions"] == {}  # a daemon that syncs nothing
+    meta = adapters_for(PlatformConfig(meta_api_version="v25.0"))["meta"]
+    for now, status, days_left in ((EPOCH, "current", 418), (at(date(2027, 1, 24)), "sunsetting", 30)):
+        clock = FixedClock(now)
+        client = _client(db, clock, api_versions=lambda c=clock: api_versions({"meta": meta}, c.now()))
+        body = await (await client.get("/admin/metrics/sync", headers=AUTH)).get_json()
+        assert body["apiVersions"] == {
+            "meta": {
+                "version": "v25.0",
+                "sunset": "2027-02-23",
+                "sunsetProjected": False,
+                "daysLeft": days_left,
+                "status": status,
+                "replacement": None if status == "current" else "v27.0",
+            }
+        }
 
 
 @pytest.mark.parametrize("value", ["0", "169", "-1", "1.5", "abc", "", "24h", "١٢", "9" * 40])

@@ -3,7 +3,8 @@ free loopback port and a fresh database, syncing against the sandbox ad platform
 
 It is `deneva run`'s configuration, not the demo's: the platform API roots point at a
 sandbox started in the test's nursery (its control API stays reachable, for faults),
-the OAuth client, developer token and app secret come from secret files, and the
+the OAuth client and app secret come from secret files (no Google developer token:
+Google sunset them on 9 September 2026, and the daemon needs none), and the
 tenants, their API keys and their encrypted platform credentials are provisioned with
 the same functions the CLI uses (`deneva tenant add`, `deneva key create`, `deneva
 connect`). Each tenant has its own platform tokens and its own account ids. The cache
@@ -43,7 +44,6 @@ from tests.conftest import TEST_ENV, as_app_login
 SANDBOX_SECRETS = {
     "DENEVA_GOOGLE_CLIENT_ID": "deneva-sandbox.apps.googleusercontent.com",
     "DENEVA_GOOGLE_CLIENT_SECRET": "sandbox-client-secret",
-    "DENEVA_GOOGLE_DEVELOPER_TOKEN": "sandbox-developer-token",
     "DENEVA_META_APP_ID": "100000000000001",
     "DENEVA_META_APP_SECRET": "sandbox-app-secret",
 }

@@ -11,6 +11,7 @@ import os
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import UTC, date, datetime
 from typing import Any
 
 import attrs
@@ -20,6 +21,7 @@ import trio.testing
 
 from deneva import tenants
 from deneva.adapters import adapters_for
+from deneva.adapters.meta import MetaAds
 from deneva.credentials import Keyring, PlainTokens, store_credential
 from deneva.db import AsyncioThread, Database
 from deneva.engine.engine import Engine
@@ -508,6 +510,77 @@ async def test_sync_status_lists_accounts_reports_and_recent_failures(
     assert failure["platform"] == "google" and failure["reportType"] == "weekly_anomaly"
     assert failure["errorCode"] == "token_revoked" and failure["final"] is True and failure["attempt"] == 1
     assert google_only["accounts"] == [google] and google_only["recentFailures"] == [failure]
+    # The engine's clock is on 2026-01-01: v26 has 669 days to its projected November 2027.
+    assert status["apiVersions"] == {
+        "google": {
+            "version": "v26",
+            "sunset": "2027-11-01",
+            "sunsetProjected": True,
+            "daysLeft": 669,
+            "status": "current",
+            "replacement": None,
+        },
+        "meta": {
+            "version": "v27.0",
+            "sunset": None,
+            "sunsetProjected": None,
+            "daysLeft": None,
+            "status": "current",
+            "replacement": None,
+        },
+        "tiktok": {
+            "version": "v1.3",
+            "sunset": None,
+            "sunsetProjected": None,
+            "daysLeft": None,
+            "status": "current",
+            "replacement": None,
+        },
+    }
+    assert google_only["apiVersions"] == {"google": status["apiVersions"]["google"]}
+
+
+class _DayClock:
+    """The tools' clock at midnight UTC of a given day (the engine keeps its own)."""
+
+    def __init__(self, day: date) -> None:
+        self.day = day
+
+    def now(self) -> float:
+        return datetime(self.day.year, self.day.month, self.day.day, tzinfo=UTC).timestamp()
+
+    async def sleep_until(self, when: float) -> None:
+        raise AssertionError("the tools never sleep on this clock")
+
+
+async def test_sync_status_shows_a_version_close_to_its_sunset(
+    db: Database, sandbox: Sandbox, autojump_clock: trio.testing.MockClock
+) -> None:
+    acme = await _tenant(db, "acme", ("meta", ACCOUNTS["meta"]))
+    meta = MetaAds(sandbox_config(sandbox.url, FakeClock(), meta_api_version="v25.0"))
+    async with tool_env(db, sandbox) as env:
+        sync = attrs.evolve(env.services.get_sync(), adapters={"meta": meta})
+
+        async def status_on(day: date) -> JsonObject:
+            services = attrs.evolve(env.services, sync=sync, clock=_DayClock(day))
+            versions: JsonObject = (
+                await attrs.evolve(env, tools=build_tools(services)).ok(acme, "get_sync_status")
+            )["apiVersions"]
+            return versions
+
+        # Meta's Marketing API v25.0 expires on 2027-02-23.
+        assert (await status_on(date(2026, 12, 1)))["meta"]["status"] == "current"
+        soon = await status_on(date(2027, 1, 24))
+    assert soon == {
+        "meta": {
+            "version": "v25.0",
+            "sunset": "2027-02-23",
+            "sunsetProjected": False,
+            "daysLeft": 30,
+            "status": "sunsetting",
+            "replacement": "v27.0",
+        }
+    }
 
 
 async def test_a_tenant_never_sees_another_tenants_rows_even_naming_its_account(
@@ -538,7 +611,7 @@ async def test_a_tenant_never_sees_another_tenants_rows_even_naming_its_account(
         assert [a["accountId"] for a in status["accounts"]] == [OTHER_GOOGLE]
         assert [r["reportType"] for r in status["accounts"][0]["reports"]] == ["account_health"]
         nothing = await env.ok(initech, "get_sync_status")
-        assert nothing == {"accounts": [], "recentFailures": []}
+        assert (nothing["accounts"], nothing["recentFailures"]) == ([], [])
 
 
 async def test_without_sync_services_hits_are_served_and_a_miss_says_why(

@@ -18,8 +18,8 @@ TODAY = date(2024, 6, 1)
 CUSTOMER = "1234567890"
 META_ACCOUNT = "1001"
 ADVERTISER = "7000000000000000001"
-STREAM = f"/google/v17/customers/{CUSTOMER}/googleAds:searchStream"
-INSIGHTS = f"/meta/v19.0/act_{META_ACCOUNT}/insights"
+STREAM = f"/google/v26/customers/{CUSTOMER}/googleAds:searchStream"
+INSIGHTS = f"/meta/v27.0/act_{META_ACCOUNT}/insights"
 REPORT = "/tiktok/open_api/v1.3/report/integrated/get/"
 
 
@@ -83,7 +83,7 @@ async def gaql(
     client: httpx.AsyncClient, headers: dict[str, str], query: str, customer: str = CUSTOMER
 ) -> httpx.Response:
     return await client.post(
-        f"/google/v17/customers/{customer}/googleAds:searchStream",
+        f"/google/v26/customers/{customer}/googleAds:searchStream",
         json={"query": query},
         headers=headers,
     )

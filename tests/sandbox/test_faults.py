@@ -43,6 +43,48 @@ async def test_google_rate_limit_is_429_resource_exhausted_with_retry_after(
     assert (await gaql(client, headers, QUERY)).status_code == 200
 
 
+async def test_google_quota_exhausted_is_the_cloud_projects_daily_operations_used_up(
+    client: httpx.AsyncClient,
+) -> None:
+    headers = await google_headers(client)
+    await set_faults(client, "google", {"quota_exhausted": {"next": 1, "retry_after_s": 5400}})
+    response = await gaql(client, headers, QUERY)
+    assert response.status_code == 429 and "retry-after" not in response.headers
+    error = google_error(response)
+    assert error["status"] == "RESOURCE_EXHAUSTED"
+    failure = error["details"][0]["errors"][0]
+    assert failure["errorCode"] == {"quotaError": "RESOURCE_EXHAUSTED"}
+    details = failure["details"]["quotaErrorDetails"]
+    assert details["retryDelay"] == "5400s"
+    assert details["rateName"] == "Number of operations for explorer access"
+    assert (await gaql(client, headers, QUERY)).status_code == 200
+
+
+@pytest.mark.parametrize(
+    "reason", ["CLOUD_PROJECT_NOT_APPROVED_FOR_PRODUCTION", "CLOUD_PROJECT_NOT_UNDER_ORGANIZATION"]
+)
+async def test_google_access_denied_is_403_with_the_access_level_reason(
+    client: httpx.AsyncClient, reason: str
+) -> None:
+    headers = await google_headers(client)
+    await set_faults(client, "google", {"access_denied": {"next": 1, "reason": reason}})
+    response = await gaql(client, headers, QUERY)
+    assert response.status_code == 403
+    assert google_error(response)["status"] == "PERMISSION_DENIED"
+    assert google_error_code(response) == {"authorizationError": reason}
+    assert (await gaql(client, headers, QUERY)).status_code == 200
+
+
+async def test_access_level_faults_are_googles_only(client: httpx.AsyncClient) -> None:
+    for platform in ("meta", "tiktok"):
+        for kind in ("access_denied", "quota_exhausted"):
+            response = await client.put(f"/_control/faults/{platform}", json={kind: {"next": 1}})
+            assert response.status_code == 400
+            assert f"{kind} is a google fault" in response.json()["error"]
+    response = await client.put("/_control/faults/google", json={"access_denied": {"reason": "NOPE"}})
+    assert response.status_code == 400
+
+
 async def test_meta_rate_limits_are_http_400_with_codes_17_4_613(client: httpx.AsyncClient) -> None:
     token = await meta_token(client)
     for code in (17, 4, 613):

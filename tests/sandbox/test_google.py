@@ -253,7 +253,7 @@ async def test_other_seeds_and_customers_are_other_accounts(client: httpx.AsyncC
 async def test_unary_search_answers_one_page_object(client: httpx.AsyncClient) -> None:
     headers = await google_headers(client)
     response = await client.post(
-        f"/google/v17/customers/{CUSTOMER}/googleAds:search",
+        f"/google/v26/customers/{CUSTOMER}/googleAds:search",
         json={"query": CAMPAIGN_BY_DAY, "returnTotalResultsCount": True},
         headers=headers,
     )
@@ -261,7 +261,7 @@ async def test_unary_search_answers_one_page_object(client: httpx.AsyncClient) -
     assert response.status_code == 200 and isinstance(body, dict)
     assert int(body["totalResultsCount"]) == len(body["results"]) and "nextPageToken" not in body
     bad = await client.post(
-        f"/google/v17/customers/{CUSTOMER}/googleAds:search",
+        f"/google/v26/customers/{CUSTOMER}/googleAds:search",
         json={"query": "SELECT"},
         headers=headers,
     )
@@ -326,11 +326,20 @@ async def test_authentication_errors(client: httpx.AsyncClient) -> None:
     response = await gaql(client, {"Authorization": "Bearer made-up", "developer-token": "d"}, query)
     assert response.status_code == 401
     assert google_error_code(response) == {"authenticationError": "OAUTH_TOKEN_INVALID"}
+
+
+async def test_the_developer_token_is_optional_and_ignored(client: httpx.AsyncClient) -> None:
+    """Google sunset developer tokens on 9 September 2026: the header may be left out, and
+    whatever it says is ignored."""
+    query = "SELECT campaign.id FROM campaign"
     headers = await google_headers(client)
+    with_token = await gaql(client, headers, query)
     del headers["developer-token"]
-    response = await gaql(client, headers, query)
-    assert response.status_code == 401
-    assert google_error_code(response) == {"authenticationError": "DEVELOPER_TOKEN_PARAMETER_MISSING"}
+    without = await gaql(client, headers, query)
+    assert without.status_code == 200 and stream_rows(without)
+    assert stream_rows(without) == stream_rows(with_token)
+    bogus = await gaql(client, {**headers, "developer-token": "not-a-token"}, query)
+    assert bogus.status_code == 200 and stream_rows(bogus) == stream_rows(without)
 
 
 async def test_history_follows_a_pinned_today(client: httpx.AsyncClient) -> None:

@@ -149,7 +149,7 @@ async def test_filtering_by_campaign_status(client: httpx.AsyncClient) -> None:
 async def test_campaigns_edge_lists_budgets_in_cents(client: httpx.AsyncClient) -> None:
     token = await meta_token(client)
     response = await client.get(
-        f"/meta/v19.0/act_{META_ACCOUNT}/campaigns",
+        f"/meta/v27.0/act_{META_ACCOUNT}/campaigns",
         params={
             "access_token": token,
             "fields": "id,name,status,effective_status,daily_budget,objective",
@@ -160,7 +160,7 @@ async def test_campaigns_edge_lists_budgets_in_cents(client: httpx.AsyncClient) 
     assert 3 <= len(data) <= 12
     assert all(c["daily_budget"].isdigit() and c["status"] in ("ACTIVE", "PAUSED", "ARCHIVED") for c in data)
     active = await client.get(
-        f"/meta/v19.0/act_{META_ACCOUNT}/campaigns",
+        f"/meta/v27.0/act_{META_ACCOUNT}/campaigns",
         params={"access_token": token, "fields": "id", "effective_status": '["ACTIVE"]'},
     )
     assert 0 < len(active.json()["data"]) <= len(data)
@@ -180,7 +180,7 @@ async def test_long_lived_token_exchange(client: httpx.AsyncClient) -> None:
     insights = await client.get(INSIGHTS, params={"access_token": long_lived})
     assert insights.status_code == 200
     versioned = await client.get(
-        "/meta/v19.0/oauth/access_token",
+        "/meta/v27.0/oauth/access_token",
         params={"grant_type": "fb_exchange_token", "client_id": "app", "client_secret": "s",
                 "fb_exchange_token": "unknown"},
     )  # fmt: skip
@@ -238,7 +238,7 @@ async def test_bad_parameters_are_graph_code_100(client: httpx.AsyncClient) -> N
 async def test_unknown_accounts_are_unsupported_get_requests(client: httpx.AsyncClient) -> None:
     token = await meta_token(client)
     for node in ("act_abc", "1001", "act_"):
-        response = await client.get(f"/meta/v19.0/{node}/insights", params={"access_token": token})
+        response = await client.get(f"/meta/v27.0/{node}/insights", params={"access_token": token})
         assert response.status_code == 400
         error = response.json()["error"]
         assert (error["type"], error["code"], error["error_subcode"]) == (

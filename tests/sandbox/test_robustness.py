@@ -50,7 +50,7 @@ def test_google_search_never_fails_with_a_500(query: str, body_kind: str, raw: b
     body = bodies[body_kind]
     headers = {"authorization": "Bearer g", "developer-token": "d"}
     for stream in (True, False):
-        incoming = _incoming(f"/google/v17/customers/{customer}/googleAds:search", {}, headers, body)
+        incoming = _incoming(f"/google/v26/customers/{customer}/googleAds:search", {}, headers, body)
         response = google.search(STATE, incoming, customer, stream=stream)
         assert response.status < 500
         json.loads(response.body)
@@ -78,7 +78,7 @@ def test_google_search_never_fails_with_a_500(query: str, body_kind: str, raw: b
     node=st.sampled_from(["act_1001", "act_x", "1001"]),
 )
 def test_meta_insights_never_fail_with_a_500(params: dict[str, str], node: str) -> None:
-    incoming = _incoming(f"/meta/v19.0/{node}/insights", {"access_token": "m", **params}, {})
+    incoming = _incoming(f"/meta/v27.0/{node}/insights", {"access_token": "m", **params}, {})
     for handler in (meta.insights, meta.campaigns):
         response = handler(STATE, incoming, node)
         assert response.status < 500
@@ -120,7 +120,7 @@ def test_tiktok_reports_never_fail_with_a_500(params: dict[str, str]) -> None:
 
 async def test_unknown_routes_and_methods_are_json_not_500(client: httpx.AsyncClient) -> None:
     cases = [
-        ("GET", "/google/v17/customers/1234567890/googleAds:searchStream"),
+        ("GET", "/google/v26/customers/1234567890/googleAds:searchStream"),
         ("POST", "/google/vX/customers/1234567890/googleAds:searchStream"),
         ("GET", "/meta/latest/act_1/insights"),
         ("GET", "/tiktok/open_api/v9/report/integrated/get/"),

@@ -1,12 +1,14 @@
 """`deneva run`'s ad platforms: config keys for the API roots (real defaults), optional
-secret files for the OAuth clients, developer token and app secret, which platforms are
-synced and why not, and the sync skipping a platform it has no adapter for."""
+secret files for the OAuth clients and app secret (and Google's developer token, no longer
+needed), which platforms are synced and why not, and the sync skipping a platform it has no
+adapter for."""
 
 from __future__ import annotations
 
 import logging
 from pathlib import Path
 
+import httpx
 import pytest
 import trio
 import trio.testing
@@ -59,11 +61,17 @@ def test_platform_keys_from_the_file_and_the_environment(tmp_path: Path) -> None
         'platforms = ["google", "tiktok"]\n'
         'google_ads_url = "https://ads.example.test/"\n'
         'meta_api_version = "v21.0"\n'
+        'google_login_customer_id = "123-456-7890"\n'
     )
     config = load_config(path, environ={"DENEVA_TIKTOK_API_URL": "http://127.0.0.1:8790/tiktok/open_api"})
     assert config.platforms == ("google", "tiktok")
     assert config.google_ads_url == "https://ads.example.test"
     assert config.meta_api_version == "v21.0"
+    assert config.google_login_customer_id == "1234567890"
+    assert load_config(None, environ={}).google_login_customer_id is None
+    number = tmp_path / "number.toml"
+    number.write_text("google_login_customer_id = 1112223333\n")
+    assert load_config(number, environ={}).google_login_customer_id == "1112223333"
     assert config.tiktok_api_url == "http://127.0.0.1:8790/tiktok/open_api"
     assert load_config(None, environ={"DENEVA_PLATFORMS": "none"}).platforms == ()
     assert load_config(None, environ={"DENEVA_PLATFORMS": "Meta, meta"}).platforms == ("meta",)
@@ -80,9 +88,11 @@ def test_platform_keys_from_the_file_and_the_environment(tmp_path: Path) -> None
         ("DENEVA_GOOGLE_TOKEN_URL", "https://oauth2.googleapis.com/token?x=1", "without query"),
         ("DENEVA_META_GRAPH_URL", "https://user:pw@graph.facebook.com", "DENEVA_META_GRAPH_URL: expected"),
         ("DENEVA_TIKTOK_API_URL", "ftp://business-api.tiktok.com", "DENEVA_TIKTOK_API_URL: expected"),
-        ("DENEVA_GOOGLE_ADS_API_VERSION", "17", "like 'v17'"),
-        ("DENEVA_META_API_VERSION", "v19", "like 'v19.0'"),
+        ("DENEVA_GOOGLE_ADS_API_VERSION", "26", "like 'v26'"),
+        ("DENEVA_META_API_VERSION", "v27", "like 'v27.0'"),
         ("DENEVA_TIKTOK_API_VERSION", "v1.3/../x", "like 'v1.3'"),
+        ("DENEVA_GOOGLE_LOGIN_CUSTOMER_ID", "123-456", "DENEVA_GOOGLE_LOGIN_CUSTOMER_ID: expected a Google"),
+        ("DENEVA_GOOGLE_LOGIN_CUSTOMER_ID", "12345678901", "customer id of 10 digits"),
     ],
 )
 def test_bad_platform_settings_are_named(name: str, value: str, message: str) -> None:
@@ -99,9 +109,18 @@ def test_platform_secret_files_are_optional_and_checked_when_present(tmp_path: P
     loaded = load_secrets(directory)
     google_secret = loaded.get("DENEVA_GOOGLE_CLIENT_SECRET")
     assert google_secret is not None and google_secret.reveal() == "sandbox-client-secret"
-    assert len(loaded.all()) == 7  # registered with the log redactor with the others
+    assert len(loaded.all()) == 6  # registered with the log redactor with the others
     assert "sandbox-client-secret" not in repr(loaded)
-    assert set(OPTIONAL) == {name for names in PLATFORM_SECRETS.values() for name in names}
+    assert set(OPTIONAL) == {name for names in PLATFORM_SECRETS.values() for name in names} | {
+        "DENEVA_GOOGLE_DEVELOPER_TOKEN"
+    }
+    (directory / "DENEVA_GOOGLE_DEVELOPER_TOKEN").write_text("sandbox-developer-token\n")
+    with_token = load_secrets(directory)
+    assert len(with_token.all()) == 7 and "sandbox-developer-token" not in repr(with_token)
+    (directory / "DENEVA_GOOGLE_DEVELOPER_TOKEN").write_text("two words\n")
+    with pytest.raises(SecretError, match="^DENEVA_GOOGLE_DEVELOPER_TOKEN: .*one value on one line"):
+        load_secrets(directory)
+    (directory / "DENEVA_GOOGLE_DEVELOPER_TOKEN").unlink()
 
     (directory / "DENEVA_META_APP_SECRET").write_text("")
     with pytest.raises(SecretError, match="^DENEVA_META_APP_SECRET: .* is empty"):
@@ -138,6 +157,17 @@ def test_a_platform_is_synced_when_listed_and_all_its_secrets_are_there(tmp_path
     assert only.config.meta_api_version == "v21.0"
 
 
+def test_google_is_synced_with_its_oauth_client_alone(tmp_path: Path) -> None:
+    """No developer token: Google sunset them on 9 September 2026."""
+    secrets = load_secrets(_secrets_dir(tmp_path, "DENEVA_GOOGLE_CLIENT_ID", "DENEVA_GOOGLE_CLIENT_SECRET"))
+    setup = platform_setup(Config(google_login_customer_id="1112223333"), secrets)
+    assert "google" in setup.synced and "google" not in setup.not_synced
+    assert setup.config.google_developer_token is None
+    assert setup.config.google_login_customer_id == "1112223333"
+    with_token = load_secrets(_secrets_dir(tmp_path, "DENEVA_GOOGLE_DEVELOPER_TOKEN"))
+    assert platform_setup(Config(), with_token).config.google_developer_token == "sandbox-developer-token"
+
+
 async def test_deneva_run_binds_the_configured_platforms_and_says_so_once(
     tmp_path: Path, db: Database, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -163,14 +193,17 @@ async def test_deneva_run_binds_the_configured_platforms_and_says_so_once(
     assert nothing.services is None  # no platform: the sync stays unbound, its runs say so
 
 
+@pytest.mark.parametrize("developer_token", [False, True])
 async def test_the_production_configuration_pointed_at_the_sandbox_fetches(
-    tmp_path: Path, nursery: trio.Nursery
+    tmp_path: Path, nursery: trio.Nursery, developer_token: bool
 ) -> None:
     """The keys and files map onto the adapters as the real APIs need: pointed at the
-    sandbox (which speaks those APIs), each platform fetches a report."""
+    sandbox (which speaks those APIs), each platform fetches a report, Google with or
+    without a developer token."""
     server = await start_sandbox(nursery)
     base = server.base_url
-    secrets = load_secrets(_secrets_dir(tmp_path, *SANDBOX_SECRETS))
+    files = [n for n in SANDBOX_SECRETS if developer_token or n != "DENEVA_GOOGLE_DEVELOPER_TOKEN"]
+    secrets = load_secrets(_secrets_dir(tmp_path, *files))
     config = Config(
         google_ads_url=f"{base}/google",
         google_token_url=f"{base}/google/token",
@@ -188,10 +221,19 @@ async def test_the_production_configuration_pointed_at_the_sandbox_fetches(
         )
     setup = platform_setup(config, secrets)
     assert setup.synced == ("google", "meta", "tiktok")
-    for platform, adapter in setup.adapters().items():
-        request = ReportRequest(platform, ACCOUNTS[platform], "account_health", "last_7_days", TODAY)
-        data = await adapter.fetch_report(creds(platform), request)
-        assert data.rows, platform
+    sent: list[httpx.Headers] = []
+
+    async def record(req: httpx.Request) -> None:
+        if req.url.path.startswith("/google/v26/"):
+            sent.append(req.headers)
+
+    async with httpx.AsyncClient(event_hooks={"request": [record]}) as http:
+        for platform, adapter in setup.adapters(http).items():
+            request = ReportRequest(platform, ACCOUNTS[platform], "account_health", "last_7_days", TODAY)
+            data = await adapter.fetch_report(creds(platform), request)
+            assert data.rows, platform
+    [google] = sent
+    assert google.get("developer-token") == ("sandbox-developer-token" if developer_token else None)
 
 
 async def test_the_sync_skips_a_platform_it_does_not_sync(
