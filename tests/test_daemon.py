@@ -119,7 +119,7 @@ async def _pool_logins(dsn: str) -> list[str] | None:
 
     try:
         conn = await asyncpg.connect(dsn)
-    except asyncpg.CannotConnectNowError:
+    except (asyncpg.CannotConnectNowError, OSError, UnicodeError):
         return None
     try:
         rows = await conn.fetch(
@@ -189,13 +189,16 @@ async def test_lifecycle_ready_watchdog_outage_and_clean_stop(tmp_path: Path) ->
 
         # Its pool logs in as the app login, not as the superuser that migrated. (Here, not
         # before the freeze above: this connection's backend may still be exiting.)
-        server = read_postmaster_pid(daemon.state_dir / "pg" / "data")
-        assert server is not None
-        superuser = dsn_for(server)
-        with trio.fail_after(15):  # the server may still be starting (/readyz's answer can be a second old)
-            while (
-                logins := await trio.to_thread.run_sync(lambda: asyncio.run(_pool_logins(superuser)))
-            ) is None:
+        # The server may still be starting (/readyz's answer can be a second old, and its
+        # pid file be half written): asked again until it answers.
+        with trio.fail_after(15):
+            while True:
+                server = read_postmaster_pid(daemon.state_dir / "pg" / "data")
+                if server is not None and str(server.socket_dir) not in ("", "."):
+                    superuser = dsn_for(server)
+                    logins = await trio.to_thread.run_sync(asyncio.run, _pool_logins(superuser))
+                    if logins is not None:
+                        break
                 await trio.sleep(0.05)
         assert logins == [APP_LOGIN]
 
