@@ -74,3 +74,7 @@ def setup_logging(fmt: str = "auto", level: str = "info", stream: TextIO | None 
     # hypercorn's per-request access log is replaced by our own metrics.
     logging.getLogger("hypercorn.access").setLevel(logging.WARNING)
     logging.getLogger("asyncio").setLevel(logging.WARNING)
+    # The HTTP client logs each request's full URL at INFO, and Meta takes its access token
+    # in the query string: never below WARNING, whatever the daemon's own level.
+    for name in ("httpx", "httpcore"):
+        logging.getLogger(name).setLevel(logging.WARNING)

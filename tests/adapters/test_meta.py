@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+import logging
 import math
 
 import pytest
@@ -9,6 +11,7 @@ import pytest
 from deneva.adapters import Credentials, PlatformError, adapters_for
 from deneva.adapters.base import Platform
 from deneva.adapters.meta import MetaAds, account_node
+from deneva.logs import setup_logging
 from tests.adapters import truth
 from tests.adapters.conftest import (
     ACCOUNTS,
@@ -131,3 +134,24 @@ async def test_an_expired_version_is_invalid_request_naming_the_key(
     assert "Marketing API v24.0 is not served: set meta_api_version (DENEVA_META_API_VERSION) to v27.0" in (
         error.message
     )
+
+
+@pytest.mark.parametrize("level", ["info", "debug"])
+async def test_the_http_clients_log_never_shows_the_token_in_the_url(
+    adapters: dict[str, Platform], sandbox: Sandbox, level: str
+) -> None:
+    """Meta takes the access token in the query string; the HTTP client logs each
+    request's URL at INFO. With the daemon's logging, at any level, no line holds it."""
+    root = logging.getLogger()
+    handlers, root_level = list(root.handlers), root.level
+    levels = {name: logging.getLogger(name).level for name in ("httpx", "httpcore")}
+    out = io.StringIO()
+    try:
+        setup_logging("json", level, stream=out)
+        await adapters["meta"].fetch_report(creds("meta"), request("meta"))
+    finally:
+        root.handlers[:] = handlers
+        root.setLevel(root_level)
+        for name, was in levels.items():
+            logging.getLogger(name).setLevel(was)
+    assert META_TOKEN not in out.getvalue()
