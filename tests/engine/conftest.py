@@ -69,3 +69,14 @@ async def running_circuit(
 async def running_engine(db: Database, registry: Registry, **options: object) -> AsyncIterator[Engine]:
     async with running_circuit(db, registry, **options) as circuit:  # type: ignore[arg-type]
         yield circuit.engine
+
+
+async def as_owner(database_url: str, *statements: str) -> None:
+    """Run statements as the database's owner (the engine's pool role cannot make
+    triggers, sequences or functions: what tests inject faults with)."""
+    owner = await Database.open(database_url, role=None, min_size=1)
+    try:
+        for sql in statements:
+            await owner.execute(sql)
+    finally:
+        await owner.close()

@@ -9,16 +9,7 @@ import trio.testing
 from deneva.db import Database
 from deneva.engine.context import Context
 from deneva.engine.functions import Coalesce, EventTrigger, Function, Registry
-from tests.engine.conftest import running_engine
-
-
-async def _as_owner(database_url: str, *statements: str) -> None:
-    owner = await Database.open(database_url, role=None, min_size=1)
-    try:
-        for sql in statements:
-            await owner.execute(sql)
-    finally:
-        await owner.close()
+from tests.engine.conftest import as_owner, running_engine
 
 
 async def test_batches_sharing_keys_in_opposite_orders_do_not_deadlock(
@@ -57,7 +48,7 @@ async def test_an_outcome_whose_write_hits_a_deadlock_is_written_on_a_retry(
     """The first write of the run's outcome is rolled back as a deadlock victim (injected
     by a trigger, nothing mocked): it is retried while the lease is held, so the run that
     succeeded is recorded as such, once, not rescued and run again."""
-    await _as_owner(
+    await as_owner(
         database_url,
         "CREATE SEQUENCE victim",
         """CREATE FUNCTION deadlock_once() RETURNS trigger LANGUAGE plpgsql AS $$

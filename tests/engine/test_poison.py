@@ -13,17 +13,7 @@ import trio.testing
 from deneva.db import Database
 from deneva.engine.context import Context
 from deneva.engine.functions import MAX_KEY_CHARS, Concurrency, EventTrigger, Function, Registry
-from tests.engine.conftest import running_engine
-
-
-async def _as_owner(database_url: str, *statements: str) -> None:
-    """Run statements as the database's owner (the engine's pool role cannot make triggers)."""
-    owner = await Database.open(database_url, role=None, min_size=1)
-    try:
-        for sql in statements:
-            await owner.execute(sql)
-    finally:
-        await owner.close()
+from tests.engine.conftest import as_owner, running_engine
 
 
 def _keyed(done: list[str], failures: list[str] | None = None) -> Registry:
@@ -90,7 +80,7 @@ async def test_a_key_row_the_database_refuses_fails_its_runs_not_every_claim(
 ) -> None:
     # A fault the database raises on one key's row (as it did for a key too large for
     # its index before keys were hashed): injected with a trigger, nothing mocked.
-    await _as_owner(
+    await as_owner(
         database_url,
         """CREATE FUNCTION refuse_poison() RETURNS trigger LANGUAGE plpgsql AS $$
            BEGIN RAISE EXCEPTION 'index row size exceeds maximum' USING ERRCODE = '54000'; END $$""",
