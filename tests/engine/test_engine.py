@@ -50,6 +50,32 @@ async def test_one_step_run_records_its_step_output(
     assert [(s["step_id"], s["output"]) for s in steps] == [("echo", {"value": 42})]
 
 
+async def test_a_batch_mixing_runs_that_wait_and_runs_that_do_not_finishes_every_run(
+    db: Database, autojump_clock: trio.testing.MockClock
+) -> None:
+    """Claimed together, runs start one after another in a shared task; the first that
+    waits (for its step to be written) keeps that task, and the rest go on elsewhere."""
+    registry = register_builtin(Registry())
+
+    @registry.function("sometimes-waits", EventTrigger("x/sometimes"))
+    async def sometimes_waits(ctx: Context) -> int:
+        value = int(ctx.data["n"])
+        if value % 3 == 0:
+            return int(await ctx.step.run("tripled", lambda: value * 3))
+        return value
+
+    events = [
+        {"name": "x/sometimes", "data": {"n": n}} if n % 2 else {"name": "deneva/noop"} for n in range(40)
+    ]
+    async with running_engine(db, registry, workers=64, scheduler=False) as engine:
+        run_ids = (await engine.send(events)).run_ids
+        records = [await _finished(engine, run_id, within_s=60) for run_id in run_ids]
+    assert [r.status for r in records] == ["succeeded"] * 40
+    odd = [r.output for r in records if r.function_id == "sometimes-waits"]
+    assert odd == [n * 3 if n % 3 == 0 else n for n in range(1, 40, 2)]
+    assert await db.fetchval("SELECT count(*) FROM engine_steps") == len(range(3, 40, 6))
+
+
 async def test_duplicate_event_ids_are_no_ops(db: Database, autojump_clock: trio.testing.MockClock) -> None:
     async with running_engine(db, register_builtin(Registry())) as engine:
         first = await engine.send({"name": "deneva/noop", "id": "evt-1"})
