@@ -213,7 +213,8 @@ class Engine:
         await self.completion_writer.flush_pending()
 
     async def claim(self, limit: int) -> tuple[list[ClaimedRun], float | None]:
-        """Claim up to `limit` due runs (leased to this engine); also when the next falls due."""
+        """Claim up to `limit` due runs (leased to this engine); also when the next falls due
+        (None after a full claim: more may be due already)."""
         now = self.clock.now()
         # A run with a concurrency key belongs to a function every replica registers:
         # with none registered here, no such runs exist and that query is skipped.
