@@ -10,6 +10,7 @@ only through the engine's API; leases are the lifeline's business.
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 import trio
@@ -26,6 +27,10 @@ log = logging.getLogger("deneva.dispatcher")
 # the lifeline keeps renewing it.
 COMPLETE_ATTEMPTS = 10
 COMPLETE_BACKOFF = Backoff(base_s=0.1, factor=2.0, max_s=10.0)
+# Runs started one after another in one task (`_execute_together`) hold the trio loop
+# between checkpoints; after this long the rest of the batch goes on in a new task, so
+# other tasks (HTTP requests, lease upkeep) run in between.
+TOGETHER_SLICE_S = 0.002
 
 
 class Dispatcher:
@@ -196,9 +201,15 @@ class Dispatcher:
         engine = self.engine
         index = 0  # runs[:index] have returned (or were not started: their lease was lost)
         running: Running | None = None
+        deadline = time.perf_counter() + TOGETHER_SLICE_S
         try:
             with trio.CancelScope() as scope:
                 while index < len(runs):
+                    if index and time.perf_counter() > deadline:
+                        # The slice is used up: the rest goes on in a task of its own.
+                        self._workers.start_soon(self._execute_together, runs[index:], [])
+                        runs, index = [], 0
+                        break
                     run = runs[index]
                     started = engine.start(run, scope) if engine.holds(run.id) else None
                     if isinstance(started, Running):
