@@ -45,12 +45,14 @@ def _describe_db_error(config: Config, exc: DatabaseUnavailable) -> str:
 
 
 def _serve(config: Config, *, announce: bool = False, demo: bool = False) -> int:
+    from deneva.interpreter import tune_collector
     from deneva.runtime import Daemon
     from deneva.secrets import load_secrets, secrets_directory
 
     secrets = load_secrets(secrets_directory(config.secrets_dir))
     daemon = Daemon(config, secrets, demo=demo)
     sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
+    tune_collector()
 
     async def main() -> None:
         async with trio.open_nursery() as nursery:

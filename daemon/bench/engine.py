@@ -63,6 +63,7 @@ from deneva.engine.context import Context
 from deneva.engine.engine import Engine, EngineSettings
 from deneva.engine.events import Event, new_event_id
 from deneva.engine.functions import EventTrigger, Function
+from deneva.interpreter import tune_collector
 from deneva.metrics import Metrics
 from deneva.migrations import load_migrations, migrate
 from deneva.observe import MetricsObserver
@@ -725,6 +726,7 @@ def run_benchmark(
     latency_samples = LATENCY_SAMPLES if latency_samples is None else latency_samples
     if jobs < 1 or latency_samples < 1:
         raise BenchError("jobs and latency samples must be at least 1")
+    tune_collector()  # as the daemon does
     server = run_async(lambda: server_info(server_dsn, where))
     name = f"deneva_bench_{os.getpid()}"
     chosen = tuple(trials) if trials else default_trials(workers)

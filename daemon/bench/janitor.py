@@ -46,6 +46,7 @@ from deneva.engine.builtin import NOOP_EVENT
 from deneva.engine.engine import EngineSettings
 from deneva.engine.events import Event, new_event_id
 from deneva.functions import Bound
+from deneva.interpreter import tune_collector
 from deneva.retention import PRUNE_ENGINE, JanitorPlan, JanitorServices, register_retention
 from deneva.wiring import engine_circuit
 
@@ -268,6 +269,7 @@ def run_janitor_bench(
 ) -> int:
     """`deneva bench janitor [--runs N] [--seconds S] [--json]`: print the figures; the exit code."""
     where = database_where(config)
+    tune_collector()  # as the daemon does
 
     def produce() -> Report:
         with admin_dsn(config) as server_dsn:

@@ -45,6 +45,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.parse
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -372,7 +373,21 @@ def install_pgboss(cache: Path | None = None) -> Path:
     return target
 
 
+def node_dsn(dsn: str) -> tuple[str, dict[str, str]]:
+    """`dsn` for node-postgres, and the environment it needs: node-postgres ignores a
+    libpq `passfile` parameter (the embedded server's DSNs name one rather than hold a
+    password) but reads the file PGPASSFILE names, so the parameter moves there."""
+    parts = urllib.parse.urlsplit(dsn)
+    query = urllib.parse.parse_qsl(parts.query, keep_blank_values=True)
+    passfiles = [value for key, value in query if key == "passfile"]
+    if not passfiles:
+        return dsn, {}
+    kept = urllib.parse.urlencode([(key, value) for key, value in query if key != "passfile"])
+    return urllib.parse.urlunsplit(parts._replace(query=kept)), {"PGPASSFILE": passfiles[-1]}
+
+
 def _pgboss_trial(root: Path, dsn: str, jobs: int, batch_size: int, workers: int) -> PeerTrial:
+    dsn, env = node_dsn(dsn)
     argv = [_node(), str(root / "bench.mjs"), "--dsn", dsn, "--jobs", str(jobs), "--workers", str(workers)]
     argv += ["--batch-size", str(batch_size), "--enqueue-batch", str(ENQUEUE_BATCH)]
     try:
@@ -381,6 +396,7 @@ def _pgboss_trial(root: Path, dsn: str, jobs: int, batch_size: int, workers: int
             cwd=root,
             capture_output=True,
             text=True,
+            env={**os.environ, **env},
             timeout=max(600.0, jobs / 5),
         )
     except subprocess.TimeoutExpired:

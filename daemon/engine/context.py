@@ -72,8 +72,21 @@ class LeaseLost(BaseException):
     """Another worker owns the run now (our lease expired); stop without writing."""
 
 
+_BIG_INT = 2**63  # an int's JSON text stays short below this (Python's limit is 4,300 digits)
+
+
 def json_value(value: Any, what: str) -> Any:
     """`value` as plain JSON (what is recorded); NonRetriableError when it is not JSON."""
+    # The commonest results are their own JSON and storable: no round trip for them (an
+    # exact type only: an IntEnum comes back a plain int; no float: NaN is not JSON).
+    kind = type(value)
+    if (
+        value is None
+        or kind is bool
+        or (kind is int and -_BIG_INT < value < _BIG_INT)
+        or (kind is str and value.isascii() and "\x00" not in value)
+    ):
+        return value
     try:
         text = json.dumps(value)
         plain = json.loads(text)

@@ -22,7 +22,7 @@ import logging
 import random
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Coroutine, Mapping, Sequence
 from typing import Any, Literal, cast
 
 import attrs
@@ -31,7 +31,7 @@ import trio
 from deneva.backoff import Backoff
 from deneva.clock import Clock, as_datetime
 from deneva.db import Connection, Database
-from deneva.engine import store
+from deneva.engine import eager, store
 from deneva.engine.batch import GroupCommit
 from deneva.engine.context import LeaseLost, RunCancelled, SentEvents
 from deneva.engine.errors import EngineError, InvalidEvent, RunNotFound, UnknownFunction
@@ -72,6 +72,34 @@ class EngineSettings:
     lease_clock: Literal["database", "host"] = "database"
 
 
+class Running:
+    """A run whose function suspended while starting (`Engine.start`): `finish` runs it on
+    to its end, in the task that started it."""
+
+    __slots__ = ("_engine", "_suspended", "began", "run")
+
+    def __init__(
+        self, engine: Engine, run: ClaimedRun, began: float, suspended: eager.Suspended[Execution]
+    ) -> None:
+        self._engine = engine
+        self.run = run
+        self.began = began
+        self._suspended = suspended
+
+    def seconds(self) -> float:
+        return time.perf_counter() - self.began
+
+    async def finish(self) -> Transition | None:
+        """The transition to `complete`; raises trio.Cancelled if the lease was lost."""
+        engine = self._engine
+        try:
+            execution = await self._suspended
+        finally:
+            engine._executing.pop(self.run.id, None)
+        engine.observer.execution_ended(self.run, execution, self.seconds())
+        return execution.transition
+
+
 class Engine:
     def __init__(
         self,
@@ -95,6 +123,7 @@ class Engine:
         # Runs this engine claimed and still works on, with their lease tokens.
         self.held: dict[uuid.UUID, uuid.UUID] = {}
         self._executing: dict[uuid.UUID, trio.CancelScope] = {}  # cancelled if the lease is lost
+        self._suspending: set[str] = set()  # functions whose runs suspended while starting
         self.leases_lost = 0
         self._key_cursor = ""  # where the next claim starts among the concurrency keys
         self.cancel_requested: set[uuid.UUID] = set()
@@ -184,7 +213,8 @@ class Engine:
         await self.completion_writer.flush_pending()
 
     async def claim(self, limit: int) -> tuple[list[ClaimedRun], float | None]:
-        """Claim up to `limit` due runs (leased to this engine); also when the next falls due."""
+        """Claim up to `limit` due runs (leased to this engine); also when the next falls due
+        (None after a full claim: more may be due already)."""
         now = self.clock.now()
         # A run with a concurrency key belongs to a function every replica registers:
         # with none registered here, no such runs exist and that query is skipped.
@@ -202,21 +232,31 @@ class Engine:
         database's clock decides (`lease_clock`)."""
         return now + self.settings.lease_s if self.settings.lease_clock == "host" else None
 
-    async def execute(self, run: ClaimedRun) -> Transition | None:
-        """Run a claimed run's function once; the transition to `complete` (None: the lease
-        was lost, write nothing). Reports to the observer, the one instrumentation point."""
+    def _begin(self, run: ClaimedRun) -> tuple[Coroutine[Any, Any, Execution], float] | Transition:
+        """The coroutine that executes a claimed run, and when it began (reported to the
+        observer); the failed transition of a run whose function is unknown here."""
         try:
             function = self.registry.get(run.function_id)
         except UnknownFunction as exc:
             execution = Execution(unknown_function(run, str(exc), self.clock.now()), exc)
             self.observer.execution_ended(run, execution, 0.0)
+            assert execution.transition is not None
             return execution.transition
         self.observer.execution_started(run)
-        began = time.perf_counter()
+        return execute(run, function, self, self.clock, self.rng), time.perf_counter()
+
+    async def execute(self, run: ClaimedRun) -> Transition | None:
+        """Run a claimed run's function once, in a cancel scope of its own (which a lost
+        lease cancels); the transition to `complete` (None: the lease was lost, write
+        nothing). Reports to the observer, the one instrumentation point."""
+        begun = self._begin(run)
+        if not isinstance(begun, tuple):
+            return begun
+        coro, began = begun
         with trio.CancelScope() as scope:
             self._executing[run.id] = scope
             try:
-                execution = await execute(run, function, self, self.clock, self.rng)
+                execution = await coro
             finally:
                 self._executing.pop(run.id, None)
         if scope.cancelled_caught:  # the lease was lost (see renew_leases): write nothing
@@ -224,9 +264,42 @@ class Engine:
         self.observer.execution_ended(run, execution, time.perf_counter() - began)
         return execution.transition
 
+    def start(self, run: ClaimedRun, scope: trio.CancelScope) -> Transition | Running | None:
+        """Start a claimed run's function in the calling task (see `deneva.engine.eager`).
+        One that returns without suspending has ended here: its transition to `complete`
+        (None: write nothing). One that suspends comes back `Running`, to be finished in
+        this task under `scope`, which a lost lease then cancels (see `lost`); its function
+        is then one that `suspends`."""
+        begun = self._begin(run)
+        if not isinstance(begun, tuple):
+            return begun
+        coro, began = begun
+        started = eager.start(coro)
+        if isinstance(started, eager.Suspended):
+            self._suspending.add(run.function_id)
+            self._executing[run.id] = scope
+            return Running(self, run, began, started)
+        execution = started.unwrap()
+        self.observer.execution_ended(run, execution, time.perf_counter() - began)
+        return execution.transition
+
+    def suspends(self, function_id: str) -> bool:
+        """Whether a run of `function_id` has suspended while starting (waited for a step
+        to be written, for a lock or for I/O): such runs are better `execute`d in a task of
+        their own than `start`ed one after another in a shared one."""
+        return function_id in self._suspending
+
+    def lost(self, running: Running) -> None:
+        """`running`'s scope was cancelled: its lease was lost, and nothing is written."""
+        self.observer.execution_ended(running.run, Execution(None, LeaseLost()), running.seconds())
+
     async def complete(self, transition: Transition) -> str | None:
         """Write how a run's execution ended (batched with others); its final status."""
         return await self.completion_writer.submit(transition)
+
+    async def complete_many(self, transitions: Sequence[Transition]) -> list[str | None]:
+        """`complete` for several runs at once (one group in the batch)."""
+        return await self.completion_writer.submit_many(transitions)
 
     def holds(self, run_id: uuid.UUID) -> bool:
         """Whether this engine holds the run's lease (claimed, not finished, not lost)."""

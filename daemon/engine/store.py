@@ -373,28 +373,31 @@ async def claim_runs(
 
     Runs with a concurrency key get up to half of the claim (`_claim_keyed`), the others
     the rest, so neither kind can starve the other. Returns the runs with their completed
-    steps, when the next run falls due, and the key cursor for the next claim. Each run
+    steps, when the next run falls due (None when the claim was full: more may be due
+    now), and the key cursor for the next claim. Each run
     gets a lease token of its own, its lease ending `lease_s` from now on the database's
     clock (or at `lease_until`, on the engine's, when it keeps virtual time).
     """
     until = None if lease_until is None else ts(lease_until)
     rows: list[Any] = []
     poisoned: dict[uuid.UUID, str] = {}
-    async with conn.transaction():
-        if limited:
-            keyed_room = max(1, limit // 2)
+    if limited:
+        async with conn.transaction():  # the keyed claim and the free one: one unit
             rows, key_cursor, poisoned = await _claim_keyed_isolated(
-                conn, now, keyed_room, key_cursor, (owner, until, lease_s)
+                conn, now, max(1, limit // 2), key_cursor, (owner, until, lease_s)
             )
-        room = limit - len(rows)
-        if room > 0:
-            rows += await conn.fetch(Q_CLAIM_FREE, ts(now), room, owner, until, lease_s)
-        steps: dict[uuid.UUID, dict[str, Any]] = {}
-        resumed = [r["id"] for r in rows if not r["fresh"]]  # a run never started has no steps
-        if resumed:
-            for step in await conn.fetch(Q_STEPS_OF_RUNS, resumed):
-                steps.setdefault(step["run_id"], {})[step["step_id"]] = step["output"]
-        next_due = await conn.fetchval(Q_NEXT_DUE, ts(now))
+            if len(rows) < limit:
+                rows += await conn.fetch(Q_CLAIM_FREE, ts(now), limit - len(rows), owner, until, lease_s)
+    else:  # one statement: no transaction of its own to begin and commit
+        rows = await conn.fetch(Q_CLAIM_FREE, ts(now), limit, owner, until, lease_s)
+    # Read once claimed: only the lease holder, this engine now, writes a run's steps.
+    steps: dict[uuid.UUID, dict[str, Any]] = {}
+    resumed = [r["id"] for r in rows if not r["fresh"]]  # a run never started has no steps
+    if resumed:
+        for step in await conn.fetch(Q_STEPS_OF_RUNS, resumed):
+            steps.setdefault(step["run_id"], {})[step["step_id"]] = step["output"]
+    # Wanted only when the claim came back short (the dispatcher then waits until then).
+    next_due = await conn.fetchval(Q_NEXT_DUE, ts(now)) if len(rows) < limit else None
     claimed = [
         ClaimedRun(
             r["id"],

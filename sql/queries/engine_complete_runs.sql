@@ -3,10 +3,13 @@
 -- waiting) is cancelled instead. Returns each written run's final status; the rows that
 -- depend on it (a sleep's step, a wait) are written after, for these runs only.
 -- The rows are locked first, in id order (every batch that writes runs does so), so two
--- batches sharing runs cannot lock them in opposite orders and deadlock.
+-- batches sharing runs cannot lock them in opposite orders and deadlock; the locked rows
+-- carry their transitions to the update (one join, not two).
 WITH mine AS (
-    SELECT r.id FROM unnest($1::uuid[], $2::uuid[]) AS h (id, token)
-    JOIN engine_runs r ON r.id = h.id AND r.lease_token = h.token
+    SELECT t.* FROM unnest($1::uuid[], $2::uuid[], $4::text[], $5::timestamptz[], $6::jsonb[],
+                           $7::text[], $8::timestamptz[], $9::text[])
+                    AS t(id, token, status, run_at, output, error, finished_at, traceback)
+    JOIN engine_runs r ON r.id = t.id AND r.lease_token = t.token
     WHERE r.status = 'running'
     ORDER BY r.id
     FOR NO KEY UPDATE OF r
@@ -21,8 +24,6 @@ SET status = CASE WHEN r.cancel_requested AND t.status IN ('queued', 'sleeping',
     finished_at = CASE WHEN r.cancel_requested AND t.status IN ('queued', 'sleeping', 'waiting')
                        THEN $3 ELSE t.finished_at END,
     lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL
-FROM unnest($1::uuid[], $4::text[], $5::timestamptz[], $6::jsonb[], $7::text[], $8::timestamptz[],
-            $9::text[])
-     AS t(id, status, run_at, output, error, finished_at, traceback), mine
-WHERE r.id = t.id AND r.id = mine.id
+FROM mine t
+WHERE r.id = t.id
 RETURNING r.id, r.status

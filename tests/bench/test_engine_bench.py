@@ -195,3 +195,13 @@ def test_database_dsn_swaps_only_the_database() -> None:
         database_dsn("postgres://u:p@db.example:5432/app?sslmode=require", "b")
         == "postgres://u:p@db.example:5432/b?sslmode=require"
     )
+
+
+def test_pg_boss_gets_the_password_file_a_dsn_names_through_its_environment() -> None:
+    """node-postgres ignores libpq's passfile parameter (pg-boss then failed SCRAM with
+    'client password must be a string' on the embedded server); PGPASSFILE carries it."""
+    dsn = "postgresql://deneva@/deneva_bench_1_pg_boss?host=/run/pg&passfile=/state/pg/pgpass&port=5432"
+    moved, env = peers.node_dsn(dsn)
+    assert env == {"PGPASSFILE": "/state/pg/pgpass"}
+    assert moved == "postgresql://deneva@/deneva_bench_1_pg_boss?host=%2Frun%2Fpg&port=5432"
+    assert peers.node_dsn("postgresql://u:p@127.0.0.1:5432/db") == ("postgresql://u:p@127.0.0.1:5432/db", {})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import time
 import uuid
 from typing import Any
 
@@ -48,6 +49,67 @@ async def test_one_step_run_records_its_step_output(
     assert record.status == "succeeded" and record.output == 42
     steps = await db.fetch("SELECT step_id, output FROM engine_steps WHERE run_id = $1", result.run_ids[0])
     assert [(s["step_id"], s["output"]) for s in steps] == [("echo", {"value": 42})]
+
+
+async def test_a_batch_mixing_runs_that_wait_and_runs_that_do_not_finishes_every_run(
+    db: Database, autojump_clock: trio.testing.MockClock
+) -> None:
+    """Claimed together, runs start one after another in a shared task; the first that
+    waits (for its step to be written) keeps that task, and the rest go on elsewhere."""
+    registry = register_builtin(Registry())
+
+    @registry.function("sometimes-waits", EventTrigger("x/sometimes"))
+    async def sometimes_waits(ctx: Context) -> int:
+        value = int(ctx.data["n"])
+        if value % 3 == 0:
+            return int(await ctx.step.run("tripled", lambda: value * 3))
+        return value
+
+    events = [
+        {"name": "x/sometimes", "data": {"n": n}} if n % 2 else {"name": "deneva/noop"} for n in range(40)
+    ]
+    async with running_engine(db, registry, workers=64, scheduler=False) as engine:
+        run_ids = (await engine.send(events)).run_ids
+        records = [await _finished(engine, run_id, within_s=60) for run_id in run_ids]
+    assert [r.status for r in records] == ["succeeded"] * 40
+    odd = [r.output for r in records if r.function_id == "sometimes-waits"]
+    assert odd == [n * 3 if n % 3 == 0 else n for n in range(1, 40, 2)]
+    assert await db.fetchval("SELECT count(*) FROM engine_steps") == len(range(3, 40, 6))
+
+
+async def test_runs_that_never_wait_share_the_loop_between_slices(
+    db: Database, autojump_clock: trio.testing.MockClock
+) -> None:
+    """A claimed batch of runs that return without suspending is started in one task, in
+    slices of about 2 ms: other tasks run in between (HTTP requests, lease upkeep), never
+    after the whole batch."""
+    registry = register_builtin(Registry())
+    started: list[int] = []
+
+    @registry.function("busy", EventTrigger("x/busy"))
+    async def busy(ctx: Context) -> int:
+        started.append(1)
+        until = time.perf_counter() + 0.001  # a millisecond of work without a checkpoint
+        while time.perf_counter() < until:
+            pass
+        return len(started)
+
+    seen: list[int] = []
+
+    async def watch() -> None:
+        while len(started) < 40:
+            seen.append(len(started))
+            await trio.lowlevel.checkpoint()
+
+    async with running_engine(db, registry, workers=64, scheduler=False) as engine:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(watch)
+            run_ids = (await engine.send([{"name": "x/busy"}] * 40)).run_ids
+        records = [await _finished(engine, run_id, within_s=60) for run_id in run_ids]
+    assert [r.status for r in records] == ["succeeded"] * 40
+    # 40 runs of 1 ms: in slices of ~2 ms the watcher sees them start a few at a time.
+    steps = [b - a for a, b in itertools.pairwise([*seen, 40])]
+    assert max(steps) <= 10, steps
 
 
 async def test_duplicate_event_ids_are_no_ops(db: Database, autojump_clock: trio.testing.MockClock) -> None:
