@@ -68,6 +68,7 @@ async def load_credentials(conn: Connection, keys: Keyring, account: Account) ->
         refresh_token=tokens.refresh_token,
         access_token=tokens.access_token,
         access_token_expires_at=stored.access_token_expires_at,
+        login_customer_id=stored.login_customer_id,
     )
     return LoadedCredential(stored.row, creds, stored.version)
 
