@@ -100,7 +100,8 @@ async def credentials(running: RunningDaemon, tenant: str) -> dict[tuple[str, st
 
 async def flow_row(running: RunningDaemon, invitation: Invitation) -> dict[str, Any]:
     row = await app_db(running).fetchrow(
-        "SELECT status, outcome, connected, grant_ct, wrapped_key, form_hash FROM connect_flows WHERE id = $1",
+        "SELECT status, outcome, connected, grant_ct, wrapped_key, form_hash FROM connect_flows "
+        "WHERE id = $1",
         invitation.flow_id,
     )
     assert row is not None
