@@ -5,14 +5,25 @@ from __future__ import annotations
 
 import base64
 import hashlib
+from collections.abc import AsyncIterator
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
+import pytest
+import trio
 
-from tests.adapters.conftest import Sandbox
+from tests.adapters.conftest import Sandbox, start_sandbox
 
 REDIRECT = "http://127.0.0.1:1/connect/google/callback"
 CLIENT = "deneva-sandbox.apps.googleusercontent.com"
+
+
+@pytest.fixture
+async def box(nursery: trio.Nursery) -> AsyncIterator[Sandbox]:
+    server = await start_sandbox(nursery)
+    assert server.base_url is not None
+    async with httpx.AsyncClient(base_url=server.base_url, timeout=10) as control:
+        yield Sandbox(server, server.base_url, control)
 
 
 def challenge(verifier: str) -> str:
@@ -52,39 +63,37 @@ async def exchange(sandbox: Sandbox, code: str, verifier: str) -> httpx.Response
     )
 
 
-async def test_a_google_code_needs_its_pkce_verifier_and_works_once(sandbox: Sandbox) -> None:
+async def test_a_google_code_needs_its_pkce_verifier_and_works_once(box: Sandbox) -> None:
     verifier = "v" * 50
-    code = await google_code(sandbox, verifier)
-    wrong = await exchange(sandbox, code, "w" * 50)
+    code = await google_code(box, verifier)
+    wrong = await exchange(box, code, "w" * 50)
     assert wrong.status_code == 400 and wrong.json()["error"] == "invalid_grant"
-    right = await exchange(sandbox, code, verifier)
+    right = await exchange(box, code, verifier)
     assert right.status_code == 200, right.text
-    assert right.json()["refresh_token"] in await sandbox.issued("google")
-    again = await exchange(sandbox, code, verifier)
+    assert right.json()["refresh_token"] in await box.issued("google")
+    again = await exchange(box, code, verifier)
     assert again.status_code == 400 and again.json()["error"] == "invalid_grant"
 
 
-async def test_the_ask_page_offers_allow_and_deny_and_deny_redirects_with_access_denied(
-    sandbox: Sandbox,
-) -> None:
+async def test_the_ask_page_offers_allow_and_deny_and_deny_redirects_with_access_denied(box: Sandbox) -> None:
     params = {"app_id": "7000000000000000001", "redirect_uri": REDIRECT, "state": "<s>"}
-    page = await sandbox.control.get("/tiktok/portal/auth", params=params)
+    page = await box.control.get("/tiktok/portal/auth", params=params)
     assert page.status_code == 200 and 'id="allow"' in page.text and 'id="deny"' in page.text
     assert "&lt;s&gt;" in page.text and "<s>" not in page.text  # escaped
-    denied = await sandbox.control.post("/tiktok/portal/auth/decide", data={**params, "decision": "deny"})
+    denied = await box.control.post("/tiktok/portal/auth/decide", data={**params, "decision": "deny"})
     assert denied.status_code == 302
     assert parse_qs(urlsplit(denied.headers["location"]).query)["error"] == ["access_denied"]
 
 
-async def test_the_consent_knobs_are_checked(sandbox: Sandbox) -> None:
-    bad = await sandbox.control.put("/_control/consent/google", json={"mode": "maybe"})
+async def test_the_consent_knobs_are_checked(box: Sandbox) -> None:
+    bad = await box.control.put("/_control/consent/google", json={"mode": "maybe"})
     assert bad.status_code == 400
-    nowhere = await sandbox.control.put("/_control/consent/myspace", json={"mode": "approve"})
+    nowhere = await box.control.put("/_control/consent/myspace", json={"mode": "approve"})
     assert nowhere.status_code == 400
-    set_ = await sandbox.control.put("/_control/consent/meta", json={"accounts": ["42"], "reject_code": True})
+    set_ = await box.control.put("/_control/consent/meta", json={"accounts": ["42"], "reject_code": True})
     assert set_.json() == {"mode": "ask", "accounts": ["42"], "managers": {}, "reject_code": True}
-    await sandbox.control.post("/_control/reset")
-    assert (await sandbox.control.get("/_control/consent")).json()["meta"]["accounts"] == [
+    await box.control.post("/_control/reset")
+    assert (await box.control.get("/_control/consent")).json()["meta"]["accounts"] == [
         "1000000001",
         "1000000002",
     ]
