@@ -3,10 +3,13 @@ daemon, the sandbox's consent pages and token endpoints, a cookie jar as the bro
 
 from __future__ import annotations
 
+import logging
 import time
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
+import pytest
 
 from deneva.credentials import load_credential, open_tokens
 from tests.connect.flows import (
@@ -213,3 +216,39 @@ async def test_the_pick_form_is_bound_to_its_browser_and_its_one_time_token(
             done = await pick(browser, running, "tiktok", page.text, ["7100000000001"])
             assert done.status_code == 200, done.text
         assert set(await credentials(running, "acme")) == {("tiktok", "7100000000001")}
+
+
+async def test_no_token_code_verifier_or_secret_reaches_a_page_or_a_log(
+    tmp_path: Path, database_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    async with connect_daemon(tmp_path, database_url) as running:
+        await consent(running, "google", mode="approve")
+        invitation, url = await invite(running, "google")
+        verifier = await app_db(running).fetchval(
+            "SELECT code_verifier FROM connect_flows WHERE id = $1", invitation.flow_id
+        )
+        pages = []
+        async with httpx.AsyncClient(timeout=10) as browser:
+            start = await browser.get(url)
+            pages.append(start)
+            to_deneva = await browser.get(start.headers["location"])
+            code = parse_qs(urlsplit(to_deneva.headers["location"]).query)["code"][0]
+            pick_page = await follow(browser, to_deneva.headers["location"])
+            pages += [to_deneva, pick_page]
+            pages.append(await pick(browser, running, "google", pick_page.text, ["1234567890"]))
+            # A code used twice and a failing exchange: their pages and logs too.
+            pages.append(await browser.get(to_deneva.headers["location"]))
+        assert pages[-2].status_code == 200 and pages[-1].status_code == 409
+        secrets = [code, verifier, "sandbox-client-secret", *await running.sandbox.issued("google")]
+        assert len(secrets) >= 5  # the code, the verifier, the secret, a refresh and an access token
+        ours_pages = [p for p in pages if str(p.url).startswith(running.base)]  # not the platform's
+        assert len(ours_pages) == 4
+        for page in ours_pages:
+            shown = page.text + str(page.headers)
+            for secret in secrets:
+                assert secret not in shown, (page.url, secret[:6])
+        ours = [r for r in caplog.records if not r.name.startswith(("httpx", "httpcore"))]
+        logged = "\n".join(f"{r.getMessage()} {r.__dict__}" for r in ours)
+        for secret in [*secrets, invitation.state]:
+            assert secret not in logged, secret[:6]
