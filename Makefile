@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 # links each file, so new files need a re-install; edits do not).
 SOURCES := pyproject.toml $(shell find daemon actors http sql -type d -not -name __pycache__ 2>/dev/null)
 
-.PHONY: install run test lint bench chaos clean
+.PHONY: install run test lint bench chaos clean chromium
 
 install: $(VENV)/.installed
 
@@ -20,7 +20,12 @@ $(VENV)/.installed: $(SOURCES)
 run: install
 	$(BIN)/deneva demo
 
-test: install lint
+# The browser connect's end-to-end tests drive Debian's chromium (never a downloaded one).
+chromium:
+	@command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium >/dev/null) \
+		|| { echo "make test needs Debian's chromium: apt-get install -y chromium (as root)"; exit 1; }
+
+test: install lint chromium
 	$(BIN)/python -m pytest -q
 
 lint: install

@@ -115,46 +115,121 @@ def _read_token(path: str) -> str:
 
 
 def cmd_connect(args: argparse.Namespace) -> int:
+    from deneva.credentials import CredentialError
+
+    if not args.tenant:
+        raise CredentialError("connect: give --tenant NAME")
+    if args.token_file is None:
+        return _connect_in_browser(args)
+    if not args.account or len(args.account) != 1:
+        raise CredentialError("connect --token-file: give exactly one --account ID")
+    return _connect_token_file(args, args.account[0])
+
+
+def _connect_token_file(args: argparse.Namespace, account: str) -> int:
     import time
 
-    from deneva.credentials import CredentialError, PlainTokens, check_connect_input, store_credential
+    from deneva.credentials import PlainTokens, check_connect_input, store_credential
 
-    if not args.tenant or not args.account or not args.token_file:
-        raise CredentialError(
-            "connect: give --tenant NAME, --account ID and --token-file PATH (or - for stdin)"
-        )
     token = _read_token(args.token_file)
     kind = args.token_kind or ("refresh" if args.platform == "google" else "access")
     expires = None if args.expires_in is None else time.time() + args.expires_in
     tokens = PlainTokens(token if kind == "refresh" else None, token if kind == "access" else None, expires)
-    check_connect_input(args.platform, args.account, tokens)
+    check_connect_input(args.platform, account, tokens)
     config = command_config(args)
     keys = command_keyring(config)
     result = with_database(
         config,
         lambda db: db.transaction(
-            lambda c: store_credential(c, keys, args.tenant, args.platform, args.account, tokens)
+            lambda c: store_credential(c, keys, args.tenant, args.platform, account, tokens)
         ),
     )
     verb = "connected" if result["new"] else "replaced the credential of"
-    print(
-        json.dumps(result)
-        if args.json
-        else f"{verb} {args.platform} account {args.account} for {args.tenant}"
-    )
+    print(json.dumps(result) if args.json else f"{verb} {args.platform} account {account} for {args.tenant}")
     return 0
 
 
+def _connect_in_browser(args: argparse.Namespace) -> int:
+    """Print the one-time link of a browser connect, then (unless --no-wait) wait until the
+    operator completed it, or it failed or expired, and say how it ended."""
+    import getpass
+    import sys
+    import time
+
+    import trio
+
+    from deneva.connect import ConnectError, begin_flow, expire_flow, flow_outcome, start_url
+    from deneva.db import Database
+
+    config = command_config(args)
+    operator = args.operator or getpass.getuser()
+    accounts = list(args.account or ())
+
+    async def run(db: Database) -> int:
+        invitation = await db.transaction(
+            lambda c: begin_flow(c, args.tenant, args.platform, operator, accounts, time.time())
+        )
+        url = start_url(config.public_base(), args.platform, invitation.state)
+        if args.json:
+            print(json.dumps({"url": url, "expiresIn": int(invitation.expires_at - time.time())}), flush=True)
+        else:
+            print(f"Open this link in a browser within 10 minutes; it works once:\n{url}", flush=True)
+        if args.no_wait:
+            return 0
+        if not args.json:
+            print("waiting for the browser...", file=sys.stderr, flush=True)
+        delay = 0.2
+        while True:
+            state = await flow_outcome(db, invitation.flow_id)
+            if state.finished:
+                break
+            if time.time() >= invitation.expires_at:
+                await expire_flow(db, invitation.flow_id, time.time())
+                state = await flow_outcome(db, invitation.flow_id)
+                break
+            await trio.sleep(delay)  # polls the flow's row: the CLI holds no LISTEN connection
+            delay = min(delay * 1.5, 2.0)
+        if state.status != "connected":
+            raise ConnectError(f"connect failed: {state.outcome or 'no reason recorded'}")
+        if args.json:
+            print(
+                json.dumps(
+                    {"connected": list(state.connected), "platform": args.platform, "tenant": args.tenant}
+                )
+            )
+        else:
+            print(state.outcome)
+        return 0
+
+    return with_database(config, run)
+
+
 def add_connect_command(add: Callable[[str, str], argparse.ArgumentParser]) -> None:
-    connect = add("connect", "store a tenant's platform credential (envelope-encrypted under DENEVA_KEK)")
+    connect = add(
+        "connect",
+        "connect a tenant's ad accounts: in a browser (prints a one-time link, waits for the consent "
+        "and the accounts picked), or from a token file (automation); stored envelope-encrypted "
+        "under DENEVA_KEK",
+    )
     connect.add_argument("platform", metavar="PLATFORM", help="google, meta or tiktok")
     connect.add_argument("--tenant", metavar="NAME")
-    connect.add_argument("--account", metavar="ID", help="customer / ad account / advertiser id")
+    connect.add_argument(
+        "--account",
+        metavar="ID",
+        action="append",
+        help="customer / ad account / advertiser id; in a browser, pre-selects it (repeatable) "
+        "instead of showing the accounts to pick; with --token-file, the one account",
+    )
     connect.add_argument(
         "--token-file",
         metavar="PATH",
-        help="file holding the token, or - for stdin (never on the command line)",
+        help="file holding the token, or - for stdin (never on the command line); without it, "
+        "connect in a browser",
     )
+    connect.add_argument(
+        "--operator", metavar="NAME", help="who connects, for the audit log (default: $USER)"
+    )
+    connect.add_argument("--no-wait", action="store_true", help="browser: print the link and return at once")
     connect.add_argument(
         "--token-kind", choices=["refresh", "access"], help="default: refresh for google, access otherwise"
     )

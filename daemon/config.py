@@ -17,9 +17,12 @@ import attrs
 
 from deneva.adapters.base import (
     GOOGLE_ADS_API,
+    GOOGLE_AUTH_URL,
     GOOGLE_TOKEN_URL,
+    META_DIALOG_URL,
     META_GRAPH_API,
     PLATFORMS,
+    TIKTOK_AUTH_URL,
     TIKTOK_BUSINESS_API,
 )
 from deneva.engine.cron import CronError, parse_cron
@@ -77,6 +80,13 @@ class Config:
     meta_api_version: str | None = None
     tiktok_api_version: str | None = None
     google_login_customer_id: str | None = None
+    # Browser connect (docs/platforms.md): the address operators' browsers reach this daemon
+    # at, as registered with each platform (redirect URI {public_url}/connect/{platform}/
+    # callback; absent: http://HTTP_BIND), and the platforms' consent pages.
+    public_url: str | None = None
+    google_auth_url: str = GOOGLE_AUTH_URL
+    meta_dialog_url: str = META_DIALOG_URL
+    tiktok_auth_url: str = TIKTOK_AUTH_URL
     # The janitor (deneva.retention): when each pass runs, and how long things are kept.
     schedule_purge_cache: str = "0 2 * * *"
     schedule_purge_sync_log: str = "15 2 * * *"
@@ -96,6 +106,13 @@ class Config:
     @property
     def embedded_database(self) -> bool:
         return self.database_url is None
+
+    def public_base(self, bound: str | None = None) -> str:
+        """Where browsers reach this daemon: `public_url`, else the HTTP address (`bound`,
+        the one actually listened on, when known)."""
+        if self.public_url is not None:
+            return self.public_url
+        return bound or f"http://{self.http_bind}"
 
 
 def _parse_str(key: str, value: Any) -> str:
@@ -317,6 +334,10 @@ _PARSERS: dict[str, Callable[[str, Any], Any]] = {
     "meta_api_version": _version(r"v\d{1,3}\.\d{1,3}", "v27.0"),
     "tiktok_api_version": _version(r"v\d{1,3}\.\d{1,3}", "v1.3"),
     "google_login_customer_id": _parse_customer_id,
+    "public_url": _parse_url,
+    "google_auth_url": _parse_url,
+    "meta_dialog_url": _parse_url,
+    "tiktok_auth_url": _parse_url,
     "schedule_purge_cache": _parse_cron,
     "schedule_purge_sync_log": _parse_cron,
     "schedule_archive_audit": _parse_cron,

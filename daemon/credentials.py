@@ -24,6 +24,7 @@ logs or responses.
 
 from __future__ import annotations
 
+import json
 import os
 import uuid
 from collections.abc import Awaitable, Callable
@@ -274,11 +275,21 @@ def check_connect_input(platform: str, account_id: str, tokens: PlainTokens) -> 
 
 
 async def store_credential(
-    conn: Connection, keys: Keyring, tenant_name: str, platform: str, account_id: str, tokens: PlainTokens
+    conn: Connection,
+    keys: Keyring,
+    tenant_name: str,
+    platform: str,
+    account_id: str,
+    tokens: PlainTokens,
+    *,
+    login_customer_id: str | None = None,
+    actor: str = "cli",
 ) -> dict[str, Any]:
     """Insert or replace a tenant's credential for one account (the row becomes healthy,
     and a token refresh under way for it will not write over the new tokens). In a
-    transaction: the row is claimed first, so the tokens are sealed bound to its id."""
+    transaction: the row is claimed first, so the tokens are sealed bound to its id.
+    `login_customer_id`: the Google manager account it is reached through, if any;
+    `actor`: who connected it, for the audit log."""
     check_connect_input(platform, account_id, tokens)
     if not conn.is_in_transaction():
         raise CredentialError("store_credential: run it in a transaction")
@@ -298,8 +309,9 @@ async def store_credential(
         sealed.access_token_ct,
         _expires(tokens),
         inserted,
+        login_customer_id,
     )
-    await conn.execute(_AUDIT_CONNECTED, tenant.id, {"platform": platform, "account_id": account_id})
+    await conn.execute(_AUDIT_CONNECTED, tenant.id, actor, {"platform": platform, "account_id": account_id})
     return {
         "id": str(row.id),
         "tenant": tenant.name,
@@ -317,6 +329,7 @@ class StoredCredential:
     sealed: SealedCredential
     access_token_expires_at: float | None
     version: int
+    login_customer_id: str | None = None
 
     @property
     def id(self) -> uuid.UUID:
@@ -335,6 +348,7 @@ async def load_credential(
         SealedCredential.from_row(row),
         None if expires is None else expires.timestamp(),
         row["token_version"],
+        row["login_customer_id"],
     )
 
 
@@ -428,3 +442,31 @@ async def rotate_kek(
             await after_batch(rewrapped)
     remaining = int(await db.fetchval(_NOT_UNDER, target))
     return Rotation(target, rewrapped, reformatted, tuple(unreadable), remaining)
+
+
+def _grant_aad(flow_id: uuid.UUID, part: str) -> bytes:
+    return f"deneva:connect-grant:v1|{part}|{flow_id}".encode()
+
+
+def seal_grant(keys: Keyring, flow_id: uuid.UUID, tokens: PlainTokens) -> tuple[bytes, str, bytes]:
+    """A browser connect's grant, held between the callback and the account pick: sealed
+    as a credential is (a fresh data key wrapped by the current KEK), bound to its flow.
+    (wrapped data key, KEK id, sealed tokens)."""
+    data_key = AESGCM.generate_key(bit_length=256)
+    plain = {
+        "refresh_token": tokens.refresh_token,
+        "access_token": tokens.access_token,
+        "expires_at": tokens.access_token_expires_at,
+    }
+    sealed = _seal(data_key, json.dumps(plain).encode(), _grant_aad(flow_id, "tokens"))
+    return _seal(keys.current, data_key, _grant_aad(flow_id, keys.current_id)), keys.current_id, sealed
+
+
+def open_grant(keys: Keyring, flow_id: uuid.UUID, wrapped: bytes, key_id: str, sealed: bytes) -> PlainTokens:
+    what = "the connect flow's grant"
+    kek = keys.by_id(key_id)
+    if kek is None:
+        raise CredentialError(f"{what}: sealed under key-encryption key {key_id}, not in the keyring")
+    data_key = _open(kek, wrapped, _grant_aad(flow_id, key_id), what)
+    plain = json.loads(_open(data_key, sealed, _grant_aad(flow_id, "tokens"), what))
+    return PlainTokens(plain["refresh_token"], plain["access_token"], plain["expires_at"])

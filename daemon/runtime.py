@@ -38,6 +38,7 @@ from deneva.admin import create_database, embedded_urls, external_urls, open_poo
 from deneva.canary import CanaryServices, latest_beat
 from deneva.clock import Clock, SystemClock
 from deneva.config import KEYS, Config, load_config
+from deneva.connect import BrowserConnect
 from deneva.db import AsyncioThread, Database
 from deneva.demo import DemoSandbox, provision_demo, warm_cache
 from deneva.engine.engine import Engine, EngineSettings
@@ -111,6 +112,7 @@ class Daemon:
         self.demo_key_file: Path | None = None
         self.mcp: McpEndpoints | None = None
         self.platform_http: httpx.AsyncClient | None = None  # while running: the adapters' client
+        self.connect: BrowserConnect | None = None  # while serving: the browser connect's flows
         self.metrics = Metrics()
         for secret in secrets.all():
             register_secret(secret.reveal())
@@ -182,9 +184,11 @@ class Daemon:
         config = self.config
         owner = f"{self.health.node}:{os.getpid()}"
         functions = self.functions
+        platform_config = self.platforms.config
         if self.demo and self.sync_runtime is not None:
             base_url = await self.supervisor.start(nursery, DemoSandbox())
-            adapters = adapters_for(PlatformConfig.for_sandbox(base_url), http=self.platform_http)
+            platform_config = PlatformConfig.for_sandbox(base_url)
+            adapters = adapters_for(platform_config, http=self.platform_http)
             keyring = self.secrets.keyring()
             self.sync_runtime.services = SyncServices(
                 db, keyring, adapters, self.clock, owner=owner, metrics=self.metrics
@@ -229,6 +233,7 @@ class Daemon:
             db_of=lambda: db,
             metrics=MetricsEndpoint(self.metrics, self.scrape, self.secrets.metrics_token),
             api_versions=self.api_versions,
+            connect_of=lambda: self.connect,
         )
         keys = KeyCache(db)
         await self.supervisor.start(nursery, keys)
@@ -239,6 +244,14 @@ class Daemon:
         self.http_binds = await self.supervisor.start(
             nursery,
             HttpServer(app, config.http_bind, self.drain, config.shutdown_grace_s, metrics=self.metrics),
+        )
+        self.connect = BrowserConnect(
+            db,
+            self.secrets.keyring(),
+            platform_config,
+            self.clock,
+            config.public_base(self.http_binds[0] if self.http_binds else None),
+            http=self.platform_http,
         )
         if self.demo and self.sync_runtime is not None:
             await warm_cache(engine)

@@ -37,7 +37,13 @@ PLATFORM_SECRETS: Mapping[str, tuple[str, ...]] = {
     "tiktok": (),
 }
 GOOGLE_DEVELOPER_TOKEN = "DENEVA_GOOGLE_DEVELOPER_TOKEN"
-OPTIONAL = (*(name for names in PLATFORM_SECRETS.values() for name in names), GOOGLE_DEVELOPER_TOKEN)
+# TikTok's app: its browser connect (code exchange, advertiser listing) needs it, its sync not.
+TIKTOK_APP = ("DENEVA_TIKTOK_APP_ID", "DENEVA_TIKTOK_APP_SECRET")
+OPTIONAL = (
+    *(name for names in PLATFORM_SECRETS.values() for name in names),
+    GOOGLE_DEVELOPER_TOKEN,
+    *TIKTOK_APP,
+)
 METRICS_TOKEN = "DENEVA_METRICS_TOKEN"
 KEK_PREVIOUS = "DENEVA_KEK_PREVIOUS"
 _KEKS = ("DENEVA_KEK", KEK_PREVIOUS)

@@ -8,10 +8,12 @@ from typing import Any
 from quart import Response, jsonify
 from quart_trio import QuartTrio
 
+from deneva.connect import BrowserConnect
 from deneva.db import Database
 from deneva.engine.engine import Engine
 from deneva.health import HealthState
 from deneva.http.admin import admin_blueprint
+from deneva.http.connect import connect_blueprint
 from deneva.http.events import events_blueprint
 from deneva.http.metrics import MetricsEndpoint, metrics_blueprint
 from deneva.secrets import Secret
@@ -28,11 +30,12 @@ def create_app(
     db_of: Callable[[], Database | None] | None = None,
     metrics: MetricsEndpoint | None = None,
     api_versions: Callable[[], dict[str, Any]] = dict,
+    connect_of: Callable[[], BrowserConnect | None] | None = None,
 ) -> QuartTrio:
     """The app; event ingestion with `engine_of` and `event_key`, the admin endpoints
     with `admin_token` (on `db_of()`, by default the database `health` knows, and
-    `api_versions()`, the synced platforms' API versions), and `GET /metrics` with
-    `metrics`."""
+    `api_versions()`, the synced platforms' API versions), `GET /metrics` with
+    `metrics`, and the browser connect's pages with `connect_of`."""
     app = QuartTrio("deneva")
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     app.config["PROVIDE_AUTOMATIC_OPTIONS"] = True
@@ -42,6 +45,8 @@ def create_app(
         app.register_blueprint(
             admin_blueprint(db_of or (lambda: health.db), admin_token, health.clock, api_versions)
         )
+    if connect_of is not None:
+        app.register_blueprint(connect_blueprint(connect_of))
     if metrics is not None:
         app.register_blueprint(metrics_blueprint(metrics.metrics, metrics.collect, metrics.token))
 

@@ -65,6 +65,10 @@ UNSUPPORTED: Final[Mapping[tuple[str, str], str]] = {
 # The real APIs, for a production PlatformConfig (the defaults point nowhere).
 GOOGLE_ADS_API: Final = "https://googleads.googleapis.com"
 GOOGLE_TOKEN_URL: Final = "https://oauth2.googleapis.com/token"
+# The consent pages a browser connect sends the operator to (deneva.adapters.oauth).
+GOOGLE_AUTH_URL: Final = "https://accounts.google.com/o/oauth2/v2/auth"
+META_DIALOG_URL: Final = "https://www.facebook.com"
+TIKTOK_AUTH_URL: Final = "https://business-api.tiktok.com/portal/auth"
 META_GRAPH_API: Final = "https://graph.facebook.com"
 TIKTOK_BUSINESS_API: Final = "https://business-api.tiktok.com/open_api"
 
@@ -278,6 +282,13 @@ class PlatformConfig:
     meta_app_secret: str | None = attrs.field(default=None, repr=_hidden)
     tiktok_base_url: str = ""
     tiktok_api_version: str = CURRENT["tiktok"]
+    # Browser connect (deneva.adapters.oauth): each platform's consent page, and TikTok's
+    # app (its code exchange and advertiser listing need it; its reports do not).
+    google_auth_url: str = ""
+    meta_dialog_url: str = ""
+    tiktok_auth_url: str = ""
+    tiktok_app_id: str | None = None
+    tiktok_app_secret: str | None = attrs.field(default=None, repr=_hidden)
     # Per HTTP request (connect, read, write, pool) and per whole report or token call.
     request_timeout_s: float = attrs.field(default=30.0, validator=_positive)
     connect_timeout_s: float = attrs.field(default=10.0, validator=_positive)
@@ -306,12 +317,22 @@ class PlatformConfig:
             "meta_app_id": "100000000000001",
             "meta_app_secret": "sandbox-app-secret",
             "tiktok_base_url": f"{root}/tiktok/open_api",
+            "google_auth_url": f"{root}/google/o/oauth2/v2/auth",
+            "meta_dialog_url": f"{root}/meta/www",
+            "tiktok_auth_url": f"{root}/tiktok/portal/auth",
+            "tiktok_app_id": "7000000000000000001",
+            "tiktok_app_secret": "sandbox-tiktok-secret",
         }
         values.update(overrides)
         return cls(**values)
 
     def secrets(self) -> tuple[str | None, ...]:
-        return (self.google_client_secret, self.google_developer_token, self.meta_app_secret)
+        return (
+            self.google_client_secret,
+            self.google_developer_token,
+            self.meta_app_secret,
+            self.tiktok_app_secret,
+        )
 
     def api_version(self, platform: str) -> str:
         """The API version this configuration speaks to `platform`."""

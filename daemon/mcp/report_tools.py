@@ -67,6 +67,7 @@ from deneva.mcp.tools import ProgressFn, Tool, ToolContext, ToolError, ToolRegis
 from deneva.reports.inputs import ReportInputError
 from deneva.sync.cache import CacheResult, CacheWaitTimeout, hit_from_row, read_or_fetch
 from deneva.sync.model import REFRESH_EVENT, RefreshTarget, SyncServices
+from deneva.sync.reconnect import Reconnect, health_status, reconnect_needed
 from deneva.sync.versions import api_versions
 from deneva.sync.worker import fetch_report
 
@@ -282,6 +283,12 @@ STATUS_OUTPUT: JsonObject = {
                     "platform": {"type": "string"},
                     "accountId": {"type": "string"},
                     "healthy": {"type": "boolean"},
+                    "status": {"type": "string", "enum": ["healthy", "unhealthy", "reconnect needed"]},
+                    "reconnect": {
+                        "type": ["object", "null"],
+                        "properties": {"reason": {"type": "string"}, "command": {"type": "string"}},
+                        "required": ["reason", "command"],
+                    },
                     "lastErrorCode": _NULLABLE_STRING,
                     "lastSyncFailureAt": _NULLABLE_TIMESTAMP,
                     "lastSuccessAt": _NULLABLE_TIMESTAMP,
@@ -304,6 +311,8 @@ STATUS_OUTPUT: JsonObject = {
                     "platform",
                     "accountId",
                     "healthy",
+                    "status",
+                    "reconnect",
                     "lastErrorCode",
                     "lastSyncFailureAt",
                     "lastSuccessAt",
@@ -369,10 +378,11 @@ SELECT account_id FROM platform_credentials WHERE tenant_id = $1 AND platform = 
 ORDER BY account_id LIMIT $3
 """
 _STATUS_ACCOUNTS = """
-SELECT platform, account_id, healthy, last_error_code, last_sync_failure_at, last_success_at
-FROM platform_credentials
-WHERE tenant_id = $1 AND ($2::text IS NULL OR platform = $2)
-ORDER BY platform, account_id
+SELECT p.platform, p.account_id, p.healthy, p.last_error_code, p.last_sync_failure_at, p.last_success_at,
+       p.access_token_expires_at, t.name AS tenant
+FROM platform_credentials p JOIN tenants t ON t.id = p.tenant_id
+WHERE p.tenant_id = $1 AND ($2::text IS NULL OR p.platform = $2)
+ORDER BY p.platform, p.account_id
 LIMIT $3
 """
 _STATUS_REPORTS = """
@@ -685,12 +695,26 @@ async def _sync_status(conn: Connection, tenant: uuid.UUID, platform: str | None
                 "stale": bool(r["is_stale"]) or r["expires_at"].timestamp() <= now,
             }
         )
+
+    def reconnect(a: Any) -> Reconnect | None:
+        return reconnect_needed(
+            a["platform"],
+            a["tenant"],
+            a["account_id"],
+            a["last_error_code"],
+            a["access_token_expires_at"],
+            now,
+        )
+
+    needs = {(a["platform"], a["account_id"]): reconnect(a) for a in accounts}
     return {
         "accounts": [
             {
                 "platform": a["platform"],
                 "accountId": a["account_id"],
                 "healthy": bool(a["healthy"]),
+                "status": health_status(bool(a["healthy"]), needs[(a["platform"], a["account_id"])]),
+                "reconnect": _as_json(needs[(a["platform"], a["account_id"])]),
                 "lastErrorCode": a["last_error_code"],
                 "lastSyncFailureAt": _iso(a["last_sync_failure_at"]),
                 "lastSuccessAt": _iso(a["last_success_at"]),
@@ -713,6 +737,10 @@ async def _sync_status(conn: Connection, tenant: uuid.UUID, platform: str | None
             for f in failures
         ],
     }
+
+
+def _as_json(reconnect: Reconnect | None) -> JsonObject | None:
+    return None if reconnect is None else reconnect.as_json()
 
 
 def _status_handler(services: ToolServices) -> Callable[[JsonObject, ToolContext], Awaitable[JsonObject]]:

@@ -6,12 +6,17 @@ with deterministic synthetic accounts and a control API for faults.
 
 Platforms (details in each module's docstring):
 
-    google.py  POST /google/token, /google/revoke,
-               POST /google/v26/customers/{id}/googleAds:searchStream (and :search)
-    meta.py    GET /meta/v27.0/act_{id}/insights, /meta/v27.0/act_{id}/campaigns,
-               GET /meta/oauth/access_token (fb_exchange_token)
+    google.py  POST /google/token (refresh_token and authorization_code grants), /google/revoke,
+               POST /google/v26/customers/{id}/googleAds:searchStream (and :search; FROM
+               customer_client: a manager's hierarchy), GET /google/v26/customers:listAccessibleCustomers
+    meta.py    GET /meta/v27.0/act_{id}/insights, /meta/v27.0/act_{id}/campaigns, /meta/v27.0/me/adaccounts,
+               GET /meta/oauth/access_token (fb_exchange_token, or a login dialog's code)
     tiktok.py  GET /tiktok/open_api/v1.3/report/integrated/get/, .../campaign/get/,
-               POST /tiktok/open_api/v1.3/oauth2/access_token/
+               .../oauth2/advertiser/get/, POST /tiktok/open_api/v1.3/oauth2/access_token/
+    consent.py the consent pages of a browser connect (/google/o/oauth2/v2/auth,
+               /meta/www/{v}/dialog/oauth, /tiktok/portal/auth), with Allow / Deny, and
+               `PUT /_control/consent/{platform}` {"mode": "ask"|"approve"|"deny",
+               "accounts", "managers", "reject_code"}
 
 Versions: the sandbox serves what the platforms served on 3 December 2026 (Google v23
 to v26, Meta v25.0 to v27.0, TikTok v1.3; `SandboxConfig.*_versions`, or

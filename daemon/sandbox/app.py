@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 import trio
 from quart import Response, request
 from quart_trio import QuartTrio
 
-from deneva.sandbox import google, meta, tiktok
+from deneva.sandbox import consent, google, meta, tiktok
 from deneva.sandbox.control import register_control
 from deneva.sandbox.faults import (
     AccessDeniedFault,
@@ -61,6 +61,14 @@ def _to_quart(response: ApiResponse) -> Response:
 
 def _not_found() -> Response:
     return Response(dumps({"error": "not found"}), status=404, content_type="application/json")
+
+
+def _ignore_version(view: Callable[[], Awaitable[Response]]) -> Callable[..., Awaitable[Response]]:
+    async def versioned(version: str) -> Response:
+        return await view()
+
+    versioned.__name__ = view.__name__
+    return versioned
 
 
 def create_sandbox_app(
@@ -131,6 +139,44 @@ def create_sandbox_app(
     async def google_revoke() -> Response:
         return await serve("google", "revoke", google.TOKEN_FAULTS, lambda i: google.revoke(state, i))
 
+    # -- consent pages (browser connect)
+
+    def consent_route(platform: str) -> Callable[[], Awaitable[Response]]:
+        async def page() -> Response:
+            incoming = await _incoming()
+            state.requests.start(platform, "consent", incoming.method, incoming.path, None)
+            return _to_quart(consent.consent(state.consent, platform, incoming, state.config.clock()))
+
+        page.__name__ = f"{platform}_consent"
+        return page
+
+    google_consent = consent_route("google")
+    app.add_url_rule("/google/o/oauth2/v2/auth", view_func=google_consent, methods=["GET"])
+    app.add_url_rule("/google/o/oauth2/v2/auth/decide", "google_decide", google_consent, methods=["POST"])
+    meta_consent = consent_route("meta")
+    app.add_url_rule("/meta/www/<version>/dialog/oauth", view_func=_ignore_version(meta_consent))
+    app.add_url_rule(
+        "/meta/www/<version>/dialog/oauth/decide",
+        "meta_decide",
+        _ignore_version(meta_consent),
+        methods=["POST"],
+    )
+    tiktok_consent = consent_route("tiktok")
+    app.add_url_rule("/tiktok/portal/auth", view_func=tiktok_consent, methods=["GET"])
+    app.add_url_rule("/tiktok/portal/auth/decide", "tiktok_decide", tiktok_consent, methods=["POST"])
+
+    @app.get("/google/<version>/customers:listAccessibleCustomers")
+    async def google_accessible(version: str) -> Response:
+        if not _GOOGLE_VERSION.fullmatch(version):
+            return _not_found()
+        return await serve(
+            "google",
+            "listAccessibleCustomers",
+            google.SEARCH_FAULTS,
+            lambda i: google.list_accessible_customers(state, i),
+            version=version,
+        )
+
     @app.post("/google/<version>/customers/<customer_id>/googleAds:searchStream")
     async def google_search_stream(version: str, customer_id: str) -> Response:
         if not _GOOGLE_VERSION.fullmatch(version):
@@ -162,6 +208,14 @@ def create_sandbox_app(
     def meta_account(incoming: Incoming) -> str | None:
         parts = incoming.path.split("/")
         return parts[3].removeprefix("act_") if len(parts) > 3 else None
+
+    @app.get("/meta/<version>/me/adaccounts")
+    async def meta_ad_accounts(version: str) -> Response:
+        if not _META_VERSION.fullmatch(version):
+            return _not_found()
+        return await serve(
+            "meta", "adaccounts", meta.FAULTS, lambda i: meta.ad_accounts(state, i), version=version
+        )
 
     @app.get("/meta/<version>/<node>/insights")
     async def meta_insights(version: str, node: str) -> Response:
@@ -213,6 +267,14 @@ def create_sandbox_app(
             lambda i: tiktok.campaigns(state, i),
             tiktok_account,
             version,
+        )
+
+    @app.get("/tiktok/open_api/<version>/oauth2/advertiser/get/")
+    async def tiktok_advertisers(version: str) -> Response:
+        if not _TIKTOK_VERSION.fullmatch(version):
+            return _not_found()
+        return await serve(
+            "tiktok", "advertisers", tiktok.FAULTS, lambda i: tiktok.advertisers(state, i), version=version
         )
 
     @app.post("/tiktok/open_api/<version>/oauth2/access_token/")

@@ -8,6 +8,7 @@ from typing import Any
 from quart import Response, request
 from quart_trio import QuartTrio
 
+from deneva.sandbox.consent import MODES
 from deneva.sandbox.data import PLATFORMS, account_for, day_shape
 from deneva.sandbox.dates import history, parse_iso_date
 from deneva.sandbox.faults import PlanError, parse_plan, unstructure_plan
@@ -100,6 +101,34 @@ def register_control(app: QuartTrio, state: SandboxState) -> None:
         return await token_action("expire")
 
     # -- faults
+
+    @app.get("/_control/consent")
+    async def list_consent() -> Response:
+        return _json(200, {p: c.as_json() for p, c in state.consent.settings.items()})
+
+    @app.put("/_control/consent/<platform>")
+    async def set_consent(platform: str) -> Response:
+        name = _platform(platform)
+        body = await _body()
+        if name is None or body is None:
+            return _problem(400, "expected a platform (google, meta, tiktok) and a JSON object")
+        settings = state.consent.settings[name]
+        mode = body.get("mode", settings.mode)
+        if mode not in MODES:
+            return _problem(400, f"mode: expected one of {', '.join(MODES)}")
+        accounts = body.get("accounts", list(settings.accounts))
+        managers = body.get("managers", settings.managers)
+        if not isinstance(accounts, list) or not all(isinstance(a, str) and a for a in accounts):
+            return _problem(400, "accounts: expected a list of account ids")
+        if not isinstance(managers, dict) or not all(
+            isinstance(v, list | tuple) and all(isinstance(c, str) for c in v) for v in managers.values()
+        ):
+            return _problem(400, "managers: expected {manager id: [client ids]}")
+        settings.mode = mode
+        settings.accounts = tuple(accounts)
+        settings.managers = {str(k): tuple(v) for k, v in managers.items()}
+        settings.reject_code = bool(body.get("reject_code", settings.reject_code))
+        return _json(200, settings.as_json())
 
     @app.get("/_control/faults")
     async def list_faults() -> Response:

@@ -1061,6 +1061,8 @@ def token(state: SandboxState, incoming: Incoming) -> ApiResponse:
     grant = form.get("grant_type", "")
     if not grant:
         return _oauth_error(400, "invalid_request", "Missing required parameter: grant_type")
+    if grant == "authorization_code":
+        return _code_grant(state, form)
     if grant != "refresh_token":
         return _oauth_error(400, "unsupported_grant_type", f"Invalid grant_type: {grant}")
     if not form.get("client_id"):
@@ -1081,6 +1083,101 @@ def token(state: SandboxState, incoming: Incoming) -> ApiResponse:
         200,
         {"access_token": issued.token, "expires_in": ttl, "scope": SCOPE, "token_type": "Bearer"},
     )
+
+
+def _code_grant(state: SandboxState, form: dict[str, str]) -> ApiResponse:
+    """The authorization_code grant of a browser connect (PKCE checked when the consent had a
+    challenge): a refresh token and an access token that reach the consenting user's accounts."""
+    if not form.get("client_id"):
+        return _oauth_error(400, "invalid_request", "Could not determine client ID from request.")
+    if not form.get("client_secret"):
+        return _oauth_error(401, "invalid_client", "Unauthorized")
+    code = form.get("code", "")
+    if not code:
+        return _oauth_error(400, "invalid_request", "Missing required parameter: code")
+    reach = state.consent.redeem(
+        "google", code, form["client_id"], form.get("redirect_uri", ""), form.get("code_verifier"),
+        state.config.clock(),
+    )  # fmt: skip
+    if isinstance(reach, str):
+        if reach == "redirect_uri":
+            return _oauth_error(400, "redirect_uri_mismatch", "Bad Request")
+        if reach.startswith("verifier"):
+            return _oauth_error(400, "invalid_grant", "Invalid code verifier.")
+        return _oauth_error(
+            400, "invalid_grant", "Malformed auth code." if reach == "unknown" else "Bad Request"
+        )
+    refresh = state.tokens.issue("google", "refresh", code, None)
+    state.consent.reach[("google", refresh.token)] = reach
+    ttl = state.config.google_access_token_ttl_s
+    access = state.tokens.issue("google", "access", refresh.token, ttl)
+    body = {
+        "access_token": access.token,
+        "expires_in": ttl,
+        "refresh_token": refresh.token,
+        "scope": SCOPE,
+        "token_type": "Bearer",
+    }
+    return json_response(200, body)
+
+
+def list_accessible_customers(state: SandboxState, incoming: Incoming) -> ApiResponse:
+    """GET /google/{v}/customers:listAccessibleCustomers: the customers the token's user reaches
+    directly (not their managers' clients)."""
+    denied = _authenticate(state, incoming, stream=False)
+    if denied is not None:
+        return denied
+    token = incoming.headers.get("authorization", "").partition(" ")[2].strip()
+    reach = state.reach_of("google", token)
+    return json_response(200, {"resourceNames": [f"customers/{c}" for c in reach.accounts]})
+
+
+def _customer_clients(
+    state: SandboxState, incoming: Incoming, customer_id: str, query: gaql.Query
+) -> ApiResponse:
+    """GAQL on customer_client: the customer itself (level 0) and its whole hierarchy when it
+    is a manager; USER_PERMISSION_DENIED when the token's user cannot reach it."""
+    token = incoming.headers.get("authorization", "").partition(" ")[2].strip()
+    tree = state.reach_of("google", token).google_tree(customer_id)
+    if tree is None:
+        errors = [
+            AdsError(
+                "authorizationError",
+                "USER_PERMISSION_DENIED",
+                "User doesn't have permission to access customer. Note: If you're accessing a client "
+                "customer, the manager's customer id must be set in the 'login-customer-id' header.",
+            )
+        ]
+        return ads_error(incoming, 403, "The caller does not have permission", errors, stream=True)
+    allowed = {"id", "descriptive_name", "manager", "level", "status", "currency_code", "client_customer"}
+    for name in query.fields:
+        prefix, _, field = name.partition(".")
+        if prefix != "customer_client" or field not in allowed:
+            errors = [
+                AdsError("queryError", "UNRECOGNIZED_FIELD", f"Unrecognized field in the query: '{name}'.")
+            ]
+            return ads_error(incoming, 400, _INVALID_ARGUMENT, errors, stream=True)
+    rows = []
+    for client, level, manager in tree:
+        account = account_for("google", client, state.seed)
+        values = {
+            "id": client,
+            "descriptive_name": f"Sandbox {'manager' if manager else 'account'} {client}",
+            "manager": manager,
+            "level": str(level),
+            "status": "ENABLED",
+            "currency_code": _customer_values(account).get("customer.currency_code"),
+            "client_customer": f"customers/{client}",
+        }
+        item: dict[str, Any] = {"resourceName": f"customers/{customer_id}/customerClients/{client}"}
+        for name in query.fields:
+            field = name.partition(".")[2]
+            item[_camel(field)] = values[field]
+        rows.append({"customerClient": item})
+    batch: dict[str, Any] = {"results": rows} if rows else {}
+    batch["fieldMask"] = ",".join(".".join(_json_path(n)) for n in query.fields)
+    batch["requestId"] = incoming.fingerprint()
+    return ApiResponse(200, dumps([batch]))
 
 
 def revoke(state: SandboxState, incoming: Incoming) -> ApiResponse:
@@ -1180,7 +1277,10 @@ def search(state: SandboxState, incoming: Incoming, customer_id: str, *, stream:
         return ads_error(incoming, 400, _INVALID_ARGUMENT, errors, stream=stream)
     account = account_for("google", customer_id, state.seed)
     try:
-        result = execute(gaql.parse(text), account, state.today())
+        parsed = gaql.parse(text)
+        if parsed.resource == "customer_client" and stream:
+            return _customer_clients(state, incoming, customer_id, parsed)
+        result = execute(parsed, account, state.today())
     except gaql.GaqlError as exc:
         errors = [AdsError("queryError", exc.code, exc.message)]
         return ads_error(incoming, 400, _INVALID_ARGUMENT, errors, stream=stream)

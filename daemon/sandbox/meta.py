@@ -217,6 +217,8 @@ def token(state: SandboxState, incoming: Incoming) -> ApiResponse:
     if not params.get("client_secret"):
         return graph_error(incoming, "Missing client_secret parameter.", 1)
     grant = params.get("grant_type", "")
+    if not grant and params.get("code"):
+        return _code_grant(state, incoming, params)
     if grant != "fb_exchange_token":
         return _param_error(incoming, f"Unsupported grant_type '{grant}'; the sandbox only exchanges tokens")
     short = params.get("fb_exchange_token", "")
@@ -228,6 +230,52 @@ def token(state: SandboxState, incoming: Incoming) -> ApiResponse:
     ttl = state.config.meta_long_lived_ttl_s
     issued = state.tokens.issue("meta", "access", short, ttl)
     return json_response(200, {"access_token": issued.token, "token_type": "bearer", "expires_in": ttl})
+
+
+SHORT_LIVED_TTL_S = 7200
+
+
+def _code_grant(state: SandboxState, incoming: Incoming, params: dict[str, str]) -> ApiResponse:
+    """The login dialog's code for a short-lived user token (about 2 hours)."""
+    if not params.get("redirect_uri"):
+        return _param_error(incoming, "Missing redirect_uri parameter.")
+    reach = state.consent.redeem(
+        "meta", params["code"], params["client_id"], params["redirect_uri"], None, state.config.clock()
+    )
+    if isinstance(reach, str):
+        messages = {
+            "used": ("This authorization code has been used.", 36009),
+            "expired": ("This authorization code has expired.", 36007),
+            "redirect_uri": ("Error validating verification code. Please make sure your redirect_uri "
+                             "is identical to the one you used in the OAuth dialog request", 36008),
+        }  # fmt: skip
+        message, subcode = messages.get(reach, ("Invalid verification code format.", 36000))
+        return graph_error(incoming, message, 100, subcode=subcode)
+    issued = state.tokens.issue("meta", "access", params["code"], SHORT_LIVED_TTL_S)
+    state.consent.reach[("meta", issued.token)] = reach
+    return json_response(
+        200, {"access_token": issued.token, "token_type": "bearer", "expires_in": SHORT_LIVED_TTL_S}
+    )
+
+
+def ad_accounts(state: SandboxState, incoming: Incoming) -> ApiResponse:
+    """GET /meta/{v}/me/adaccounts: the ad accounts the token's user reaches."""
+    token = incoming.args.get("access_token", "")
+    status = state.tokens.status("meta", "access", token)
+    if status is not TokenStatus.VALID:
+        return _token_error(incoming, status)
+    reach = state.reach_of("meta", token)
+    data = [
+        {
+            "account_id": account,
+            "id": f"act_{account}",
+            "name": f"Sandbox ad account {account}",
+            "currency": "USD",
+            "account_status": 1,
+        }
+        for account in reach.accounts
+    ]
+    return json_response(200, {"data": data, "paging": {"cursors": {"before": "MA", "after": "MQ"}}})
 
 
 # -- insights -------------------------------------------------------------------------

@@ -8,6 +8,7 @@ from datetime import UTC, date, datetime
 
 import attrs
 
+from deneva.sandbox.consent import ConsentBoard, Reach
 from deneva.sandbox.faults import FaultBoard, RequestLog
 from deneva.sandbox.tokens import TokenRegistry
 
@@ -49,6 +50,21 @@ class SandboxState:
         self.requests = RequestLog(config.request_log_size)
         self.today_override: date | None = None
         self.versions = config.served_versions()
+        self.consent = ConsentBoard()
+
+    def reach_of(self, platform: str, token: str) -> Reach:
+        """The accounts a token reaches: its consent's (through the tokens it was minted
+        from), else the consenting user's as set now (a token a test registered)."""
+        seen = 0
+        current: str | None = token
+        while current is not None and seen < 64:
+            found = self.consent.reach.get((platform, current))
+            if found is not None:
+                return found
+            record = self.tokens.get(platform, current)
+            current = None if record is None else record.parent
+            seen += 1
+        return self.consent.current_reach(platform)
 
     def serves(self, platform: str, version: str) -> bool:
         return version in self.versions[platform]
@@ -72,3 +88,4 @@ class SandboxState:
         self.requests.clear()
         self.today_override = None
         self.versions = self.config.served_versions()
+        self.consent.clear()

@@ -493,6 +493,14 @@ def token(state: SandboxState, incoming: Incoming) -> ApiResponse:
         if not form.get(name):
             return envelope(incoming, BAD_PARAM, f"{name}: Missing data for required field.")
     auth_code = form["auth_code"]
+    if ("tiktok", auth_code) in state.consent.codes or state.consent.settings["tiktok"].reject_code:
+        reach = state.consent.redeem("tiktok", auth_code, form["app_id"], None, None, state.config.clock())
+        if isinstance(reach, str):
+            return envelope(incoming, BAD_AUTH_CODE, "Auth_code is invalid or expired.")
+        issued = state.tokens.issue("tiktok", "access", auth_code, None)
+        state.consent.reach[("tiktok", issued.token)] = reach
+        data = {"access_token": issued.token, "scope": [1, 2, 3, 4], "advertiser_ids": list(reach.accounts)}
+        return envelope(incoming, 0, "OK", data)
     if state.tokens.status("tiktok", "auth_code", auth_code) is not TokenStatus.VALID:
         return envelope(incoming, BAD_AUTH_CODE, "Auth_code is invalid or expired.")
     record = state.tokens.get("tiktok", auth_code)
@@ -501,3 +509,17 @@ def token(state: SandboxState, incoming: Incoming) -> ApiResponse:
     issued = state.tokens.issue("tiktok", "access", auth_code, None)
     data = {"access_token": issued.token, "scope": [1, 2, 3, 4], "advertiser_ids": []}
     return envelope(incoming, 0, "OK", data)
+
+
+def advertisers(state: SandboxState, incoming: Incoming) -> ApiResponse:
+    """GET oauth2/advertiser/get/: the advertisers the token authorized (app_id and secret required)."""
+    for name in ("app_id", "secret"):
+        if not incoming.args.get(name):
+            return envelope(incoming, BAD_PARAM, f"{name}: Missing data for required field.")
+    denied = _authenticate(state, incoming)
+    if denied is not None:
+        return denied
+    token = incoming.headers.get("access-token", "").strip()
+    reach = state.reach_of("tiktok", token)
+    listed = [{"advertiser_id": a, "advertiser_name": f"Sandbox advertiser {a}"} for a in reach.accounts]
+    return envelope(incoming, 0, "OK", {"list": listed})

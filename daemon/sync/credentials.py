@@ -32,12 +32,14 @@ from deneva.engine.errors import NonRetriableError
 from deneva.errors import DatabaseError
 from deneva.sql import query
 from deneva.sync.model import Account, SyncServices
+from deneva.sync.reconnect import log_reconnect_needed
 
 LEASE_S = 120.0  # a refresh lease outlives the token call it covers (the adapters bound it)
 _LEASE_POLL = Backoff(base_s=0.05, factor=2.0, max_s=2.0, jitter=0.25)
 _TAKE_LEASE = query("credentials_take_refresh_lease")
 _RELEASE_LEASE = query("credentials_release_refresh_lease")
 _MARK_REVOKED = query("credentials_mark_revoked")
+_TENANT_NAME = query("sync_tenant_name")
 # The eager refresh renews a token this long before it expires: Google's last an hour,
 # Meta's long-lived ones about 60 days (exchanging one needs it still valid).
 REFRESH_MARGIN_S = {"google": 600.0, "meta": 3 * 86_400.0}
@@ -68,6 +70,7 @@ async def load_credentials(conn: Connection, keys: Keyring, account: Account) ->
         refresh_token=tokens.refresh_token,
         access_token=tokens.access_token,
         access_token_expires_at=stored.access_token_expires_at,
+        login_customer_id=stored.login_customer_id,
     )
     return LoadedCredential(stored.row, creds, stored.version)
 
@@ -139,6 +142,8 @@ async def refresh_credential(
                 if revoked:
                     now = clock.now()
                     await db.execute(_MARK_REVOKED, loaded.id, as_datetime(now), services.owner)
+                    tenant = await db.fetchval(_TENANT_NAME, account.tenant_id)
+                    log_reconnect_needed(account.platform, tenant, account.account_id, error.message)
                 raise
             services.metrics.platform_calls(account.platform, 1)
             services.metrics.token_refresh(account.platform, "refreshed")

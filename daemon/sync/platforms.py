@@ -66,6 +66,11 @@ def platform_setup(config: Config, secrets: Secrets) -> PlatformSetup:
         meta_app_id=value("DENEVA_META_APP_ID"),
         meta_app_secret=value("DENEVA_META_APP_SECRET"),
         tiktok_base_url=config.tiktok_api_url,
+        google_auth_url=config.google_auth_url,
+        meta_dialog_url=config.meta_dialog_url,
+        tiktok_auth_url=config.tiktok_auth_url,
+        tiktok_app_id=value("DENEVA_TIKTOK_APP_ID"),
+        tiktok_app_secret=value("DENEVA_TIKTOK_APP_SECRET"),
     )
     chosen: dict[str, Any] = {key: version for key, version in versions.items() if version is not None}
     return PlatformSetup(attrs.evolve(platform_config, **chosen), tuple(synced), not_synced)

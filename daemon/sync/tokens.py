@@ -34,6 +34,7 @@ from deneva.engine.functions import Concurrency, EventTrigger, Function, Registr
 from deneva.sql import query
 from deneva.sync.credentials import REFRESH_MARGIN_S, expiring, refresh_credential
 from deneva.sync.model import TOKEN_EVENT, Account, FanOut, SyncServices
+from deneva.sync.reconnect import META_EXPIRY_WINDOW_S, reconnect_needed
 
 REFRESH_FUNCTION = "refresh-one-token"
 WINDOW_S = 3600.0  # eager-token-refresh: tokens expiring within the hour
@@ -43,6 +44,7 @@ _EXPIRING = query("tokens_expiring")
 _EXPIRING_SKIPPED = query("tokens_expiring_skipped")
 _DUE = query("tokens_due")
 _TARGET = query("credentials_target")
+_RECONNECTS = query("tokens_reconnect_needed")
 
 
 def refresh_event(credential_id: uuid.UUID, expires_ms: int, now: float, within_s: float) -> dict[str, Any]:
@@ -114,6 +116,36 @@ class TokenDeadlines:
         )
         nexts = [r["next_due"] for r in rows if r["id"] is None and r["next_due"] is not None]
         return DueTokens(events, nexts[0].timestamp() if nexts else None)
+
+    async def reconnects(self, now: float) -> list[ReconnectNeeded]:
+        """The credentials no refresh can cure: they wait for `deneva connect`."""
+        return await reconnects_needed(self.db_of(), now)
+
+
+@attrs.frozen
+class ReconnectNeeded:
+    tenant: str
+    platform: str
+    account_id: str
+    reason: str
+
+
+async def reconnects_needed(db: Database, now: float, limit: int = 1000) -> list[ReconnectNeeded]:
+    """Every credential that waits for an operator's reconnect (deneva.sync.reconnect)."""
+    rows = await db.fetch(_RECONNECTS, as_datetime(now + META_EXPIRY_WINDOW_S), limit)
+    out = []
+    for r in rows:
+        found = reconnect_needed(
+            r["platform"],
+            r["tenant"],
+            r["account_id"],
+            r["last_error_code"],
+            r["access_token_expires_at"],
+            now,
+        )
+        if found is not None:
+            out.append(ReconnectNeeded(r["tenant"], r["platform"], r["account_id"], found.reason))
+    return out
 
 
 async def _credential_account(conn: Connection, credential_id: uuid.UUID) -> Account | None:

@@ -46,6 +46,7 @@ from deneva.sync.model import (
     SyncServices,
     not_synced,
 )
+from deneva.sync.reconnect import log_reconnect_needed
 
 __all__ = ["REFRESH_EVENT", "FetchedReport", "fetch_report", "register_worker"]
 
@@ -59,6 +60,7 @@ _UNSTALE = query("sync_unstale_account")
 _MARK_UNHEALTHY = query("sync_mark_unhealthy")
 _POSTPONE = query("sync_postpone_refresh")
 _AUDIT_EXHAUSTED = query("sync_audit_exhausted")
+_TENANT_NAME = query("sync_tenant_name")
 _TENANT_EXISTS = query("sync_tenant_exists")
 
 
@@ -154,6 +156,9 @@ async def _record_failure(
     await conn.execute(
         _MARK_UNHEALTHY, target.tenant_id, target.platform, target.account_id, as_datetime(now), code
     )
+    if code == "token_revoked":
+        tenant = await conn.fetchval(_TENANT_NAME, target.tenant_id)
+        log_reconnect_needed(target.platform, tenant, target.account_id, message)
     stale = await mark_stale(conn, target.tenant_id, target.platform, target.account_id)
     # A new due time: the eager refresh tries this report again later.
     await conn.execute(_POSTPONE, *attrs.astuple(target), as_datetime(now + RETRY_EXHAUSTED_S))

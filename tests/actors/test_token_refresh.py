@@ -5,9 +5,11 @@ real database, virtual time."""
 
 from __future__ import annotations
 
+import logging
 import uuid
 
 import attrs
+import pytest
 import trio
 import trio.testing
 
@@ -184,3 +186,37 @@ async def test_a_refresh_never_writes_over_a_reconnect(
     assert tokens.access_token == "reconnected-access" and expires_at == reconnected_at + 7200
     assert version == 2  # the reconnect's write; the refresh wrote nothing
     assert result.creds.access_token == "reconnected-access"
+
+
+async def test_credentials_waiting_for_a_reconnect_are_logged_at_start_and_daily(
+    db: Database, autojump_clock: trio.testing.MockClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    now = EPOCH
+    await db.transaction(lambda c: tenants.add_tenant(c, "acme"))
+    await db.transaction(lambda c: tenants.add_tenant(c, "globex"))
+    # Meta's token expires in 5 days: no refresh is due yet (3 days), but Meta cannot extend it.
+    await _connect(db, "acme", "meta", PlainTokens(None, META_TOKEN, now + 5 * 86400), ACCOUNTS["meta"])
+    await _connect(db, "globex", "google", PlainTokens(GOOGLE_REFRESH, "a", now + 86400), GOOGLE)
+    await _connect(db, "acme", "google", PlainTokens(GOOGLE_REFRESH, "b", now + 86400), GOOGLE)
+    await db.execute(
+        "UPDATE platform_credentials SET last_error_code = 'token_revoked', healthy = false "
+        "WHERE platform = 'google' AND tenant_id = (SELECT id FROM tenants WHERE name = 'globex')"
+    )
+
+    def logged() -> list[str]:
+        return [
+            r.__dict__["command"] for r in caplog.records if r.getMessage().startswith("reconnect needed")
+        ]
+
+    with caplog.at_level(logging.WARNING, logger="deneva.sync"):
+        async with world(db, token_refresh=True) as w:
+            assert sorted(logged()) == [
+                f"deneva connect google --tenant globex --account {GOOGLE}",
+                f"deneva connect meta --tenant acme --account {ACCOUNTS['meta']}",
+            ]
+            caplog.clear()
+            await trio.sleep(23 * 3600)
+            assert logged() == []  # once a day, not every round
+            await trio.sleep(3600 + 60)
+            assert len(logged()) == 2
+            assert w.clock.now() >= now + 86400

@@ -198,6 +198,8 @@ async def test_sync_metrics_group_by_tenant_platform_report_over_the_window(db: 
             "platform": "google",
             "accountId": "1234567890",
             "healthy": False,
+            "status": "unhealthy",
+            "reconnect": None,
             "lastErrorCode": "transient",
             "lastSyncFailureAt": "2025-12-31T23:53:20+00:00",
             "lastSuccessAt": "2025-12-31T23:50:00+00:00",

@@ -46,6 +46,8 @@ SANDBOX_SECRETS = {
     "DENEVA_GOOGLE_CLIENT_SECRET": "sandbox-client-secret",
     "DENEVA_META_APP_ID": "100000000000001",
     "DENEVA_META_APP_SECRET": "sandbox-app-secret",
+    "DENEVA_TIKTOK_APP_ID": "7000000000000000001",
+    "DENEVA_TIKTOK_APP_SECRET": "sandbox-tiktok-secret",
 }
 PLATFORMS = ("google", "meta", "tiktok")
 FINISHED = ("succeeded", "failed", "cancelled")
@@ -217,6 +219,9 @@ async def running_daemon(
                     google_token_url=f"{base_url}/google/token",
                     meta_graph_url=f"{base_url}/meta",
                     tiktok_api_url=f"{base_url}/tiktok/open_api",
+                    google_auth_url=f"{base_url}/google/o/oauth2/v2/auth",
+                    meta_dialog_url=f"{base_url}/meta/www",
+                    tiktok_auth_url=f"{base_url}/tiktok/portal/auth",
                 )
                 daemon = Daemon(config, secrets, notifier=Notifier(None))
                 stopped = trio.Event()

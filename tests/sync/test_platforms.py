@@ -112,7 +112,9 @@ def test_platform_secret_files_are_optional_and_checked_when_present(tmp_path: P
     assert len(loaded.all()) == 6  # registered with the log redactor with the others
     assert "sandbox-client-secret" not in repr(loaded)
     assert set(OPTIONAL) == {name for names in PLATFORM_SECRETS.values() for name in names} | {
-        "DENEVA_GOOGLE_DEVELOPER_TOKEN"
+        "DENEVA_GOOGLE_DEVELOPER_TOKEN",
+        "DENEVA_TIKTOK_APP_ID",  # the browser connect's, not the sync's
+        "DENEVA_TIKTOK_APP_SECRET",
     }
     (directory / "DENEVA_GOOGLE_DEVELOPER_TOKEN").write_text("sandbox-developer-token\n")
     with_token = load_secrets(directory)
