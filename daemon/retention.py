@@ -4,7 +4,8 @@ every pass is a durable run with a status record (`deneva runs --function ...`).
 - `gdpr-purge-cache`: cached reports expired longer ago than the grace period (no
   refresh brought them back: the account is gone or broken), or fetched before the
   retention (90 days), are deleted.
-- `gdpr-purge-sync-log`: sync_log rows older than 30 days are deleted.
+- `gdpr-purge-sync-log`: sync_log rows older than 30 days are deleted, and browser
+  connect flows (`deneva.connect`) that expired more than a day ago.
 - `gdpr-archive-audit`: audit_log rows older than 12 months are moved to
   audit_log_archive, each batch in one statement (row count preserved).
 - `janitor-prune-engine`: the engine's own tables: finished runs with their steps
@@ -46,6 +47,7 @@ PASSES = (PURGE_CACHE, PURGE_SYNC_LOG, ARCHIVE_AUDIT, PRUNE_ENGINE)
 _PURGE_EXPIRED_CACHE = query("retention_purge_expired_cache")
 _PURGE_OLD_CACHE = query("retention_purge_old_cache")
 _PURGE_SYNC_LOG = query("retention_purge_sync_log")
+_PURGE_CONNECT_FLOWS = query("retention_purge_connect_flows")
 _ARCHIVE_AUDIT = query("retention_archive_audit")
 _AUDIT_EVENT = query("retention_audit_event")
 
@@ -63,6 +65,7 @@ class Retention:
     events_s: float = 7 * DAY
     cron_ticks_s: float = 7 * DAY
     rate_windows_s: float = 2 * DAY  # rate-limit windows; at least twice any limit's period
+    connect_flows_s: float = 1 * DAY  # browser connect flows, after they expired
     batch: int = attrs.field(
         default=MAX_BATCH, validator=[attrs.validators.ge(1), attrs.validators.le(MAX_BATCH)]
     )
@@ -150,11 +153,12 @@ def register_retention(registry: Registry, services_of: Callable[[], JanitorServ
 
     async def purge_sync_log(ctx: Context) -> dict[str, Any]:
         services = services_of()
-        deleted = await delete_older(
-            services, _PURGE_SYNC_LOG, services.plan.retention.sync_log_s, "sync_log"
-        )
-        await audit(services, "gdpr.purge_sync_log", {"deleted": deleted})
-        return {"deleted": deleted}
+        r = services.plan.retention
+        deleted = await delete_older(services, _PURGE_SYNC_LOG, r.sync_log_s, "sync_log")
+        flows = await delete_older(services, _PURGE_CONNECT_FLOWS, r.connect_flows_s, "connect_flows")
+        counts = {"deleted": deleted, "connect_flows": flows}
+        await audit(services, "gdpr.purge_sync_log", counts)
+        return counts
 
     async def archive_audit(ctx: Context) -> dict[str, Any]:
         services = services_of()

@@ -121,6 +121,17 @@ async def test_nightly_cache_purge_and_audit_archive_with_their_audit_events(
         as_datetime(now - 31 * DAY),
         as_datetime(now - 29 * DAY),
     )
+    # Browser connect flows: one that expired two days ago goes, one that expired an hour
+    # ago (its outcome may still be read by a waiting `deneva connect`) and a live one stay.
+    for name, expired_s in (("old", 2 * DAY), ("recent", 3600), ("live", -300)):
+        await db.execute(
+            "INSERT INTO connect_flows (state_hash, tenant_id, platform, operator, created_at, expires_at, "
+            "updated_at) VALUES (sha256($1::bytea), $2, 'meta', 'ops', $3, $4, $4)",
+            name.encode(),
+            acme,
+            as_datetime(now - expired_s - 600),
+            as_datetime(now - expired_s),
+        )
     audit_total = await db.fetchval("SELECT count(*) FROM audit_log") + await db.fetchval(
         "SELECT count(*) FROM audit_log_archive"
     )
@@ -133,8 +144,9 @@ async def test_nightly_cache_purge_and_audit_archive_with_their_audit_events(
     assert purged == {"deleted": 2, "expired": 1, "old": 1}
     left = {r["report_type"] for r in await db.fetch("SELECT report_type FROM metric_cache")}
     assert left == {"weekly_anomaly", "search_term_waste"}
-    assert synced == {"deleted": 1}
+    assert synced == {"deleted": 1, "connect_flows": 1}
     assert await db.fetchval("SELECT count(*) FROM sync_log") == 1
+    assert await db.fetchval("SELECT count(*) FROM connect_flows") == 2
     assert archived == {"moved": 1}
     assert await db.fetchval("SELECT count(*) FROM audit_log_archive WHERE event_type = 'test'") == 1
     assert await db.fetchval("SELECT count(*) FROM audit_log WHERE event_type = 'test'") == 1
@@ -146,7 +158,7 @@ async def test_nightly_cache_purge_and_audit_archive_with_their_audit_events(
     }
     assert events == {
         "gdpr.purge_cache": {"deleted": 2, "expired": 1, "old": 1},
-        "gdpr.purge_sync_log": {"deleted": 1},
+        "gdpr.purge_sync_log": {"deleted": 1, "connect_flows": 1},
         "gdpr.archive_audit": {"moved": 1},
     }
     # Row count preserved: every audit row is in one of the two tables (plus the passes' events).
