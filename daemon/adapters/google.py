@@ -332,12 +332,12 @@ class GoogleAds:
         if response.status_code == 200 and error is None:
             with session.reading("searchStream"):
                 return array(payload, "searchStream response")
-        error_, token_rejected = self._api_error(session, "searchStream", response, error)
+        error_, token_rejected = self.api_error(session, "searchStream", response, error)
         if token_rejected:
             raise _AccessTokenRejected(error_)
         raise error_
 
-    def _api_error(
+    def api_error(
         self, session: Session, endpoint: str, response: httpx.Response, error: dict[str, Any] | None
     ) -> tuple[PlatformError, bool]:
         """The PlatformError for a Google Ads error answer; True when a token refresh may cure it."""

@@ -120,7 +120,7 @@ class MetaAds:
     def api_version(self) -> str:
         return self.config.meta_api_version
 
-    def _root(self) -> str:
+    def api_root(self) -> str:
         base = require_url(PLATFORM, self.config.meta_base_url, "meta_base_url")
         return f"{base}/{self.config.meta_api_version}"
 
@@ -134,7 +134,7 @@ class MetaAds:
             raise PlatformError(
                 "token_revoked", PLATFORM, "meta: no access token to exchange; reconnect the account"
             )
-        url = f"{self._root()}/oauth/access_token"
+        url = f"{self.api_root()}/oauth/access_token"
         params = {
             "grant_type": "fb_exchange_token",
             "client_id": self.config.meta_app_id,
@@ -145,7 +145,7 @@ class MetaAds:
             response = await session.send("token", "GET", url, params=params)
             payload = session.json("token", response)
             if response.status_code != 200 or (isinstance(payload, dict) and "error" in payload):
-                raise self._graph_error(session, "token", response, payload)
+                raise self.graph_error(session, "token", response, payload)
             with session.reading("token"):
                 body = obj(payload, "token response")
                 access_token = text(body.get("access_token"), "access_token")
@@ -170,7 +170,7 @@ class MetaAds:
                 "token_revoked", PLATFORM, "meta: no access token stored; reconnect the account"
             )
         node = account_node(request.account_id)
-        root = self._root()
+        root = self.api_root()
         start, end = request.window
         auth = {"access_token": creds.access_token}
         if self.config.meta_app_secret:
@@ -195,8 +195,8 @@ class MetaAds:
         }
         secrets = [*creds.secrets(), auth.get("appsecret_proof")]
         async with open_session(self.config, self.http, PLATFORM, request.report_type, secrets) as session:
-            insights = await self._listing(session, "insights", f"{root}/{node}/insights", insights_params)
-            listed = await self._listing(session, "campaigns", f"{root}/{node}/campaigns", campaign_params)
+            insights = await self.paged(session, "insights", f"{root}/{node}/insights", insights_params)
+            listed = await self.paged(session, "campaigns", f"{root}/{node}/campaigns", campaign_params)
             with session.reading("campaigns"):
                 campaigns = dict(build_rows(listed, _campaign))
             with session.reading("insights"):
@@ -216,7 +216,7 @@ class MetaAds:
             currency=currency,
         )
 
-    async def _listing(
+    async def paged(
         self, session: Session, endpoint: str, url: str, params: dict[str, str]
     ) -> list[dict[str, Any]]:
         """Every item of a cursor-paged Graph listing."""
@@ -228,7 +228,7 @@ class MetaAds:
             response = await session.send(endpoint, "GET", url, params=query)
             payload = session.json(endpoint, response)
             if response.status_code != 200 or (isinstance(payload, dict) and "error" in payload):
-                raise self._graph_error(session, endpoint, response, payload)
+                raise self.graph_error(session, endpoint, response, payload)
             with session.reading(endpoint):
                 body = obj(payload, "response")
                 data = array(body.get("data"), "data")
@@ -243,7 +243,7 @@ class MetaAds:
                 seen.add(after)
         raise session.error("internal", f"{endpoint}: more than {self.config.max_pages} pages")
 
-    def _graph_error(
+    def graph_error(
         self, session: Session, endpoint: str, response: httpx.Response, payload: Any
     ) -> PlatformError:
         status = response.status_code

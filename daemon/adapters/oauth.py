@@ -219,7 +219,7 @@ class ConsentClient:
         )
         payload = session.json("listAccessibleCustomers", response)
         if response.status_code != 200:
-            error, _ = ads._api_error(session, "listAccessibleCustomers", response, _error_of(payload))
+            error, _ = ads.api_error(session, "listAccessibleCustomers", response, _error_of(payload))
             raise error
         with session.reading("listAccessibleCustomers"):
             names = array(obj(payload, "response").get("resourceNames") or [], "resourceNames")
@@ -235,7 +235,7 @@ class ConsentClient:
             payload = session.json("customer_client", response)
             error_body = _error_of(payload)
             if response.status_code != 200 or error_body is not None:
-                error, _ = ads._api_error(session, "customer_client", response, error_body)
+                error, _ = ads.api_error(session, "customer_client", response, error_body)
                 raise error
             with session.reading("customer_client"):
                 rows = [
@@ -272,7 +272,7 @@ class ConsentClient:
         if not config.meta_app_id or not config.meta_app_secret:
             raise _missing("meta", "DENEVA_META_APP_ID", "DENEVA_META_APP_SECRET")
         meta = MetaAds(config, http=self.http)
-        url = f"{meta._root()}/oauth/access_token"
+        url = f"{meta.api_root()}/oauth/access_token"
         params = {
             "client_id": config.meta_app_id,
             "client_secret": config.meta_app_secret,
@@ -283,7 +283,7 @@ class ConsentClient:
             response = await session.send("token", "GET", url, params=params)
             payload = session.json("token", response)
             if response.status_code != 200 or (isinstance(payload, dict) and "error" in payload):
-                raise meta._graph_error(session, "token", response, payload)
+                raise meta.graph_error(session, "token", response, payload)
             with session.reading("token"):
                 short = text(obj(payload, "token response").get("access_token"), "access_token")
         # The short-lived token (about 2 hours) is exchanged at once for a long-lived one.
@@ -293,10 +293,10 @@ class ConsentClient:
                 config.meta_app_secret.encode(), grant.access_token.encode(), hashlib.sha256
             ).hexdigest()
             session.add_secret(proof)
-            listed = await meta._listing(
+            listed = await meta.paged(
                 session,
                 "adaccounts",
-                f"{meta._root()}/me/adaccounts",
+                f"{meta.api_root()}/me/adaccounts",
                 {
                     "access_token": grant.access_token,
                     "appsecret_proof": proof,
@@ -328,7 +328,7 @@ class ConsentClient:
         body = {"app_id": config.tiktok_app_id, "secret": config.tiktok_app_secret, "auth_code": code}
         async with open_session(config, self.http, "tiktok", "connect", [code]) as session:
             response = await session.send("token", "POST", f"{root}/oauth2/access_token/", json=body)
-            data = tiktok._data(session, "token", response, session.json("token", response))
+            data = tiktok.envelope_data(session, "token", response, session.json("token", response))
             with session.reading("token"):
                 access_token = text(data.get("access_token"), "data.access_token")
                 session.add_secret(access_token)
@@ -340,7 +340,9 @@ class ConsentClient:
                 params=params,
                 headers={"Access-Token": access_token},
             )
-            data = tiktok._data(session, "advertisers", response, session.json("advertisers", response))
+            data = tiktok.envelope_data(
+                session, "advertisers", response, session.json("advertisers", response)
+            )
             with session.reading("advertisers"):
                 accounts = tuple(
                     ReachableAccount(

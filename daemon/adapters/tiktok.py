@@ -193,7 +193,7 @@ class TikTokAds:
                 )
                 raise session.error("invalid_request", f"{endpoint}: HTTP 404. {hint}", status=404)
             payload = session.json(endpoint, response)
-            data = self._data(session, endpoint, response, payload)
+            data = self.envelope_data(session, endpoint, response, payload)
             with session.reading(endpoint):
                 listed = data.get("list")
                 batch = [] if listed is None else array(listed, "data.list")
@@ -205,7 +205,7 @@ class TikTokAds:
                 return items
         raise session.error("internal", f"{endpoint}: more than {self.config.max_pages} pages")
 
-    def _data(
+    def envelope_data(
         self, session: Session, endpoint: str, response: httpx.Response, payload: Any
     ) -> dict[str, Any]:
         """The envelope's `data` on success; the typed error otherwise."""
