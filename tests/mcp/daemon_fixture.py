@@ -50,7 +50,7 @@ SANDBOX_SECRETS = {
 PLATFORMS = ("google", "meta", "tiktok")
 FINISHED = ("succeeded", "failed", "cancelled")
 WARM_TIMEOUT_S = 60.0
-TOOL_NAMES = (*REPORT_TOOLS, "refresh_report", "get_sync_status")
+TOOL_NAMES = tuple(sorted((*REPORT_TOOLS, "refresh_report", "get_sync_status")))  # tools/list order
 
 
 def cached_reports(platform: str) -> list[tuple[str, str]]:
