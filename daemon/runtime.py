@@ -46,14 +46,17 @@ from deneva.errors import DenevaError
 from deneva.functions import AppFunctions, app_registry
 from deneva.health import HealthState
 from deneva.http.app import create_app
-from deneva.http.mcp_ws import McpEndpoints
+from deneva.http.mcp_ws import McpEndpoints, host_policy
 from deneva.http.metrics import MetricsEndpoint
+from deneva.http.oauth import oauth_blueprint
 from deneva.http.server import HttpServer
 from deneva.logs import register_secret, setup_logging
 from deneva.mcp.auth import KeyCache
 from deneva.mcp.report_tools import ToolServices, build_tools
 from deneva.mcp.tools import ToolRegistry
 from deneva.metrics import Metrics, ScrapeValues
+from deneva.oauth.resource import ProtectedResource
+from deneva.oauth.server import AuthorizationServer, ResolveDocument
 from deneva.observe import MetricsObserver
 from deneva.pgembed import DATABASE, EmbeddedPostgres, StateLock
 from deneva.retention import JanitorServices, plan_from_config
@@ -110,6 +113,7 @@ class Daemon:
         self.circuit: Circuit | None = None
         self.demo_key_file: Path | None = None
         self.mcp: McpEndpoints | None = None
+        self.keys: KeyCache | None = None  # API keys and OAuth access tokens, cached
         self.platform_http: httpx.AsyncClient | None = None  # while running: the adapters' client
         self.metrics = Metrics()
         for secret in secrets.all():
@@ -230,11 +234,14 @@ class Daemon:
             metrics=MetricsEndpoint(self.metrics, self.scrape, self.secrets.metrics_token),
             api_versions=self.api_versions,
         )
-        keys = KeyCache(db)
+        keys = self.keys = KeyCache(db, now=self.clock.now)
         await self.supervisor.start(nursery, keys)
-        self.mcp = McpEndpoints.build(
-            db, self.mcp_tools(db, engine), config, self.clock, self.drain, keys.authenticate
+        tools = self.mcp_tools(db, engine)
+        protected, authorization = self.oauth(db, keys, tools.scopes)
+        app.register_blueprint(
+            oauth_blueprint(protected, authorization, host_policy(config), self.secrets.admin_token)
         )
+        self.mcp = McpEndpoints.build(db, tools, config, self.clock, self.drain, keys.authenticate, protected)
         self.mcp.mount(app)
         self.http_binds = await self.supervisor.start(
             nursery,
@@ -242,6 +249,25 @@ class Daemon:
         )
         if self.demo and self.sync_runtime is not None:
             await warm_cache(engine)
+
+    def oauth(
+        self, db: Database, keys: KeyCache, scopes: list[str]
+    ) -> tuple[ProtectedResource, AuthorizationServer | None]:
+        """MCP authorization: the resource server, and the built-in authorization server
+        unless an external identity provider is configured."""
+        config = self.config
+        authorization = AuthorizationServer(db, self.clock, resolve_document=self.client_documents())
+        protected = ProtectedResource(
+            keys.authenticate,
+            keys.authenticate_access_token,
+            public_url=config.public_url,
+            scopes=tuple(scopes),
+        )
+        return protected, authorization
+
+    def client_documents(self) -> ResolveDocument | None:
+        """How the authorization server reads Client ID Metadata Documents (none yet)."""
+        return None
 
     def mcp_tools(self, db: Database, engine: Engine) -> ToolRegistry:
         """The MCP tools this daemon serves (SPEC §9), over the sync's cache and the engine."""
