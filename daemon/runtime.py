@@ -55,6 +55,7 @@ from deneva.mcp.auth import KeyCache
 from deneva.mcp.report_tools import ToolServices, build_tools
 from deneva.mcp.tools import ToolRegistry
 from deneva.metrics import Metrics, ScrapeValues
+from deneva.oauth.cimd import ClientDocuments
 from deneva.oauth.resource import ProtectedResource
 from deneva.oauth.server import AuthorizationServer, ResolveDocument
 from deneva.observe import MetricsObserver
@@ -265,9 +266,11 @@ class Daemon:
         )
         return protected, authorization
 
-    def client_documents(self) -> ResolveDocument | None:
-        """How the authorization server reads Client ID Metadata Documents (none yet)."""
-        return None
+    def client_documents(self) -> ResolveDocument:
+        """How the authorization server reads Client ID Metadata Documents (deneva.oauth.cimd)."""
+        return ClientDocuments(
+            allow_loopback=self.config.oauth_cimd_allow_loopback, ca_file=self.config.oauth_cimd_ca_file
+        )
 
     def mcp_tools(self, db: Database, engine: Engine) -> ToolRegistry:
         """The MCP tools this daemon serves (SPEC §9), over the sync's cache and the engine."""

@@ -18,6 +18,7 @@ from trio_websocket import open_websocket_url
 
 from deneva.db import Database
 from deneva.oauth import store
+from deneva.oauth.cimd import ClientDocuments
 from tests.http.oauth_fixtures import ADMIN_TOKEN, OAuthTestServer, oauth_test_server
 from tests.mcp.oauth_flow import REDIRECT_URI, page_forms, pkce, redirect_of, secrets_in
 
@@ -588,3 +589,30 @@ async def test_no_secret_reaches_the_logs(
     assert "refresh token reused" in logged
     assert secrets_in(logged) == []
     assert issued["access_token"] not in logged and issued["refresh_token"] not in logged
+
+
+async def test_metadata_document_client_ids_at_private_addresses_get_an_error_page(db: Database) -> None:
+    async with oauth_test_server(db, ClientDocuments()) as srv, httpx.AsyncClient(timeout=10) as http:
+        meta = (await http.get(f"{srv.base}/.well-known/oauth-authorization-server")).json()
+        assert meta["client_id_metadata_document_supported"] is True
+        _, challenge = pkce()
+        port = srv.base.rsplit(":", 1)[1]
+        for client_id in (
+            f"https://127.0.0.1:{port}/.well-known/oauth-authorization-server",  # the daemon itself
+            "https://169.254.169.254/latest/meta-data/client.json",
+            "https://10.0.0.7/client.json",
+        ):
+            page = await http.get(authorize_url(srv, client_id, challenge))
+            assert page.status_code == 400 and "location" not in page.headers
+            assert "private, loopback or reserved" in page.text
+            token = await http.post(
+                f"{srv.base}/token",
+                data={
+                    "grant_type": "authorization_code",
+                    "code": "x",
+                    "client_id": client_id,
+                    "code_verifier": "v" * 43,
+                },
+            )
+            assert token.status_code == 401 and token.json()["error"] == "invalid_client"
+        assert await grants(srv) == [] and await srv.db.run(store.list_clients) == []

@@ -185,9 +185,10 @@ async def warm(engine: Engine) -> list[uuid.UUID]:
 
 @asynccontextmanager
 async def running_daemon(
-    tmp_path: Path, database_url: str, specs: Sequence[TenantSpec]
+    tmp_path: Path, database_url: str, specs: Sequence[TenantSpec], **config_values: Any
 ) -> AsyncIterator[RunningDaemon]:
-    """Sandbox, tenants, daemon; the cache warmed (every fan-out's refreshes finished)."""
+    """Sandbox, tenants, daemon (`config_values` added to its Config); the cache warmed
+    (every fan-out's refreshes finished)."""
     secrets_dir = tmp_path / "secrets"
     init_secrets(secrets_dir)
     for name, value in SANDBOX_SECRETS.items():
@@ -217,6 +218,7 @@ async def running_daemon(
                     google_token_url=f"{base_url}/google/token",
                     meta_graph_url=f"{base_url}/meta",
                     tiktok_api_url=f"{base_url}/tiktok/open_api",
+                    **config_values,
                 )
                 daemon = Daemon(config, secrets, notifier=Notifier(None))
                 stopped = trio.Event()

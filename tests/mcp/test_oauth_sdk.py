@@ -22,8 +22,9 @@ from mcp.client.streamable_http import streamable_http_client
 from deneva.clock import SystemClock
 from deneva.oauth import store
 from deneva.oauth.server import AuthorizationServer
+from tests.http.tls_docs import json_answer, tls_server
 from tests.mcp.daemon_fixture import TOOL_NAMES, RunningDaemon, TenantSpec, running_daemon
-from tests.mcp.oauth_flow import MemoryStorage, ScriptedConsent, sdk_provider
+from tests.mcp.oauth_flow import REDIRECT_URI, MemoryStorage, ScriptedConsent, sdk_provider
 from tests.mcp.test_e2e_sdk import structured
 
 ACCOUNTS = (("google", "4205550101"), ("meta", "4205550102"))
@@ -151,3 +152,49 @@ async def test_the_sdk_client_runs_the_whole_oauth_flow_by_registration(
         assert newest.status_code == 400 and newest.json()["error"] == "invalid_grant"
     [grant] = await daemon.db.run(lambda conn: store.list_grants(conn, "acme"))
     assert grant["revokedAt"] is not None and grant["revokedReason"] == "refresh token reused"
+
+
+@pytest.mark.parametrize(("mode", "version"), [("legacy", LEGACY), (MODERN, MODERN)])
+async def test_the_sdk_client_runs_the_flow_with_a_client_id_metadata_document(
+    tmp_path: Path, database_url: str, mode: str, version: str
+) -> None:
+    async with tls_server(tmp_path) as docs:
+        url = docs.url("/oauth/client.json")
+        docs.routes["/oauth/client.json"] = json_answer(
+            {
+                "client_id": url,
+                "client_name": "Metadata document client",
+                "redirect_uris": [REDIRECT_URI],
+                "grant_types": ["authorization_code", "refresh_token"],
+                "response_types": ["code"],
+                "token_endpoint_auth_method": "none",
+            }
+        )
+        async with running_daemon(
+            tmp_path,
+            database_url,
+            [TenantSpec("acme", ACCOUNTS)],
+            oauth_cimd_allow_loopback=True,  # the document server is on loopback in this test
+            oauth_cimd_ca_file=docs.ca_file,
+        ) as daemon:
+            storage = MemoryStorage()
+            script = ScriptedConsent([await connect_code(daemon)])
+            provider = sdk_provider(daemon.url, script, storage, client_metadata_url=url)
+            async with oauth_client(daemon, provider, mode) as client:
+                assert client.protocol_version == version
+                report = structured(
+                    await client.call_tool(
+                        "get_account_health", {"platform": "meta", "dateRange": "last_7_days"}
+                    )
+                )
+                assert report["cache"] == "hit"
+                provider.context.token_expiry_time = time.time() - 1  # refresh, as a metadata-document client
+                assert structured(await client.call_tool("get_sync_status", {}))["accounts"]
+            assert storage.client_info is not None and storage.client_info.client_id == url
+            assert len(storage.history) == 2 and script.authorizations == 1
+            # The document was fetched once (then cached), never the daemon's registration endpoint.
+            assert docs.hits["/oauth/client.json"] == 1
+            [grant] = await daemon.db.run(lambda conn: store.list_grants(conn, "acme"))
+            assert grant["clientId"] == url and grant["clientName"] == "Metadata document client"
+            [listed] = await daemon.db.run(store.list_clients)
+            assert listed["kind"] == "cimd"
