@@ -21,6 +21,8 @@ run: install
 	$(BIN)/deneva demo
 
 test: install lint
+	@# The authorize page's browser test drives Debian's chromium (never `playwright install`).
+	command -v chromium >/dev/null || (apt-get update && apt-get install -y chromium)
 	$(BIN)/python -m pytest -q
 
 lint: install

@@ -367,7 +367,7 @@ async def test_the_consent_form_needs_its_csrf_token_and_a_valid_connect_code(
     url = authorize_url(srv, client["client_id"], challenge)
     page = await http.get(url)
     assert "Test &lt;b&gt;client&lt;/b&gt;" in page.text and "<b>client</b>" not in page.text  # escaped
-    assert "127.0.0.1:9" in page.text and "reports:refresh" in page.text
+    assert "127.0.0.1:48123" in page.text and "reports:refresh" in page.text
     form = {**page_forms(page.text)["consent"], "action": "approve"}
     code, _ = await srv.server.create_connect_code("acme")
     async with httpx.AsyncClient(timeout=10) as stranger:  # no CSRF cookie: a cross-site post
@@ -516,7 +516,7 @@ async def test_a_reused_code_revokes_the_tokens_it_gave(
 async def test_an_expired_code_or_another_redirect_uri_is_invalid_grant(
     srv: OAuthTestServer, http: httpx.AsyncClient
 ) -> None:
-    client = await register(http, srv, redirect_uris=[REDIRECT_URI, "http://127.0.0.1:9/other"])
+    client = await register(http, srv, redirect_uris=[REDIRECT_URI, "http://127.0.0.1:48123/other"])
     for change in ("expire", "redirect"):
         verifier, challenge = pkce()
         code = redirect_of(
@@ -532,7 +532,7 @@ async def test_an_expired_code_or_another_redirect_uri_is_invalid_grant(
         if change == "expire":
             srv.clock.t += 301
         else:
-            form["redirect_uri"] = "http://127.0.0.1:9/other"
+            form["redirect_uri"] = "http://127.0.0.1:48123/other"
         answer = await http.post(f"{srv.base}/token", data=form)
         assert answer.status_code == 400 and answer.json()["error"] == "invalid_grant", change
 

@@ -102,12 +102,14 @@ class TlsServer:
 
 
 @asynccontextmanager
-async def tls_server(directory: Path) -> AsyncIterator[TlsServer]:
+async def tls_server(directory: Path, *, tls: bool = True) -> AsyncIterator[TlsServer]:
+    """The server; with `tls=False` plain HTTP (a native client's loopback callback)."""
     ca_file, cert_file, key_file = make_certificates(directory)
     config = HypercornConfig()
     config.bind = ["127.0.0.1:0"]
-    config.certfile = str(cert_file)
-    config.keyfile = str(key_file)
+    if tls:
+        config.certfile = str(cert_file)
+        config.keyfile = str(key_file)
     config.accesslog = None
     config.graceful_timeout = 0.5
     routes: dict[str, Answer | Callable[[], Awaitable[Answer]]] = {}
@@ -144,5 +146,5 @@ async def tls_server(directory: Path) -> AsyncIterator[TlsServer]:
             lambda task_status: serve(app, config, task_status=task_status)  # type: ignore[arg-type]
         )
         port = binds[0].rsplit(":", 1)[1]
-        yield TlsServer(f"https://127.0.0.1:{port}", ca_file, routes, hits)
+        yield TlsServer(f"{'https' if tls else 'http'}://127.0.0.1:{port}", ca_file, routes, hits)
         nursery.cancel_scope.cancel()

@@ -22,7 +22,7 @@ from mcp.shared.auth import (
     OAuthToken,
 )
 
-REDIRECT_URI = "http://127.0.0.1:9/callback"  # never contacted: the test reads the redirect
+REDIRECT_URI = "http://127.0.0.1:48123/callback"  # never contacted: the test reads the redirect
 
 
 class _Forms(HTMLParser):

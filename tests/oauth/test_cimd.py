@@ -16,7 +16,7 @@ from deneva.oauth.cimd import ClientDocuments
 from deneva.oauth.model import OAuthError
 from tests.http.tls_docs import Answer, TlsServer, json_answer, tls_server
 
-REDIRECT = "http://127.0.0.1:9/callback"
+REDIRECT = "http://127.0.0.1:48123/callback"
 
 
 @pytest.fixture
