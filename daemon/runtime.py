@@ -56,6 +56,7 @@ from deneva.mcp.report_tools import ToolServices, build_tools
 from deneva.mcp.tools import ToolRegistry
 from deneva.metrics import Metrics, ScrapeValues
 from deneva.oauth.cimd import ClientDocuments
+from deneva.oauth.jwt import ExternalIssuer
 from deneva.oauth.resource import ProtectedResource
 from deneva.oauth.server import AuthorizationServer, ResolveDocument
 from deneva.observe import MetricsObserver
@@ -68,6 +69,7 @@ from deneva.sync.model import SyncRuntime, SyncServices
 from deneva.sync.platforms import PlatformSetup, platform_setup
 from deneva.sync.tokens import TokenDeadlines
 from deneva.sync.versions import api_versions, check_at_start
+from deneva.tenants import TenantError, tenant_by_name
 from deneva.wiring import CanaryPlan, Circuit, engine_circuit
 
 log = logging.getLogger("deneva.daemon")
@@ -257,6 +259,26 @@ class Daemon:
         """MCP authorization: the resource server, and the built-in authorization server
         unless an external identity provider is configured."""
         config = self.config
+        if config.oauth_issuer is not None:
+
+            async def tenant_id(name: str) -> str | None:
+                try:
+                    return str((await db.run(lambda conn: tenant_by_name(conn, name))).id)
+                except TenantError:
+                    return None
+
+            external = ExternalIssuer(
+                config.oauth_issuer,
+                tenant_id,
+                jwks_url=config.oauth_jwks_url,
+                tenant_claim=config.oauth_tenant_claim,
+                algorithms=config.oauth_algorithms,
+                now=self.clock.now,
+            )
+            resource = ProtectedResource(
+                keys.authenticate, external=external, public_url=config.public_url, scopes=tuple(scopes)
+            )
+            return resource, None
         authorization = AuthorizationServer(db, self.clock, resolve_document=self.client_documents())
         protected = ProtectedResource(
             keys.authenticate,

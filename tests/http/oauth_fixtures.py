@@ -21,7 +21,7 @@ from deneva.http.oauth import oauth_blueprint
 from deneva.http.server import HttpServer
 from deneva.mcp.auth import KeyCache
 from deneva.mcp.tools import Tool, ToolContext, ToolRegistry
-from deneva.oauth.resource import ProtectedResource
+from deneva.oauth.resource import ExternalTokens, ProtectedResource
 from deneva.oauth.server import AuthorizationServer, ResolveDocument
 from deneva.secrets import Secret
 from deneva.tenants import add_tenant, create_key
@@ -68,8 +68,10 @@ class OAuthTestServer:
 
 @asynccontextmanager
 async def oauth_test_server(
-    db: Database, resolve_document: ResolveDocument | None = None
+    db: Database, resolve_document: ResolveDocument | None = None, external: ExternalTokens | None = None
 ) -> AsyncIterator[OAuthTestServer]:
+    """With `external`, that issuer's tokens instead of the built-in authorization server."""
+
     async def provision(conn: Any) -> tuple[str, str, str]:
         a = await add_tenant(conn, "acme")
         b = await add_tenant(conn, "globex")
@@ -85,13 +87,21 @@ async def oauth_test_server(
     server = AuthorizationServer(db, clock, resolve_document=resolve_document)  # type: ignore[arg-type]
     tools = oauth_tools()
     protected = ProtectedResource(
-        keys.authenticate, keys.authenticate_access_token, scopes=tuple(tools.scopes)
+        keys.authenticate,
+        None if external is not None else keys.authenticate_access_token,
+        external=external,
+        scopes=tuple(tools.scopes),
     )
     endpoints = McpEndpoints.build(db, tools, config, clock, drain, keys.authenticate, protected)  # type: ignore[arg-type]
     app = QuartTrio("oauth-test")
     app.config["MAX_CONTENT_LENGTH"] = 1024 * 1024
     app.register_blueprint(
-        oauth_blueprint(protected, server, host_policy(config), Secret("DENEVA_ADMIN_TOKEN", ADMIN_TOKEN))
+        oauth_blueprint(
+            protected,
+            None if external is not None else server,
+            host_policy(config),
+            Secret("DENEVA_ADMIN_TOKEN", ADMIN_TOKEN),
+        )
     )
     endpoints.mount(app)
     async with trio.open_nursery() as nursery:
