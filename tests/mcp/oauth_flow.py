@@ -164,3 +164,42 @@ def secrets_in(text: str) -> list[str]:
 
 def form_of(**values: Any) -> dict[str, str]:
     return {k: str(v) for k, v in values.items() if v is not None}
+
+
+async def issue_tokens(
+    http: httpx.AsyncClient, base: str, connect_code: str, scope: str = "reports:read reports:refresh"
+) -> dict[str, Any]:
+    """A public client registered, authorized on the consent page with `connect_code`, and
+    its code exchanged: the token response (plus `client_id`)."""
+    from urllib.parse import urlencode
+
+    registered = await http.post(
+        f"{base}/register",
+        json={"client_name": "test", "redirect_uris": [REDIRECT_URI], "token_endpoint_auth_method": "none"},
+    )
+    assert registered.status_code == 201, registered.text
+    client_id = registered.json()["client_id"]
+    verifier, challenge = pkce()
+    query = {
+        "response_type": "code",
+        "client_id": client_id,
+        "redirect_uri": REDIRECT_URI,
+        "code_challenge": challenge,
+        "code_challenge_method": "S256",
+        "scope": scope,
+        "state": "s",
+    }
+    answer = redirect_of(
+        await consent(http, f"{base}/authorize?{urlencode(query)}", connect_code=connect_code)
+    )
+    issued = await http.post(
+        f"{base}/token",
+        data={
+            "grant_type": "authorization_code",
+            "code": answer.params["code"],
+            "code_verifier": verifier,
+            "client_id": client_id,
+        },
+    )
+    assert issued.status_code == 200, issued.text
+    return {**issued.json(), "client_id": client_id}
