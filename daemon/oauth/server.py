@@ -19,6 +19,7 @@ Secrets are stored hashed; nothing here logs one.
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import uuid
@@ -58,6 +59,7 @@ log = logging.getLogger("deneva.oauth")
 MAX_REDIRECT_URIS = 10
 MAX_URI_LENGTH = 2000
 MAX_STATE_LENGTH = 500
+MAX_METADATA_BYTES = 16 * 1024  # of a registration's metadata, as for a metadata document
 AUTH_METHODS = ("none", "client_secret_post", "client_secret_basic")
 _VERIFIER = re.compile(r"[A-Za-z0-9._~-]{43,128}")
 _CHALLENGE = re.compile(r"[A-Za-z0-9_-]{43}")
@@ -112,6 +114,10 @@ def check_client_metadata(
     """The client described by RFC 7591 metadata (DCR's request or a metadata document)."""
     if not isinstance(metadata, dict):
         raise OAuthError("invalid_client_metadata", "the client metadata must be a JSON object")
+    if len(json.dumps(metadata)) > MAX_METADATA_BYTES:
+        raise OAuthError(
+            "invalid_client_metadata", f"the client metadata is larger than {MAX_METADATA_BYTES} bytes"
+        )
     uris = metadata.get("redirect_uris")
     if not isinstance(uris, list) or not uris or len(uris) > MAX_REDIRECT_URIS:
         raise OAuthError(
