@@ -101,6 +101,7 @@ class KeyCache:
         self._known: dict[str, _Known] = {}  # prefix -> its active key
         self._unknown: dict[str, float] = {}  # prefix -> until (trio time): no active key
         self._tokens: dict[str, _KnownToken] = {}  # access token id -> what it grants
+        self._bad_tokens: dict[str, float] = {}  # access token id -> until (trio time): refused
         self._connected = False  # the LISTEN connection is up
         self._answering = True  # ... and echoed the latest ping
         self._generation = 0
@@ -149,6 +150,11 @@ class KeyCache:
         if ident is None:
             return None
         now = trio.current_time()
+        bad_until = self._bad_tokens.get(ident)
+        if bad_until is not None:
+            if now < bad_until:
+                return None
+            del self._bad_tokens[ident]
         known = self._tokens.get(ident)
         if known is not None and now >= known.until:
             del self._tokens[ident]
@@ -158,7 +164,13 @@ class KeyCache:
             self.lookups += 1
             row = await self.db.run(lambda conn: oauth_store.lookup_token(conn, ident))
             known = self._token_entry(row, trio.current_time())
-            if generation == self._generation and (known.grant is None or self.live):
+            if generation == self._generation and known.grant is None:
+                # Refused ids are bounded apart (the oldest goes first), so a flood of
+                # made-up tokens never pushes the valid ones out.
+                if len(self._bad_tokens) >= self.max_unknown:
+                    del self._bad_tokens[next(iter(self._bad_tokens))]
+                self._bad_tokens[ident] = known.until
+            elif generation == self._generation and self.live:
                 if len(self._tokens) >= self.max_entries:
                     self._tokens.clear()
                 self._tokens[ident] = known
@@ -224,6 +236,7 @@ class KeyCache:
         self._known.clear()
         self._unknown.clear()
         self._tokens.clear()
+        self._bad_tokens.clear()
         self._bump()
 
     async def run(self, *, task_status: trio.TaskStatus[Any] = trio.TASK_STATUS_IGNORED) -> None:
@@ -252,7 +265,7 @@ class KeyCache:
             buffered = notes.statistics()
             if buffered.current_buffer_used >= buffered.max_buffer_size - 1:
                 # It was full: listen drops what does not fit, so a revocation may be lost.
-                if self._known or self._unknown or self._tokens:
+                if self._known or self._unknown or self._tokens or self._bad_tokens:
                     log.warning("API-key notifications overflowed their buffer; cache emptied")
                 self._reset()
             if channel == self._ping_channel:
