@@ -52,7 +52,7 @@ from deneva.oauth.model import (
     parse_scope,
     parse_secret,
 )
-from deneva.tenants import TenantError, list_tenants, tenant_by_name
+from deneva.tenants import TenantError, check_tenant_name, list_tenants, tenant_by_name
 
 log = logging.getLogger("deneva.oauth")
 
@@ -239,7 +239,12 @@ class AuthorizationServer:
 
     async def client(self, client_id: object) -> Client:
         """The active client `client_id` (a metadata document fetched or read from its cache)."""
-        if not isinstance(client_id, str) or not client_id or len(client_id) > MAX_URI_LENGTH:
+        if (
+            not isinstance(client_id, str)
+            or not client_id
+            or len(client_id) > MAX_URI_LENGTH
+            or not client_id.isprintable()
+        ):
             raise OAuthError("invalid_client", "client_id is missing or malformed", 401)
         if is_document_client_id(client_id):
             if self.resolve_document is None:
@@ -344,6 +349,7 @@ class AuthorizationServer:
     async def tenant_id(self, name: str) -> uuid.UUID | None:
         """The id of the tenant `name` (the operator's choice), None if there is none."""
         try:
+            check_tenant_name(name)
             return (await self.db.run(lambda conn: tenant_by_name(conn, name))).id
         except TenantError:
             return None
