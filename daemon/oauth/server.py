@@ -114,10 +114,13 @@ def check_client_metadata(
     """The client described by RFC 7591 metadata (DCR's request or a metadata document)."""
     if not isinstance(metadata, dict):
         raise OAuthError("invalid_client_metadata", "the client metadata must be a JSON object")
-    if len(json.dumps(metadata)) > MAX_METADATA_BYTES:
+    encoded = json.dumps(metadata)
+    if len(encoded) > MAX_METADATA_BYTES:
         raise OAuthError(
             "invalid_client_metadata", f"the client metadata is larger than {MAX_METADATA_BYTES} bytes"
         )
+    if "\\u0000" in encoded:  # Postgres stores no NUL in jsonb
+        raise OAuthError("invalid_client_metadata", "the client metadata must not contain NUL characters")
     uris = metadata.get("redirect_uris")
     if not isinstance(uris, list) or not uris or len(uris) > MAX_REDIRECT_URIS:
         raise OAuthError(

@@ -287,6 +287,8 @@ async def test_expired_and_revoked_access_tokens_stop_at_once(
         ({"redirect_uris": [REDIRECT_URI], "client_name": "x" * 201}, "invalid_client_metadata"),
         ("not an object", "invalid_client_metadata"),
         ({"redirect_uris": [REDIRECT_URI], "software_statement": "x" * 17_000}, "invalid_client_metadata"),
+        ({"redirect_uris": [REDIRECT_URI], "software_id": "a\x00b"}, "invalid_client_metadata"),
+        ({"redirect_uris": [REDIRECT_URI], "contacts": [{"\x00": 1}]}, "invalid_client_metadata"),
     ],
 )
 async def test_registration_refuses_bad_metadata_and_stores_nothing(
