@@ -69,7 +69,7 @@ from deneva.sync.model import SyncRuntime, SyncServices
 from deneva.sync.platforms import PlatformSetup, platform_setup
 from deneva.sync.tokens import TokenDeadlines
 from deneva.sync.versions import api_versions, check_at_start
-from deneva.tenants import TenantError, tenant_by_name
+from deneva.tenants import TenantError, check_tenant_name, tenant_by_name
 from deneva.wiring import CanaryPlan, Circuit, engine_circuit
 
 log = logging.getLogger("deneva.daemon")
@@ -263,6 +263,7 @@ class Daemon:
 
             async def tenant_id(name: str) -> str | None:
                 try:
+                    check_tenant_name(name)  # a claim is untrusted text: no query for junk
                     return str((await db.run(lambda conn: tenant_by_name(conn, name))).id)
                 except TenantError:
                     return None

@@ -207,3 +207,8 @@ async def test_the_daemon_configured_with_an_issuer_serves_its_tokens(
             http, daemon.url, provider.token(daemon.url, aud="https://elsewhere/mcp"), "get_sync_status"
         )
         assert refused.status_code == 401
+        # A tenant claim that is no tenant name at all (a NUL) is refused before any query.
+        junk = await call(
+            http, daemon.url, provider.token(daemon.url, deneva_tenant="acme\x00"), "get_sync_status"
+        )
+        assert junk.status_code == 401
