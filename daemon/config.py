@@ -95,6 +95,7 @@ class Config:
     schedule_purge_sync_log: str = "15 2 * * *"
     schedule_archive_audit: str = "30 2 * * *"
     schedule_prune_engine: str = "*/15 * * * *"
+    schedule_prune_oauth: str = "45 2 * * *"
     retention_cache: float = 90 * DAY
     retention_cache_grace: float = 1 * DAY
     retention_sync_log: float = 30 * DAY
@@ -103,6 +104,7 @@ class Config:
     retention_runs_failed: float = 30 * DAY
     retention_events: float = 7 * DAY
     retention_cron_ticks: float = 7 * DAY
+    retention_oauth: float = 7 * DAY
     janitor_batch: int = 10_000
     config_file: Path | None = None
 
@@ -382,6 +384,7 @@ _PARSERS: dict[str, Callable[[str, Any], Any]] = {
     "schedule_purge_sync_log": _parse_cron,
     "schedule_archive_audit": _parse_cron,
     "schedule_prune_engine": _parse_cron,
+    "schedule_prune_oauth": _parse_cron,
     "retention_cache": _duration(3600.0),
     "retention_cache_grace": _duration(0.0),
     "retention_sync_log": _duration(3600.0),
@@ -390,6 +393,7 @@ _PARSERS: dict[str, Callable[[str, Any], Any]] = {
     "retention_runs_failed": _duration(60.0),
     "retention_events": _duration(60.0),
     "retention_cron_ticks": _duration(60.0),
+    "retention_oauth": _duration(3600.0),
     "janitor_batch": _bounded_int(1, 10_000),
 }
 

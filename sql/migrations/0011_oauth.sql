@@ -32,6 +32,7 @@ CREATE TABLE oauth_connect_codes (
     used_at    timestamptz,
     created_at timestamptz NOT NULL DEFAULT now()
 );
+CREATE INDEX oauth_connect_codes_expires ON oauth_connect_codes (expires_at);
 
 CREATE TABLE oauth_grants (
     id             uuid PRIMARY KEY DEFAULT gen_random_uuid(),
@@ -57,6 +58,7 @@ CREATE TABLE oauth_codes (
     used_at        timestamptz
 );
 CREATE INDEX oauth_codes_grant ON oauth_codes (grant_id);
+CREATE INDEX oauth_codes_expires ON oauth_codes (expires_at);
 
 CREATE TABLE oauth_tokens (
     id         text PRIMARY KEY,
@@ -69,6 +71,8 @@ CREATE TABLE oauth_tokens (
     revoked_at timestamptz
 );
 CREATE INDEX oauth_tokens_grant ON oauth_tokens (grant_id);
+-- The janitor's `janitor-prune-oauth` deletes expired rows in expiry order.
+CREATE INDEX oauth_tokens_expires ON oauth_tokens (expires_at);
 
 DO $$
 DECLARE
