@@ -6,7 +6,9 @@ machinery would double it; streaming and client-disconnect handling are also sim
 at this level.
 
 Order of checks on every request: the path's methods (405), Host (421), Origin (403),
-the API key (401), then the protocol.
+the API key or OAuth access token (401, with a challenge naming the protected resource
+metadata: `deneva.oauth.resource`), then the protocol; a `tools/call` whose scope the
+token lacks is 403 `insufficient_scope`.
 
 - **2026-07-28** (stateless): chosen when `MCP-Protocol-Version` or the body's
   `_meta` names a modern version (or names any version with no session in play).

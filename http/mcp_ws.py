@@ -3,12 +3,14 @@
 - The client offers the subprotocol `mcp` (`Sec-WebSocket-Protocol`); the server
   selects it. An upgrade without it is refused (400).
 - Authentication happens once, at the upgrade, with the same headers as `/mcp`
-  (`Authorization: Bearer` or `X-Api-Key`). Browsers cannot set headers on a
-  WebSocket, so an offered subprotocol `mcp.auth.<api key>` is accepted too (never
-  echoed back). Host and Origin are checked as on `/mcp`. Refusals are HTTP answers
-  (401, 403, 421) when the server supports the denial-response extension
-  (hypercorn does). The key is checked again before every request, so a revoked key
-  stops working at once: the request gets an error and the socket closes (1008).
+  (`Authorization: Bearer` or `X-Api-Key`; an API key or an OAuth access token for
+  this server's MCP URL). Browsers cannot set headers on a WebSocket, so an offered
+  subprotocol `mcp.auth.<api key>` is accepted too (never echoed back). Host and
+  Origin are checked as on `/mcp`. Refusals are HTTP answers (401, 403, 421) when the
+  server supports the denial-response extension (hypercorn does). The key or token is
+  checked again before every request, so a revoked key or token stops working at once:
+  the request gets an error and the socket closes (1008). A `tools/call` whose scope
+  the token lacks gets -32003.
 - One JSON-RPC message per text frame. Binary frames close the socket (1003);
   messages over `MAX_FRAME_BYTES` close it (1009).
 - The connection is the session: `initialize` then requests, as on Streamable HTTP
