@@ -20,7 +20,7 @@ $(VENV)/.installed: $(SOURCES)
 run: install
 	$(BIN)/deneva demo
 
-# The browser connect's end-to-end tests drive Debian's chromium (never a downloaded one).
+# The browser tests (the connect flow, the OAuth authorize page) drive Debian's chromium (never a downloaded one).
 chromium:
 	@command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium >/dev/null) \
 		|| { echo "make test needs Debian's chromium: apt-get install -y chromium (as root)"; exit 1; }

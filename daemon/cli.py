@@ -229,10 +229,12 @@ def build_parser() -> argparse.ArgumentParser:
     ).set_defaults(fn=cmd_migrate)
 
     from deneva.cli_engine import add_engine_commands
+    from deneva.cli_oauth import add_oauth_commands
     from deneva.cli_tenants import add_connect_command, add_tenant_commands
 
     add_tenant_commands(add)
     add_connect_command(add)
+    add_oauth_commands(add)
     add_engine_commands(commands, add)
 
     from deneva.cli_bench import add_bench_command

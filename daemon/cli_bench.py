@@ -31,7 +31,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
             raise UsageError("--duration: expected 1 to 3600 s")
         if not 1 <= args.rounds <= 20:
             raise UsageError("--rounds: expected 1 to 20")
-        return run_mcp_bench(config, args.sessions, args.rate, args.duration, args.json, args.rounds)
+        return run_mcp_bench(
+            config, args.sessions, args.rate, args.duration, args.json, args.rounds, oauth=args.oauth
+        )
     if args.which == "sync":
         from deneva.bench.sync import run_sync_bench
 
@@ -77,6 +79,11 @@ def add_bench_command(add: Callable[[str, str], argparse.ArgumentParser]) -> Non
         help="engine: also measure Procrastinate, DBOS and pg-boss (extra: bench; npm for pg-boss)",
     )
     bench.add_argument("--sessions", type=int, default=50, help="mcp: MCP sessions (default 50)")
+    bench.add_argument(
+        "--oauth",
+        action="store_true",
+        help="mcp: measure deneva a second time with an OAuth access token instead of the API key",
+    )
     bench.add_argument("--rate", type=float, default=500.0, help="mcp: calls/s offered (default 500)")
     bench.add_argument("--duration", type=float, default=10.0, help="mcp: seconds per phase (default 10)")
     bench.add_argument(

@@ -67,6 +67,19 @@ class Config:
     mcp_sessions_per_tenant: int = 1_000
     mcp_session_idle: float = 30 * 60.0
     mcp_ws_idle: float = 30 * 60.0
+    # MCP authorization (deneva.oauth): the public base URL clients reach this daemon at
+    # (https behind a reverse proxy; None: the request's own scheme and Host); an external
+    # identity provider's issuer (None: the built-in authorization server issues tokens),
+    # its JWKS URL (None: from its discovery document), the claim naming the tenant and the
+    # signing algorithms accepted; whether Client ID Metadata Documents may be fetched from
+    # loopback addresses (tests only) and a CA bundle to verify their servers with.
+    public_url: str | None = None
+    oauth_issuer: str | None = None
+    oauth_jwks_url: str | None = None
+    oauth_tenant_claim: str = "deneva_tenant"
+    oauth_algorithms: tuple[str, ...] = ("RS256", "ES256")
+    oauth_cimd_allow_loopback: bool = False
+    oauth_cimd_ca_file: Path | None = None
     # Ad platforms `deneva run` syncs (each also needs its secret files; see deneva.secrets)
     # and where their APIs are; API versions default to the adapters' (None, see
     # deneva.adapters.versions). The Google manager account every Google account is reached
@@ -92,6 +105,7 @@ class Config:
     schedule_purge_sync_log: str = "15 2 * * *"
     schedule_archive_audit: str = "30 2 * * *"
     schedule_prune_engine: str = "*/15 * * * *"
+    schedule_prune_oauth: str = "45 2 * * *"
     retention_cache: float = 90 * DAY
     retention_cache_grace: float = 1 * DAY
     retention_sync_log: float = 30 * DAY
@@ -100,6 +114,7 @@ class Config:
     retention_runs_failed: float = 30 * DAY
     retention_events: float = 7 * DAY
     retention_cron_ticks: float = 7 * DAY
+    retention_oauth: float = 7 * DAY
     janitor_batch: int = 10_000
     config_file: Path | None = None
 
@@ -273,6 +288,47 @@ def _parse_url(key: str, value: Any) -> str:
     return text.rstrip("/")
 
 
+def _parse_issuer(key: str, value: Any) -> str:
+    """An OAuth issuer identifier: https (http only on loopback), no query or fragment, kept
+    exactly as written (issuers are compared as strings)."""
+    text = _parse_str(key, value)
+    if not re.fullmatch(r"https://[^\s/?#@]+(/[^\s?#]*)?", text) and not re.fullmatch(
+        r"http://(127\.0\.0\.1|localhost|\[::1\])(:\d+)?(/[^\s?#]*)?", text
+    ):
+        raise ConfigError(f"{key}: expected an https:// issuer URL without query or fragment, got {text!r}")
+    return text
+
+
+def _parse_bool(key: str, value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{key}: expected true or false, got {value!r}")
+
+
+JWT_ALGORITHMS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA")
+
+
+def _parse_algorithms(key: str, value: Any) -> tuple[str, ...]:
+    """Asymmetric JWS algorithms only: `none` and the HMAC ones (a public key as a shared
+    secret) are refused."""
+    items = value.split(",") if isinstance(value, str) else value
+    if not isinstance(items, list | tuple) or not all(isinstance(i, str) for i in items):
+        raise ConfigError(f"{key}: expected a list of algorithms or a comma-separated string, got {value!r}")
+    names = tuple(i.strip() for i in items if i.strip())
+    bad = [n for n in names if n not in JWT_ALGORITHMS]
+    if bad or not names:
+        raise ConfigError(
+            f"{key}: {bad[0] if bad else 'nothing'!r} is not an accepted algorithm "
+            f"(one or more of {', '.join(JWT_ALGORITHMS)})"
+        )
+    return names
+
+
 def _version(pattern: str, example: str) -> Callable[[str, Any], str]:
     def parse(key: str, value: Any) -> str:
         text = _parse_str(key, value)
@@ -325,6 +381,13 @@ _PARSERS: dict[str, Callable[[str, Any], Any]] = {
     "mcp_sessions_per_tenant": _bounded_int(1, 10_000),
     "mcp_session_idle": _duration(1.0),
     "mcp_ws_idle": _duration(1.0),
+    "public_url": _parse_url,
+    "oauth_issuer": _parse_issuer,
+    "oauth_jwks_url": _parse_url,
+    "oauth_tenant_claim": _parse_str,
+    "oauth_algorithms": _parse_algorithms,
+    "oauth_cimd_allow_loopback": _parse_bool,
+    "oauth_cimd_ca_file": _parse_path,
     "platforms": _parse_platforms,
     "google_ads_url": _parse_url,
     "google_token_url": _parse_url,
@@ -342,6 +405,7 @@ _PARSERS: dict[str, Callable[[str, Any], Any]] = {
     "schedule_purge_sync_log": _parse_cron,
     "schedule_archive_audit": _parse_cron,
     "schedule_prune_engine": _parse_cron,
+    "schedule_prune_oauth": _parse_cron,
     "retention_cache": _duration(3600.0),
     "retention_cache_grace": _duration(0.0),
     "retention_sync_log": _duration(3600.0),
@@ -350,6 +414,7 @@ _PARSERS: dict[str, Callable[[str, Any], Any]] = {
     "retention_runs_failed": _duration(60.0),
     "retention_events": _duration(60.0),
     "retention_cron_ticks": _duration(60.0),
+    "retention_oauth": _duration(3600.0),
     "janitor_batch": _bounded_int(1, 10_000),
 }
 

@@ -8,6 +8,8 @@ every pass is a durable run with a status record (`deneva runs --function ...`).
   connect flows (`deneva.connect`) that expired more than a day ago.
 - `gdpr-archive-audit`: audit_log rows older than 12 months are moved to
   audit_log_archive, each batch in one statement (row count preserved).
+- `janitor-prune-oauth`: the built-in authorization server's codes, connect codes and
+  tokens expired longer ago than 7 days (grants stay, revoked or not, for the record).
 - `janitor-prune-engine`: the engine's own tables: finished runs with their steps
   (succeeded after 7 days, failed and cancelled after 30), events, expired idempotency
   keys, old cron ticks (never a function's latest) and rate-limit windows.
@@ -43,7 +45,13 @@ PURGE_CACHE = "gdpr-purge-cache"
 PURGE_SYNC_LOG = "gdpr-purge-sync-log"
 ARCHIVE_AUDIT = "gdpr-archive-audit"
 PRUNE_ENGINE = "janitor-prune-engine"
-PASSES = (PURGE_CACHE, PURGE_SYNC_LOG, ARCHIVE_AUDIT, PRUNE_ENGINE)
+PRUNE_OAUTH = "janitor-prune-oauth"
+PASSES = (PURGE_CACHE, PURGE_SYNC_LOG, ARCHIVE_AUDIT, PRUNE_ENGINE, PRUNE_OAUTH)
+_PRUNE_OAUTH = {
+    "oauth_tokens": query("retention_purge_oauth_tokens"),
+    "oauth_codes": query("retention_purge_oauth_codes"),
+    "oauth_connect_codes": query("retention_purge_oauth_connect_codes"),
+}
 _PURGE_EXPIRED_CACHE = query("retention_purge_expired_cache")
 _PURGE_OLD_CACHE = query("retention_purge_old_cache")
 _PURGE_SYNC_LOG = query("retention_purge_sync_log")
@@ -64,6 +72,7 @@ class Retention:
     failed_runs_s: float = 30 * DAY  # failed and cancelled runs
     events_s: float = 7 * DAY
     cron_ticks_s: float = 7 * DAY
+    oauth_s: float = 7 * DAY  # OAuth codes and tokens, past their expiry
     rate_windows_s: float = 2 * DAY  # rate-limit windows; at least twice any limit's period
     connect_flows_s: float = 1 * DAY  # browser connect flows, after they expired
     batch: int = attrs.field(
@@ -85,6 +94,7 @@ class JanitorPlan:
             PURGE_SYNC_LOG: "15 2 * * *",
             ARCHIVE_AUDIT: "30 2 * * *",
             PRUNE_ENGINE: "*/15 * * * *",
+            PRUNE_OAUTH: "45 2 * * *",
         }
     )
     retention: Retention = Retention()
@@ -207,11 +217,19 @@ def register_retention(registry: Registry, services_of: Callable[[], JanitorServ
         await audit(services, "janitor.prune_engine", counts)
         return counts
 
+    async def prune_oauth(ctx: Context) -> dict[str, Any]:
+        services = services_of()
+        age = services.plan.retention.oauth_s
+        counts = {table: await delete_older(services, sql, age, table) for table, sql in _PRUNE_OAUTH.items()}
+        await audit(services, "janitor.prune_oauth", counts)
+        return counts
+
     for pass_id, handler in (
         (PURGE_CACHE, purge_cache),
         (PURGE_SYNC_LOG, purge_sync_log),
         (ARCHIVE_AUDIT, archive_audit),
         (PRUNE_ENGINE, prune_engine),
+        (PRUNE_OAUTH, prune_oauth),
     ):
         # No trigger here: the janitor actor fires them on their configured schedules. A
         # failed pass is tried once more (seed 000 §E). No concurrency key: two passes that
@@ -228,6 +246,7 @@ def plan_from_config(config: Config) -> JanitorPlan:
             PURGE_SYNC_LOG: config.schedule_purge_sync_log,
             ARCHIVE_AUDIT: config.schedule_archive_audit,
             PRUNE_ENGINE: config.schedule_prune_engine,
+            PRUNE_OAUTH: config.schedule_prune_oauth,
         },
         retention=Retention(
             cache_s=config.retention_cache,
@@ -238,6 +257,7 @@ def plan_from_config(config: Config) -> JanitorPlan:
             failed_runs_s=config.retention_runs_failed,
             events_s=config.retention_events,
             cron_ticks_s=config.retention_cron_ticks,
+            oauth_s=config.retention_oauth,
             batch=config.janitor_batch,
         ),
     )

@@ -47,14 +47,19 @@ from deneva.errors import DenevaError
 from deneva.functions import AppFunctions, app_registry
 from deneva.health import HealthState
 from deneva.http.app import create_app
-from deneva.http.mcp_ws import McpEndpoints
+from deneva.http.mcp_ws import McpEndpoints, host_policy
 from deneva.http.metrics import MetricsEndpoint
+from deneva.http.oauth import oauth_blueprint
 from deneva.http.server import HttpServer
 from deneva.logs import register_secret, setup_logging
 from deneva.mcp.auth import KeyCache
 from deneva.mcp.report_tools import ToolServices, build_tools
 from deneva.mcp.tools import ToolRegistry
 from deneva.metrics import Metrics, ScrapeValues
+from deneva.oauth.cimd import ClientDocuments
+from deneva.oauth.jwt import ExternalIssuer
+from deneva.oauth.resource import ProtectedResource
+from deneva.oauth.server import AuthorizationServer, ResolveDocument
 from deneva.observe import MetricsObserver
 from deneva.pgembed import DATABASE, EmbeddedPostgres, StateLock
 from deneva.retention import JanitorServices, plan_from_config
@@ -65,6 +70,7 @@ from deneva.sync.model import SyncRuntime, SyncServices
 from deneva.sync.platforms import PlatformSetup, platform_setup
 from deneva.sync.tokens import TokenDeadlines
 from deneva.sync.versions import api_versions, check_at_start
+from deneva.tenants import TenantError, check_tenant_name, tenant_by_name
 from deneva.wiring import CanaryPlan, Circuit, engine_circuit
 
 log = logging.getLogger("deneva.daemon")
@@ -111,6 +117,7 @@ class Daemon:
         self.circuit: Circuit | None = None
         self.demo_key_file: Path | None = None
         self.mcp: McpEndpoints | None = None
+        self.keys: KeyCache | None = None  # API keys and OAuth access tokens, cached
         self.platform_http: httpx.AsyncClient | None = None  # while running: the adapters' client
         self.connect: BrowserConnect | None = None  # while serving: the browser connect's flows
         self.metrics = Metrics()
@@ -235,11 +242,14 @@ class Daemon:
             api_versions=self.api_versions,
             connect_of=lambda: self.connect,
         )
-        keys = KeyCache(db)
+        keys = self.keys = KeyCache(db, now=self.clock.now)
         await self.supervisor.start(nursery, keys)
-        self.mcp = McpEndpoints.build(
-            db, self.mcp_tools(db, engine), config, self.clock, self.drain, keys.authenticate
+        tools = self.mcp_tools(db, engine)
+        protected, authorization = self.oauth(db, keys, tools.scopes)
+        app.register_blueprint(
+            oauth_blueprint(protected, authorization, host_policy(config), self.secrets.admin_token)
         )
+        self.mcp = McpEndpoints.build(db, tools, config, self.clock, self.drain, keys.authenticate, protected)
         self.mcp.mount(app)
         self.http_binds = await self.supervisor.start(
             nursery,
@@ -255,6 +265,48 @@ class Daemon:
         )
         if self.demo and self.sync_runtime is not None:
             await warm_cache(engine)
+
+    def oauth(
+        self, db: Database, keys: KeyCache, scopes: list[str]
+    ) -> tuple[ProtectedResource, AuthorizationServer | None]:
+        """MCP authorization: the resource server, and the built-in authorization server
+        unless an external identity provider is configured."""
+        config = self.config
+        if config.oauth_issuer is not None:
+
+            async def tenant_id(name: str) -> str | None:
+                try:
+                    check_tenant_name(name)  # a claim is untrusted text: no query for junk
+                    return str((await db.run(lambda conn: tenant_by_name(conn, name))).id)
+                except TenantError:
+                    return None
+
+            external = ExternalIssuer(
+                config.oauth_issuer,
+                tenant_id,
+                jwks_url=config.oauth_jwks_url,
+                tenant_claim=config.oauth_tenant_claim,
+                algorithms=config.oauth_algorithms,
+                now=self.clock.now,
+            )
+            resource = ProtectedResource(
+                keys.authenticate, external=external, public_url=config.public_url, scopes=tuple(scopes)
+            )
+            return resource, None
+        authorization = AuthorizationServer(db, self.clock, resolve_document=self.client_documents())
+        protected = ProtectedResource(
+            keys.authenticate,
+            keys.authenticate_access_token,
+            public_url=config.public_url,
+            scopes=tuple(scopes),
+        )
+        return protected, authorization
+
+    def client_documents(self) -> ResolveDocument:
+        """How the authorization server reads Client ID Metadata Documents (deneva.oauth.cimd)."""
+        return ClientDocuments(
+            allow_loopback=self.config.oauth_cimd_allow_loopback, ca_file=self.config.oauth_cimd_ca_file
+        )
 
     def mcp_tools(self, db: Database, engine: Engine) -> ToolRegistry:
         """The MCP tools this daemon serves (SPEC §9), over the sync's cache and the engine."""

@@ -6,7 +6,9 @@ machinery would double it; streaming and client-disconnect handling are also sim
 at this level.
 
 Order of checks on every request: the path's methods (405), Host (421), Origin (403),
-the API key (401), then the protocol.
+the API key or OAuth access token (401, with a challenge naming the protected resource
+metadata: `deneva.oauth.resource`), then the protocol; a `tools/call` whose scope the
+token lacks is 403 `insufficient_scope`.
 
 - **2026-07-28** (stateless): chosen when `MCP-Protocol-Version` or the body's
   `_meta` names a modern version (or names any version with no session in play).
@@ -55,6 +57,7 @@ from deneva.mcp.jsonrpc import (
 )
 from deneva.mcp.server import McpServer, SessionContext
 from deneva.mcp.sessions import SessionLimitReached, is_valid_session_id
+from deneva.oauth.resource import Caller, ProtectedResource
 
 log = logging.getLogger("deneva.http.mcp")
 
@@ -271,11 +274,15 @@ class McpHttp:
         authenticate: Authenticate,
         policy: HostPolicy,
         body_timeout_s: float = BODY_TIMEOUT_S,
+        *,
+        protected: ProtectedResource | None = None,
     ) -> None:
+        """`protected` adds OAuth access tokens beside the API keys `authenticate` checks."""
         self.server = server
         self.authenticate = authenticate
         self.policy = policy
         self.body_timeout_s = body_timeout_s
+        self.protected = protected or ProtectedResource(authenticate)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
@@ -300,7 +307,9 @@ class McpHttp:
             raise HttpError(421, "Misdirected request: this server does not answer for that Host")
         if not self.policy.origin_ok(headers.get("origin"), headers.get("host")):
             raise HttpError(403, "Forbidden: requests from this Origin are not accepted")
-        tenant_id = await self._tenant(headers)
+        base = self.protected.base_url(scope.get("scheme", "http"), headers.get("host"))
+        caller = await self._caller(headers, base)
+        tenant_id = caller.tenant_id
         if method == "GET":
             raise HttpError(
                 405,
@@ -326,28 +335,39 @@ class McpHttp:
         if isinstance(message, Response):
             await send_response(send, 202)  # deneva sends no requests, so this answers nothing
             return
+        if isinstance(message, Request) and message.method == protocol.TOOLS_CALL:
+            needed = self.server.tools.scope_of(message.params.get("name"))
+            if not caller.may(needed):
+                raise HttpError(
+                    403,
+                    f"Forbidden: this tool needs the scope {needed}",
+                    id=message.id,
+                    headers={
+                        "www-authenticate": self.protected.challenge(base, "insufficient_scope", needed)
+                    },
+                )
         if self._is_modern(message, headers):
             await self._modern(message, headers, tenant_id, receive, send, json_ok, sse_ok)
         else:
             await self._legacy(message, headers, tenant_id, receive, send, json_ok, sse_ok)
 
-    async def _tenant(self, headers: dict[str, str]) -> str:
+    async def _caller(self, headers: dict[str, str], base: str) -> Caller:
         key = api_key_from(headers)
-        challenge = 'Bearer realm="deneva"'
         if key is None:
             raise HttpError(
                 401,
-                "Unauthorized: send an API key as 'Authorization: Bearer <key>' or 'X-Api-Key'",
-                headers={"www-authenticate": challenge},
+                "Unauthorized: send an API key or an OAuth access token as 'Authorization: Bearer <token>'",
+                headers={"www-authenticate": self.protected.challenge(base)},
             )
-        tenant_id = await self.authenticate(key)
-        if tenant_id is None:
+        caller = await self.protected.identify(key, self.protected.resource(base))
+        if caller is None:
             raise HttpError(
                 401,
-                "Unauthorized: the API key is not valid or was revoked",
-                headers={"www-authenticate": f'{challenge}, error="invalid_token"'},
+                "Unauthorized: the API key or access token is not valid, expired, revoked or for "
+                "another resource",
+                headers={"www-authenticate": self.protected.challenge(base, "invalid_token")},
             )
-        return tenant_id
+        return caller
 
     @staticmethod
     def _is_modern(message: Request | Notification, headers: dict[str, str]) -> bool:

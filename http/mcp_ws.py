@@ -3,12 +3,14 @@
 - The client offers the subprotocol `mcp` (`Sec-WebSocket-Protocol`); the server
   selects it. An upgrade without it is refused (400).
 - Authentication happens once, at the upgrade, with the same headers as `/mcp`
-  (`Authorization: Bearer` or `X-Api-Key`). Browsers cannot set headers on a
-  WebSocket, so an offered subprotocol `mcp.auth.<api key>` is accepted too (never
-  echoed back). Host and Origin are checked as on `/mcp`. Refusals are HTTP answers
-  (401, 403, 421) when the server supports the denial-response extension
-  (hypercorn does). The key is checked again before every request, so a revoked key
-  stops working at once: the request gets an error and the socket closes (1008).
+  (`Authorization: Bearer` or `X-Api-Key`; an API key or an OAuth access token for
+  this server's MCP URL). Browsers cannot set headers on a WebSocket, so an offered
+  subprotocol `mcp.auth.<api key>` is accepted too (never echoed back). Host and
+  Origin are checked as on `/mcp`. Refusals are HTTP answers (401, 403, 421) when the
+  server supports the denial-response extension (hypercorn does). The key or token is
+  checked again before every request, so a revoked key or token stops working at once:
+  the request gets an error and the socket closes (1008). A `tools/call` whose scope
+  the token lacks gets -32003.
 - One JSON-RPC message per text frame. Binary frames close the socket (1003);
   messages over `MAX_FRAME_BYTES` close it (1009).
 - The connection is the session: `initialize` then requests, as on Streamable HTTP
@@ -53,6 +55,7 @@ from deneva.mcp.jsonrpc import JsonRpcError, Notification, Request, Response, en
 from deneva.mcp.server import McpServer, SessionContext
 from deneva.mcp.sessions import DEFAULT_IDLE_TIMEOUT_S, SessionLimitReached, SessionStore
 from deneva.mcp.tools import ToolRegistry
+from deneva.oauth.resource import ProtectedResource
 
 log = logging.getLogger("deneva.http.mcp_ws")
 
@@ -84,9 +87,13 @@ class McpWebSocket:
         policy: HostPolicy,
         drain: trio.Event | None = None,
         idle_timeout_s: float = DEFAULT_IDLE_TIMEOUT_S,
+        *,
+        protected: ProtectedResource | None = None,
     ) -> None:
+        """`protected` adds OAuth access tokens beside the API keys `authenticate` checks."""
         self.server = server
         self.authenticate = authenticate
+        self.protected = protected or ProtectedResource(authenticate)
         self.policy = policy
         self.drain = trio.Event() if drain is None else drain
         self.idle_timeout_s = idle_timeout_s
@@ -110,19 +117,26 @@ class McpWebSocket:
         if key is None:
             smuggled = [p for p in offered if p.startswith(AUTH_SUBPROTOCOL_PREFIX)]
             key = smuggled[0][len(AUTH_SUBPROTOCOL_PREFIX) :] if smuggled else None
-        tenant_id = None if key is None else await self.authenticate(key)
-        if key is None or tenant_id is None:
-            reason = "send an API key" if key is None else "the API key is not valid or was revoked"
-            await self._deny(scope, send, 401, reason, {"www-authenticate": 'Bearer realm="deneva"'})
+        base = self.protected.base_url(scope.get("scheme", "ws"), headers.get("host"))
+        resource = self.protected.resource(base)
+        caller = None if key is None else await self.protected.identify(key, resource)
+        if key is None or caller is None:
+            reason = (
+                "send an API key or an OAuth access token"
+                if key is None
+                else "the API key or access token is not valid, expired, revoked or for another resource"
+            )
+            challenge = self.protected.challenge(base, None if key is None else "invalid_token")
+            await self._deny(scope, send, 401, reason, {"www-authenticate": challenge})
             return
         try:
-            ctx = self.server.open_session(tenant_id, expires=False)  # the socket ends it
+            ctx = self.server.open_session(caller.tenant_id, expires=False)  # the socket ends it
         except SessionLimitReached as exc:
             await self._deny(scope, send, 503, str(exc))
             return
         await send({"type": "websocket.accept", "subprotocol": SUBPROTOCOL})
         try:
-            await Connection(self, ctx, key, receive, send).serve()
+            await Connection(self, ctx, key, receive, send, resource).serve()
         finally:
             self.server.sessions.delete(ctx.session_id, ctx.tenant_id)
 
@@ -142,12 +156,19 @@ class McpWebSocket:
 
 class Connection:
     def __init__(
-        self, endpoint: McpWebSocket, ctx: SessionContext, key: str, receive: Receive, send: Send
+        self,
+        endpoint: McpWebSocket,
+        ctx: SessionContext,
+        key: str,
+        receive: Receive,
+        send: Send,
+        resource: str,
     ) -> None:
         self.endpoint = endpoint
         self.server = endpoint.server
         self.ctx = ctx
         self.key = key
+        self.resource = resource  # the MCP URL an access token must be for
         self.receive = receive
         self._send = send
         self._send_lock = trio.Lock()
@@ -218,11 +239,20 @@ class Connection:
 
     async def _serve_request(self, request: Request) -> None:
         try:
-            if await self.endpoint.authenticate(self.key) != self.ctx.tenant_id:
-                err = JsonRpcError(-32001, "Unauthorized: the API key was revoked", request.id)
+            caller = await self.endpoint.protected.identify(self.key, self.resource)
+            if caller is None or caller.tenant_id != self.ctx.tenant_id:
+                err = JsonRpcError(
+                    -32001, "Unauthorized: the API key or access token was revoked", request.id
+                )
                 await self.send(encode(err.response()))
-                await self.close(CLOSE_POLICY, "API key revoked")
+                await self.close(CLOSE_POLICY, "credential revoked or expired")
                 return
+            if request.method == protocol.TOOLS_CALL:
+                needed = self.server.tools.scope_of(request.params.get("name"))
+                if not caller.may(needed):
+                    err = JsonRpcError(-32003, f"Forbidden: this tool needs the scope {needed}", request.id)
+                    await self.send(encode(err.response()))
+                    return
 
             async def emit(notification: Notification) -> None:
                 await self.send(encode(notification))
@@ -269,6 +299,10 @@ class Connection:
                 await self._send({"type": "websocket.close", "code": code, "reason": reason})
 
 
+def host_policy(config: Config) -> HostPolicy:
+    return HostPolicy.for_bind(config.http_bind.host, config.mcp_allowed_hosts, config.mcp_allowed_origins)
+
+
 @attrs.frozen
 class McpEndpoints:
     """The two MCP endpoints of a daemon, each with its own sessions over one tool registry."""
@@ -285,20 +319,27 @@ class McpEndpoints:
         clock: Clock,
         drain: trio.Event,
         authenticate: Authenticate | None = None,
+        protected: ProtectedResource | None = None,
     ) -> McpEndpoints:
-        """`authenticate` defaults to a database lookup per request (the daemon passes a KeyCache)."""
+        """`authenticate` defaults to a database lookup per request (the daemon passes a KeyCache);
+        `protected` adds OAuth access tokens (the daemon's built-in server or an external one)."""
         authenticate = authenticate or database_authenticator(db)
-        policy = HostPolicy.for_bind(
-            config.http_bind.host, config.mcp_allowed_hosts, config.mcp_allowed_origins
-        )
+        policy = host_policy(config)
         # Bounded: 10,000 sessions, mcp_sessions_per_tenant of them per tenant (one tenant
         # cannot take them all), HTTP sessions and sockets counted together.
         sessions = SessionStore(
             clock.now, max_per_tenant=config.mcp_sessions_per_tenant, idle_timeout_s=config.mcp_session_idle
         )
         return cls(
-            McpHttp(McpServer(tools, sessions), authenticate, policy),
-            McpWebSocket(McpServer(tools, sessions), authenticate, policy, drain, config.mcp_ws_idle),
+            McpHttp(McpServer(tools, sessions), authenticate, policy, protected=protected),
+            McpWebSocket(
+                McpServer(tools, sessions),
+                authenticate,
+                policy,
+                drain,
+                config.mcp_ws_idle,
+                protected=protected,
+            ),
         )
 
     def sessions_open(self) -> int:

@@ -236,3 +236,33 @@ def test_the_migrations_url_comes_with_the_pools_url() -> None:
         None, {"DENEVA_MIGRATE_DATABASE_URL": owner, "DENEVA_DATABASE_URL": "postgresql://app@db/deneva"}
     )
     assert (both.database_url, both.migrate_database_url) == ("postgresql://app@db/deneva", owner)
+
+
+def test_oauth_settings_are_parsed_and_bad_ones_named() -> None:
+    config = load_config(
+        None,
+        environ={
+            "DENEVA_PUBLIC_URL": "https://mcp.example.com/",
+            "DENEVA_OAUTH_ISSUER": "https://login.example.com/realms/ads/",
+            "DENEVA_OAUTH_ALGORITHMS": "RS256, ES384",
+            "DENEVA_OAUTH_CIMD_ALLOW_LOOPBACK": "true",
+        },
+    )
+    assert config.public_url == "https://mcp.example.com"
+    assert (
+        config.oauth_issuer == "https://login.example.com/realms/ads/"
+    )  # kept exactly: compared as a string
+    assert config.oauth_algorithms == ("RS256", "ES384") and config.oauth_cimd_allow_loopback is True
+    assert load_config(None, environ={}).oauth_algorithms == ("RS256", "ES256")
+    for name, value, message in [
+        ("DENEVA_OAUTH_ALGORITHMS", "HS256", "'HS256' is not an accepted algorithm"),
+        ("DENEVA_OAUTH_ALGORITHMS", "none", "'none' is not an accepted algorithm"),
+        ("DENEVA_OAUTH_ALGORITHMS", "RS256,HS512", "'HS512'"),
+        ("DENEVA_OAUTH_ISSUER", "http://login.example.com", "https:// issuer"),
+        ("DENEVA_OAUTH_ISSUER", "https://login.example.com/?x=1", "https:// issuer"),
+        ("DENEVA_OAUTH_CIMD_ALLOW_LOOPBACK", "maybe", "true or false"),
+        ("DENEVA_PUBLIC_URL", "ftp://x", "http:// or https://"),
+    ]:
+        with pytest.raises(ConfigError, match=name) as caught:
+            load_config(None, environ={name: value})
+        assert message in str(caught.value), (name, value, str(caught.value))

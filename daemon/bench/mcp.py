@@ -23,6 +23,11 @@ dropped at the end, whatever happens:
    open loop for `duration` s (latency from each call's due time), then runs closed
    loop for `duration` s for the peak requests/s. Every answer is checked (HTTP 200,
    the request's id, no error, `isError` false, `cache` "hit").
+   With `oauth` (`deneva bench mcp --oauth`), deneva is measured a second time, row
+   `oauth`: the same daemon and calls, each carrying an OAuth access token of the
+   built-in authorization server (a grant made through its own code path: registration,
+   a connect code, PKCE, the code exchange) instead of the API key; SPEC §13 wants its
+   p50 and p99 within 10 % of the API key's.
 5. It does that `rounds` times (default 3), the servers taking turns, and reports for
    each server the round with the median p99 (latency) and the one with the median
    peak, listing every round: on a shared VM one round can be off by a third.
@@ -63,6 +68,7 @@ from deneva.db import Database
 TARGET_P50_MS = 2.0
 TARGET_P99_MS = 10.0
 TARGET_RATIO = 2.0
+TARGET_OAUTH_OVERHEAD = 0.10  # an OAuth token's p50 and p99 at most 10 % above the API key's
 TOOL = "get_account_health"
 TENANT = "bench"
 PLATFORM = "meta"
@@ -124,6 +130,55 @@ class Provisioned:
 
     def __repr__(self) -> str:
         return f"Provisioned(tenant_id={self.tenant_id}, api_key=***)"
+
+
+async def issue_access_token(dsn: str, resource: str) -> str:
+    """An access token of the built-in authorization server for the bench tenant, for
+    `resource` (the daemon's MCP URL): registration, a connect code, PKCE and the code
+    exchange, through the authorization server's own functions."""
+    import secrets as random_secrets
+
+    from authlib.oauth2.rfc7636 import create_s256_code_challenge
+
+    from deneva.clock import SystemClock
+    from deneva.oauth.server import AuthorizationServer, ClientCredentials
+
+    db = await Database.open(dsn, min_size=1, max_size=2)
+    try:
+        server = AuthorizationServer(db, SystemClock())
+        redirect = "http://127.0.0.1/callback"
+        client = (
+            await server.register(
+                {
+                    "client_name": "deneva bench",
+                    "redirect_uris": [redirect],
+                    "token_endpoint_auth_method": "none",
+                }
+            )
+        ).client
+        code, _ = await server.create_connect_code(TENANT)
+        tenant = await server.redeem_connect_code(code)
+        if tenant is None:
+            raise BenchError("the bench tenant's connect code was refused")
+        verifier = random_secrets.token_urlsafe(48)
+        request = await server.check_authorization(
+            {
+                "response_type": "code",
+                "client_id": client.client_id,
+                "redirect_uri": redirect,
+                "code_challenge": create_s256_code_challenge(verifier),
+                "code_challenge_method": "S256",
+                "resource": resource,
+            },
+            resource,
+        )
+        grant_code = await server.approve(request, tenant, "bench")
+        issued = await server.exchange_code(
+            ClientCredentials(client.client_id), {"code": grant_code, "code_verifier": verifier}, resource
+        )
+    finally:
+        await db.close()
+    return issued.access_token
 
 
 async def provision(dsn: str, env: str, keys: Keyring) -> Provisioned:
@@ -227,7 +282,9 @@ class ServerProcess:
             process.wait()
 
 
-def deneva_server(dsn: str, env_name: str, workdir: Path, secrets_dir: Path, workers: int) -> ServerProcess:
+def deneva_server(
+    dsn: str, env_name: str, workdir: Path, secrets_dir: Path, workers: int, name: str = "deneva"
+) -> ServerProcess:
     port = free_port()
     env = _clean_env()
     env.update(
@@ -241,7 +298,7 @@ def deneva_server(dsn: str, env_name: str, workdir: Path, secrets_dir: Path, wor
         DENEVA_LOG_FORMAT="json",
     )
     argv = [sys.executable, "-m", "deneva", "run"]
-    return ServerProcess("deneva", argv, env, port, workdir / "deneva.log")
+    return ServerProcess(name, argv, env, port, workdir / f"{name}.log")
 
 
 def sdk_server(dsn: str, workdir: Path, pool_size: int) -> ServerProcess:
@@ -408,6 +465,23 @@ class Report:
     def by_name(self, name: str) -> ServerResult | None:
         return next((s for s in self.servers if s.name == name), None)
 
+    def oauth_overhead(self) -> dict[str, float] | None:
+        """The OAuth token's open-loop p50 and p99 over the API key's (1.0: the same), when both ran."""
+        key, token = self.by_name("deneva"), self.by_name("oauth")
+        a, b = (None if s is None else s.open_loop for s in (key, token))
+        if a is None or b is None or not a.get("p50_ms") or not a.get("p99_ms") or b.get("p50_ms") is None:
+            return None
+        return {
+            "p50": float(b["p50_ms"]) / float(a["p50_ms"]),
+            "p99": float(b["p99_ms"]) / float(a["p99_ms"]),
+        }
+
+    def oauth_met(self) -> bool | None:
+        overhead = self.oauth_overhead()
+        if overhead is None:
+            return None
+        return all(v <= 1 + TARGET_OAUTH_OVERHEAD for v in overhead.values())
+
     @property
     def ratio(self) -> float | None:
         ours, theirs = self.by_name("deneva"), self.by_name("sdk")
@@ -437,7 +511,12 @@ class Report:
                 "peak_ratio": TARGET_RATIO,
                 "latency_met": None if deneva is None else deneva.latency_met(),
                 "ratio_met": None if ratio is None else ratio >= TARGET_RATIO,
+                "oauth_overhead": TARGET_OAUTH_OVERHEAD,
+                "oauth_met": self.oauth_met(),
             },
+            "oauth_vs_api_key": None
+            if (overhead := self.oauth_overhead()) is None
+            else {k: round(v, 3) for k, v in overhead.items()},
         }
 
     def table(self) -> str:
@@ -523,6 +602,15 @@ class Report:
                 f"deneva / SDK peak requests/s: {ratio:.2f}x (target >= {TARGET_RATIO:g}x: "
                 f"{_verdict(ratio >= TARGET_RATIO)})"
             )
+        overhead = self.oauth_overhead()
+        if overhead is not None:
+            lines.append(
+                f"OAuth token / API key at {self.rate:g} calls/s: p50 {overhead['p50']:.2f}x, p99 "
+                f"{overhead['p99']:.2f}x (target <= {1 + TARGET_OAUTH_OVERHEAD:.2f}x: "
+                f"{_verdict(bool(self.oauth_met()))})"
+            )
+        elif self.by_name("oauth") is not None:
+            lines.append("OAuth token / API key: not measured")
         return "\n".join(lines)
 
 
@@ -585,24 +673,29 @@ def _deneva_version() -> str:
 
 
 def measure_server(
-    server: ServerProcess, ready_path: str, provisioned: Provisioned, args: MeasureArgs, say: Say
+    server: ServerProcess,
+    ready_path: str,
+    provisioned: Provisioned,
+    args: MeasureArgs,
+    say: Say,
+    credential: str | None = None,
 ) -> ServerResult:
+    """Start, probe, load, stop; `credential` (default the API key) on every request."""
     from deneva.bench.loadgen import machine_busy_pct
 
+    credential = credential or provisioned.api_key
     version = args.versions[server.name]
     background = machine_busy_pct(BACKGROUND_SAMPLE_S)
     if background is not None and background > BUSY_WARNING_PCT:
         say(f"warning: the machine is {background:.0f} % busy before {server.name} starts")
     try:
         start_s = server.start(ready_path)
-        problem = probe_call(server.url, provisioned.api_key)
+        problem = probe_call(server.url, credential)
         if problem is not None:
             say(f"{server.name}: not measured: {problem}")
             return ServerResult(server.name, version, not_measured=problem, start_s=start_s)
         say(f"{server.name} {version}: serving at {server.url} (pid {server.pid})")
-        result = run_loadgen(
-            server, provisioned.api_key, args.sessions, args.rate, args.duration_s, args.warmup_s
-        )
+        result = run_loadgen(server, credential, args.sessions, args.rate, args.duration_s, args.warmup_s)
         return ServerResult(
             server.name, version, result=result, start_s=start_s, background_busy_pct=background
         )
@@ -632,7 +725,11 @@ def run_benchmark(
     where: str = "",
     servers: Sequence[str] = SERVER_ORDER,
     say: Say = say_to_stderr,
+    oauth: bool = False,
 ) -> Report:
+    """With `oauth`, deneva measured again with an OAuth access token (row `oauth`)."""
+    if oauth and "oauth" not in servers:
+        servers = (*servers[:1], "oauth", *servers[1:]) if servers[:1] == ("deneva",) else (*servers, "oauth")
     from deneva.secrets import init_secrets, load_secrets
 
     info = run_async(lambda: server_info(server_dsn, where))
@@ -643,6 +740,7 @@ def run_benchmark(
         "deneva": f"deneva {_deneva_version()}: `deneva run` (hypercorn, trio)",
         "sdk": f"mcp {peer_versions['mcp']}: MCPServer, stateful, JSON responses, under uvicorn "
         f"{peer_versions['uvicorn']} ({peer_versions['http']}, {peer_versions['loop']})",
+        "oauth": f"deneva {_deneva_version()}: the same, with an OAuth access token instead of the API key",
     }
     measure = MeasureArgs(sessions, rate, duration_s, warmup_s, versions)
     say(f"PostgreSQL {info.version}; {os.cpu_count()} cores; database {name}; work directory {workdir}")
@@ -692,9 +790,10 @@ def _measure_one(
     versions: dict[str, str],
     say: Say,
 ) -> ServerResult:
-    if which == "deneva":
-        server = deneva_server(dsn, env, workdir, secrets_dir, workers)
-        return measure_server(server, "/healthz", provisioned, measure, say)
+    if which in ("deneva", "oauth"):
+        server = deneva_server(dsn, env, workdir, secrets_dir, workers, name=which)
+        token = None if which == "deneva" else trio.run(issue_access_token, dsn, server.url)
+        return measure_server(server, "/healthz", provisioned, measure, say, token)
     missing = mcp_peer.missing_package()
     if missing is not None:
         why = f"the package {missing!r} is not installed (pip install 'deneva[bench]')"
@@ -710,7 +809,13 @@ def deneva_pool_size(workers: int) -> int:
 
 
 def run_mcp_bench(
-    config: Config, sessions: int, rate: float, duration_s: float, as_json: bool, rounds: int = 1
+    config: Config,
+    sessions: int,
+    rate: float,
+    duration_s: float,
+    as_json: bool,
+    rounds: int = 1,
+    oauth: bool = False,
 ) -> int:
     """`deneva bench mcp`: print the figures; the exit code (0 when it ran, targets missed or not)."""
     where = database_where(config)
@@ -726,6 +831,7 @@ def run_mcp_bench(
                 rounds=rounds,
                 workers=config.workers,
                 where=where,
+                oauth=oauth,
             )
 
     return print_report("mcp", produce, as_json)

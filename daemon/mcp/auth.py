@@ -16,6 +16,14 @@ unknown) until the connection drops, stops echoing the cache's own ping NOTIFY w
 5 seconds (every 30 seconds), or its buffer fills (db.listen then drops
 notifications); each of those empties the cache too. A lookup that races a
 notification is not cached (a generation counter changes with every notification).
+
+OAuth access tokens of the built-in authorization server (`dnv_at_<id>_<secret>`) are
+cached the same way by id (`authenticate_access_token`): the grant they carry, their
+hash and expiry, under the same rules (TTLs, live LISTEN path, generation counter).
+Revoking a token or its grant (`deneva oauth grants revoke`, RFC 7009, a replayed
+refresh token) NOTIFYs `deneva_oauth_grants` with the grant's id, and the cache
+forgets every token of that grant. An expired token is refused from the cache with no
+lookup.
 """
 
 from __future__ import annotations
@@ -25,6 +33,8 @@ import concurrent.futures
 import hmac
 import logging
 import secrets
+import time
+from collections.abc import Callable
 from typing import Any
 
 import attrs
@@ -33,6 +43,8 @@ import trio
 from deneva import tenants
 from deneva.db import LISTEN_LOST, Database
 from deneva.errors import DatabaseError
+from deneva.oauth import store as oauth_store
+from deneva.oauth.model import AccessGrant, matches, parse_secret
 
 log = logging.getLogger("deneva.mcp.auth")
 
@@ -54,6 +66,13 @@ class _Known:
     until: float  # trio time
 
 
+@attrs.frozen
+class _KnownToken:
+    grant: AccessGrant | None  # None: not a valid access token (unknown, revoked)
+    token_hash: bytes | None
+    until: float  # trio time
+
+
 class KeyCache:
     """An actor (`run`) and the `authenticate(key) -> tenant id | None` the endpoints use."""
 
@@ -69,8 +88,10 @@ class KeyCache:
         unknown_ttl_s: float = UNKNOWN_TTL_S,
         ping_every_s: float = PING_EVERY_S,
         ping_timeout_s: float = PING_TIMEOUT_S,
+        now: Callable[[], float] = time.time,
     ) -> None:
         self.db = db
+        self.now = now  # wall time, for access tokens' expiry
         self.max_entries = max_entries
         self.max_unknown = max_unknown
         self.key_ttl_s = key_ttl_s
@@ -79,6 +100,8 @@ class KeyCache:
         self.ping_timeout_s = ping_timeout_s
         self._known: dict[str, _Known] = {}  # prefix -> its active key
         self._unknown: dict[str, float] = {}  # prefix -> until (trio time): no active key
+        self._tokens: dict[str, _KnownToken] = {}  # access token id -> what it grants
+        self._bad_tokens: dict[str, float] = {}  # access token id -> until (trio time): refused
         self._connected = False  # the LISTEN connection is up
         self._answering = True  # ... and echoed the latest ping
         self._generation = 0
@@ -121,6 +144,58 @@ class KeyCache:
             return None
         return str(active.tenant_id)
 
+    async def authenticate_access_token(self, token: str) -> AccessGrant | None:
+        """The grant of a valid, unexpired, unrevoked access token of the built-in server."""
+        ident = parse_secret(token, "at")
+        if ident is None:
+            return None
+        now = trio.current_time()
+        bad_until = self._bad_tokens.get(ident)
+        if bad_until is not None:
+            if now < bad_until:
+                return None
+            del self._bad_tokens[ident]
+        known = self._tokens.get(ident)
+        if known is not None and now >= known.until:
+            del self._tokens[ident]
+            known = None
+        if known is None:
+            generation = self._generation
+            self.lookups += 1
+            row = await self.db.run(lambda conn: oauth_store.lookup_token(conn, ident))
+            known = self._token_entry(row, trio.current_time())
+            if generation == self._generation and known.grant is None:
+                # Refused ids are bounded apart (the oldest goes first), so a flood of
+                # made-up tokens never pushes the valid ones out.
+                if len(self._bad_tokens) >= self.max_unknown:
+                    del self._bad_tokens[next(iter(self._bad_tokens))]
+                self._bad_tokens[ident] = known.until
+            elif generation == self._generation and self.live:
+                if len(self._tokens) >= self.max_entries:
+                    self._tokens.clear()
+                self._tokens[ident] = known
+        if known.grant is None or known.token_hash is None or not matches(known.token_hash, token):
+            return None
+        return known.grant if self.now() < known.grant.expires_at else None
+
+    def _token_entry(self, row: Any, now: float) -> _KnownToken:
+        if (
+            row is None
+            or row["kind"] != "access"
+            or row["revoked_at"] is not None
+            or row["grant_revoked_at"] is not None
+        ):
+            return _KnownToken(None, None, now + self.unknown_ttl_s)
+        grant = AccessGrant(
+            tenant_id=str(row["tenant_id"]),
+            grant_id=str(row["grant_id"]),
+            client_id=row["client_id"],
+            scopes=frozenset(row["scope"].split()),
+            resource=row["resource"],
+            expires_at=row["expires_at"].timestamp(),
+        )
+        return _KnownToken(grant, bytes(row["token_hash"]), now + self.key_ttl_s)
+
     def _remember(self, prefix: str, active: tenants.ActiveKey | None, now: float) -> None:
         if active is None:
             # Even while the LISTEN path is down: the short TTL bounds a new key's wait.
@@ -150,16 +225,29 @@ class KeyCache:
         self._unknown.pop(prefix, None)
         self._bump()
 
+    def _forget_grant(self, grant_id: str) -> None:
+        for ident in [
+            i for i, t in self._tokens.items() if t.grant is not None and t.grant.grant_id == grant_id
+        ]:
+            del self._tokens[ident]
+        self._bump()
+
     def _reset(self) -> None:
         self._known.clear()
         self._unknown.clear()
+        self._tokens.clear()
+        self._bad_tokens.clear()
         self._bump()
 
     async def run(self, *, task_status: trio.TaskStatus[Any] = trio.TASK_STATUS_IGNORED) -> None:
         try:
             async with (
                 self.db.listen(
-                    tenants.KEYS_CHANNEL, self._ping_channel, buffer=NOTIFY_BUFFER, report_loss=True
+                    tenants.KEYS_CHANNEL,
+                    oauth_store.GRANTS_CHANNEL,
+                    self._ping_channel,
+                    buffer=NOTIFY_BUFFER,
+                    report_loss=True,
                 ) as notes,
                 trio.open_nursery() as nursery,
             ):
@@ -177,11 +265,15 @@ class KeyCache:
             buffered = notes.statistics()
             if buffered.current_buffer_used >= buffered.max_buffer_size - 1:
                 # It was full: listen drops what does not fit, so a revocation may be lost.
-                if self._known or self._unknown:
+                if self._known or self._unknown or self._tokens or self._bad_tokens:
                     log.warning("API-key notifications overflowed their buffer; cache emptied")
                 self._reset()
             if channel == self._ping_channel:
                 self._answer(payload)
+            elif channel == oauth_store.GRANTS_CHANNEL:
+                # (Re)connects and losses are acted on once, from the keys channel's message.
+                if payload not in ("", LISTEN_LOST):
+                    self._forget_grant(payload)
             elif payload == "":  # (re)connected: whatever was missed is forgotten
                 self._connected = self._answering = True
                 self._reset()

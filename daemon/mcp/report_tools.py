@@ -98,6 +98,15 @@ _DESCRIPTIONS = {
     "weekly_anomaly": "Weekly anomaly: the last 7 days' metrics that fall outside the band of the weeks "
     "before.",
 }
+_TITLES = {
+    "account_health": "Account health",
+    "search_term_waste": "Search-term waste",
+    "auction_insights": "Auction insights",
+    "quality_score": "Quality-score distribution",
+    "pmax_breakdown": "Performance Max breakdown",
+    "budget_optimizer": "Budget optimizer",
+    "weekly_anomaly": "Weekly anomaly",
+}
 FINISHED = ("succeeded", "failed", "cancelled")
 PROGRESS_EVERY_S = 1.0
 MAX_ACCOUNTS = 50  # listed in an ambiguity error, and per platform in get_sync_status
@@ -771,6 +780,9 @@ def report_tools(services: ToolServices) -> list[Tool]:
             REPORT_INPUT,
             REPORT_OUTPUT,
             _report_handler(services, report_type),
+            title=_TITLES[report_type],
+            # A cache miss fetches the report from the ad platform.
+            hints={"readOnlyHint": True, "openWorldHint": True},
         )
         for name, report_type in REPORT_TOOLS.items()
     ]
@@ -784,6 +796,14 @@ def report_tools(services: ToolServices) -> list[Tool]:
             REFRESH_OUTPUT,
             _refresh_handler(services),
             waits=True,
+            title="Refresh a report",
+            hints={
+                "readOnlyHint": False,
+                "destructiveHint": False,
+                "idempotentHint": True,
+                "openWorldHint": True,
+            },
+            scope="reports:refresh",
         )
     )
     tools.append(
@@ -795,6 +815,8 @@ def report_tools(services: ToolServices) -> list[Tool]:
             STATUS_INPUT,
             STATUS_OUTPUT,
             _status_handler(services),
+            title="Sync status",
+            hints={"readOnlyHint": True, "openWorldHint": False},
         )
     )
     return tools

@@ -191,6 +191,9 @@ def _shown(name: str) -> str:
     return escaped + ("..." if len(name) > MAX_NAME_SHOWN else "")
 
 
+ANNOTATION_HINTS = frozenset({"readOnlyHint", "destructiveHint", "idempotentHint", "openWorldHint"})
+
+
 @attrs.frozen
 class Tool:
     name: str
@@ -201,6 +204,12 @@ class Tool:
     # May wait a long time (refresh_report with wait): a client hanging up should cancel it.
     # Other calls are short and finish even if their client is gone.
     waits: bool = attrs.field(default=False, kw_only=True)
+    # A human-readable name for a client's UI (`title`, also `annotations.title`).
+    title: str | None = attrs.field(default=None, kw_only=True)
+    # The MCP tool annotations' hints (readOnlyHint, destructiveHint, idempotentHint, openWorldHint).
+    hints: dict[str, bool] = attrs.field(factory=dict, kw_only=True)
+    # The OAuth scope a token needs to call it (an API key may call every tool).
+    scope: str = attrs.field(default="reports:read", kw_only=True)
 
     def __attrs_post_init__(self) -> None:
         if not self.name:
@@ -210,6 +219,11 @@ class Tool:
             raise SchemaError(f"{self.name}.inputSchema must have type object")
         if self.output_schema is not None and self.output_schema.get("type") != "object":
             raise SchemaError(f"{self.name}.outputSchema must have type object")
+        unknown = set(self.hints) - ANNOTATION_HINTS
+        if unknown or not all(isinstance(v, bool) for v in self.hints.values()):
+            raise SchemaError(
+                f"{self.name}: hints must be booleans among {', '.join(sorted(ANNOTATION_HINTS))}"
+            )
 
     def describe(self) -> JsonObject:
         out: JsonObject = {
@@ -217,8 +231,13 @@ class Tool:
             "description": self.description,
             "inputSchema": self.input_schema,
         }
+        if self.title is not None:
+            out["title"] = self.title
         if self.output_schema is not None:
             out["outputSchema"] = self.output_schema
+        if self.title is not None or self.hints:
+            annotations: JsonObject = {} if self.title is None else {"title": self.title}
+            out["annotations"] = {**annotations, **dict(sorted(self.hints.items()))}
         return out
 
 
@@ -268,9 +287,20 @@ class ToolRegistry:
         tool = self._tools.get(name) if isinstance(name, str) else None
         return tool is None or tool.waits
 
+    def scope_of(self, name: object) -> str | None:
+        """The scope a token needs for the tool `name` (None for an unknown tool)."""
+        tool = self._tools.get(name) if isinstance(name, str) else None
+        return None if tool is None else tool.scope
+
+    @property
+    def scopes(self) -> list[str]:
+        """Every scope some tool needs, sorted."""
+        return sorted({tool.scope for tool in self._tools.values()})
+
     def list_tools(self) -> JsonObject:
-        """The `tools/list` result (one page: deneva has a handful of tools)."""
-        return {"tools": [tool.describe() for tool in self._tools.values()]}
+        """The `tools/list` result (one page: deneva has a handful of tools), sorted by name so
+        that the list is the same on every daemon and every call."""
+        return {"tools": [self._tools[name].describe() for name in sorted(self._tools)]}
 
     async def call_tool(self, name: str, arguments: JsonObject, ctx: ToolContext) -> JsonObject:
         """The `tools/call` result; JsonRpcError(-32602) only for an unknown tool."""

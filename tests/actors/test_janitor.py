@@ -23,6 +23,7 @@ from deneva.functions import Bound
 from deneva.retention import (
     ARCHIVE_AUDIT,
     PRUNE_ENGINE,
+    PRUNE_OAUTH,
     PURGE_CACHE,
     PURGE_SYNC_LOG,
     JanitorPlan,
@@ -270,3 +271,40 @@ async def test_a_missed_nightly_pass_runs_once_when_the_daemon_comes_back(
     ticks = [r["event"]["data"]["tick"] for r in runs]
     day = timedelta(days=3)
     assert ticks[1] == (as_datetime(START + 16 * 60) + day).isoformat()
+
+
+async def test_oauth_codes_and_tokens_are_pruned_a_week_after_they_expire(
+    db: Database, autojump_clock: trio.testing.MockClock
+) -> None:
+    from deneva.oauth import store
+    from deneva.oauth.model import Client
+
+    acme = await _tenant(db)
+    now = START
+    redirect = "http://127.0.0.1/cb"
+
+    async def seed(conn: object) -> uuid.UUID:
+        client = Client(
+            "dnv_client_janitor", "dcr", "c", (redirect,), "none", None, {"redirect_uris": [redirect]}
+        )
+        await store.save_client(conn, client)  # type: ignore[arg-type]
+        grant = await store.insert_grant(
+            conn, acme, client.client_id, "reports:read", "https://x/mcp", "test"
+        )  # type: ignore[arg-type]
+        # Expired 8 days ago (pruned), 6 days ago (kept a little longer), not yet (kept).
+        for i, expires in enumerate((now - 8 * DAY, now - 6 * DAY, now + 3600)):
+            await store.insert_token(conn, f"t{i}", "refresh", b"h" * 32, grant, expires)  # type: ignore[arg-type]
+            await store.insert_code(conn, f"c{i}", b"h" * 32, grant, redirect, "x" * 43, expires)  # type: ignore[arg-type]
+            await store.insert_connect_code(conn, bytes([i]) * 32, acme, expires)  # type: ignore[arg-type]
+        return grant
+
+    grant = await db.transaction(seed)
+    async with janitor_circuit(db, JanitorPlan(schedules={PRUNE_OAUTH: "45 2 * * *"})):
+        pruned = await _pass(db, PRUNE_OAUTH)
+    assert pruned == {"oauth_tokens": 1, "oauth_codes": 1, "oauth_connect_codes": 1}
+    assert [r["id"] for r in await db.fetch("SELECT id FROM oauth_tokens ORDER BY id")] == ["t1", "t2"]
+    assert [r["id"] for r in await db.fetch("SELECT id FROM oauth_codes ORDER BY id")] == ["c1", "c2"]
+    assert await db.fetchval("SELECT count(*) FROM oauth_connect_codes") == 2
+    assert await db.fetchval("SELECT count(*) FROM oauth_grants WHERE id = $1", grant) == 1  # grants stay
+    details = await db.fetchval("SELECT details FROM audit_log WHERE event_type = 'janitor.prune_oauth'")
+    assert details == pruned

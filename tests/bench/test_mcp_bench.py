@@ -13,9 +13,11 @@ import json
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import pytest
+import trio
 
 from deneva.bench import loadgen
 from deneva.bench.engine import ServerInfo
@@ -31,8 +33,18 @@ from deneva.bench.loadgen import (
     run_load,
     sse_data,
 )
-from deneva.bench.mcp import Report, ServerResult, combine_rounds
+from deneva.bench.mcp import (
+    ACCOUNT,
+    PLATFORM,
+    TENANT,
+    Report,
+    ServerResult,
+    combine_rounds,
+    issue_access_token,
+    probe_call,
+)
 from deneva.cli import main as cli_main
+from tests.mcp.daemon_fixture import TenantSpec, running_daemon
 
 API_KEY = "dnv_0123abcd_" + "k" * 40
 
@@ -429,11 +441,45 @@ def test_report_gives_the_ratio_and_the_verdicts() -> None:
         "peak_ratio": 2.0,
         "latency_met": False,
         "ratio_met": False,
+        "oauth_overhead": 0.1,
+        "oauth_met": None,
     }
+    assert slow.as_json()["oauth_vs_api_key"] is None and "OAuth" not in slow.table()
 
     unmeasured = Report(50, 500.0, 10.0, server, 3000, (ServerResult("deneva", "1", not_measured="no /mcp"),))
     assert unmeasured.as_json()["peak_ratio"] is None
     assert "not measured: no /mcp" in unmeasured.table()
+
+
+def test_report_compares_the_oauth_token_with_the_api_key() -> None:
+    server = ServerInfo("16", 160000, "on", "on", "embedded")
+    key, sdk = _measured("deneva", 2400, 1.0, 8.0), _measured("sdk", 600, 9, 90)
+    close = Report(50, 500.0, 10.0, server, 3000, (key, _measured("oauth", 2300, 1.05, 8.4), sdk))
+    data = close.as_json()
+    assert data["oauth_vs_api_key"] == {"p50": 1.05, "p99": 1.05} and data["targets"]["oauth_met"] is True
+    assert (
+        "OAuth token / API key at 500 calls/s: p50 1.05x, p99 1.05x (target <= 1.10x: met)" in close.table()
+    )
+    slower = Report(50, 500.0, 10.0, server, 3000, (key, _measured("oauth", 2300, 1.0, 9.2), sdk))
+    assert slower.as_json()["targets"]["oauth_met"] is False and "MISSED" in slower.table()
+    missing = Report(50, 500.0, 10.0, server, 3000, (key, ServerResult("oauth", "1", not_measured="x"), sdk))
+    assert missing.as_json()["targets"]["oauth_met"] is None
+    assert "OAuth token / API key: not measured" in missing.table()
+
+
+async def test_the_bench_access_token_is_a_working_grant_for_the_bench_tenant(
+    tmp_path: Path, database_url: str
+) -> None:
+    spec = TenantSpec(TENANT, ((PLATFORM, ACCOUNT),))
+    async with running_daemon(tmp_path, database_url, [spec]) as daemon:
+        token = await issue_access_token(database_url, daemon.url)
+        assert token.startswith("dnv_at_")
+        # The bench's own probe (one session, one tools/call that must be a cache hit).
+        assert await trio.to_thread.run_sync(probe_call, daemon.url, token) is None
+        elsewhere = await trio.to_thread.run_sync(
+            probe_call, daemon.url.replace("127.0.0.1", "localhost"), token
+        )
+        assert elsewhere is not None and "HTTP 401" in elsewhere  # bound to that resource
 
 
 def test_rounds_report_the_median_round_and_list_every_round() -> None:

@@ -35,9 +35,9 @@ _PINNED_FILES = ("package.json", "package-lock.json")
 _RESULT_DIR = re.compile(r"^server-(?P<scenario>.+)-\d{4}-\d{2}-\d{2}T[\d-]+Z$")
 
 
-def pinned_version() -> str:
-    """The exact suite version package.json pins."""
-    manifest = json.loads((HERE / "package.json").read_text())
+def pinned_version(source: Path = HERE) -> str:
+    """The exact suite version `source`/package.json pins."""
+    manifest = json.loads((source / "package.json").read_text())
     version = str(manifest["dependencies"][PACKAGE])
     assert re.fullmatch(r"\d+\.\d+\.\d+(-[\w.]+)?", version), f"{PACKAGE} must be pinned exactly: {version}"
     return version
@@ -75,18 +75,19 @@ def node_env(base: Path) -> dict[str, str]:
     return env
 
 
-def install_suite(base: Path | None = None) -> Path:
-    """`npm ci` the pinned suite once; the directory is keyed by the pinned files' digest."""
+def install_suite(base: Path | None = None, source: Path = HERE) -> Path:
+    """`npm ci` the suite pinned in `source` once; the directory is keyed by the pinned
+    files' digest."""
     base = base or cache_base()
-    digest = hashlib.sha256(b"".join((HERE / name).read_bytes() for name in _PINNED_FILES)).hexdigest()
-    target = base / f"conformance-{pinned_version()}-{digest[:12]}"
+    digest = hashlib.sha256(b"".join((source / name).read_bytes() for name in _PINNED_FILES)).hexdigest()
+    target = base / f"conformance-{pinned_version(source)}-{digest[:12]}"
     if (target / ".installed").exists():
         return target
     base.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".conformance-", dir=base))
     try:
         for name in _PINNED_FILES:
-            shutil.copy(HERE / name, staging / name)
+            shutil.copy(source / name, staging / name)
         result = subprocess.run(
             [str(node_bin_dir() / "node"), str(_npm_cli()), "ci", "--ignore-scripts", "--loglevel=error"],
             cwd=staging,
@@ -97,7 +98,7 @@ def install_suite(base: Path | None = None) -> Path:
         )
         if result.returncode != 0:
             raise RuntimeError(f"npm ci of {PACKAGE} failed ({result.returncode}):\n{result.stderr}")
-        (staging / ".installed").write_text(pinned_version() + "\n")
+        (staging / ".installed").write_text(pinned_version(source) + "\n")
         if not (target / ".installed").exists():  # else another run installed it meanwhile
             shutil.rmtree(target, ignore_errors=True)  # a half-made one, from a killed run
             staging.rename(target)

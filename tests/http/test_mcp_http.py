@@ -77,7 +77,7 @@ async def test_legacy_session_lifecycle(srv: McpTestServer, http: httpx.AsyncCli
     headers = auth(srv.key_a, **{"Mcp-Session-Id": sid, "MCP-Protocol-Version": "2025-11-25"})
     listed = await http.post(srv.url, json=rpc(2, "tools/list"), headers=headers)
     assert listed.status_code == 200 and listed.headers["content-type"] == "application/json"
-    assert [t["name"] for t in listed.json()["result"]["tools"]] == ["add", "whoami", "slow"]
+    assert [t["name"] for t in listed.json()["result"]["tools"]] == ["add", "slow", "whoami"]
     called = await http.post(
         srv.url, json=rpc(3, "tools/call", name="add", arguments={"a": 2, "b": 3}), headers=headers
     )

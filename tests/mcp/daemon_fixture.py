@@ -52,7 +52,7 @@ SANDBOX_SECRETS = {
 PLATFORMS = ("google", "meta", "tiktok")
 FINISHED = ("succeeded", "failed", "cancelled")
 WARM_TIMEOUT_S = 60.0
-TOOL_NAMES = (*REPORT_TOOLS, "refresh_report", "get_sync_status")
+TOOL_NAMES = tuple(sorted((*REPORT_TOOLS, "refresh_report", "get_sync_status")))  # tools/list order
 
 
 def cached_reports(platform: str) -> list[tuple[str, str]]:
@@ -187,9 +187,10 @@ async def warm(engine: Engine) -> list[uuid.UUID]:
 
 @asynccontextmanager
 async def running_daemon(
-    tmp_path: Path, database_url: str, specs: Sequence[TenantSpec]
+    tmp_path: Path, database_url: str, specs: Sequence[TenantSpec], **config_values: Any
 ) -> AsyncIterator[RunningDaemon]:
-    """Sandbox, tenants, daemon; the cache warmed (every fan-out's refreshes finished)."""
+    """Sandbox, tenants, daemon (`config_values` added to its Config); the cache warmed
+    (every fan-out's refreshes finished)."""
     secrets_dir = tmp_path / "secrets"
     init_secrets(secrets_dir)
     for name, value in SANDBOX_SECRETS.items():
@@ -222,6 +223,7 @@ async def running_daemon(
                     google_auth_url=f"{base_url}/google/o/oauth2/v2/auth",
                     meta_dialog_url=f"{base_url}/meta/www",
                     tiktok_auth_url=f"{base_url}/tiktok/portal/auth",
+                    **config_values,
                 )
                 daemon = Daemon(config, secrets, notifier=Notifier(None))
                 stopped = trio.Event()

@@ -1,12 +1,15 @@
 """The API-key cache: hits skip the database, unknown prefixes are remembered briefly,
 nothing is trusted past its TTL; revocation, key creation, a lost or silent LISTEN
-connection and an overflowing notification buffer empty it."""
+connection and an overflowing notification buffer empty it. OAuth access tokens are
+cached alike and forgotten when their grant is revoked."""
 
 from __future__ import annotations
 
 import os
 import secrets
 import signal
+import time
+import uuid
 
 import pytest
 import trio
@@ -232,4 +235,90 @@ async def test_a_listen_connection_that_stops_echoing_pings_turns_the_cache_off(
             await cache.wait_until(live=True)  # the next ping is echoed
         assert await cache.authenticate(key) == tenant
         assert len(cache) == 1
+        nursery.cancel_scope.cancel()
+
+
+async def _access_token(
+    db: Database, tenant: str, resource: str = "http://127.0.0.1:1/mcp"
+) -> tuple[str, str]:
+    """(tenant id, access token) through the built-in authorization server's own functions."""
+    from authlib.oauth2.rfc7636 import create_s256_code_challenge
+
+    from deneva.clock import SystemClock
+    from deneva.oauth.server import AuthorizationServer, ClientCredentials
+
+    tenant_id, _ = await _key(db, tenant)
+    server = AuthorizationServer(db, SystemClock())
+    client = (
+        await server.register(
+            {"redirect_uris": ["http://127.0.0.1/cb"], "token_endpoint_auth_method": "none"}
+        )
+    ).client
+    code, _ = await server.create_connect_code(tenant)
+    granted_to = await server.redeem_connect_code(code)
+    assert granted_to is not None and str(granted_to) == tenant_id
+    verifier = secrets.token_urlsafe(48)
+    params = {
+        "response_type": "code",
+        "client_id": client.client_id,
+        "code_challenge": create_s256_code_challenge(verifier),
+        "code_challenge_method": "S256",
+    }
+    request = await server.check_authorization(params, resource)
+    grant_code = await server.approve(request, granted_to, "test")
+    issued = await server.exchange_code(
+        ClientCredentials(client.client_id), {"code": grant_code, "code_verifier": verifier}, resource
+    )
+    return tenant_id, issued.access_token
+
+
+async def test_access_tokens_are_cached_and_forgotten_when_their_grant_is_revoked(db: Database) -> None:
+    from deneva.oauth import store
+
+    tenant, token = await _access_token(db, "acme")
+    cache = KeyCache(db, max_unknown=3)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(cache.run)
+        with trio.fail_after(10):
+            await cache.wait_until(live=True)
+        grant = await cache.authenticate_access_token(token)
+        assert grant is not None and grant.tenant_id == tenant
+        assert (
+            grant.scopes == {"reports:read", "reports:refresh"} and grant.resource == "http://127.0.0.1:1/mcp"
+        )
+        lookups = cache.lookups
+        assert await cache.authenticate_access_token(token) == grant and cache.lookups == lookups
+        # A wrong secret for a known id is refused from the cache.
+        forged = token[:-43] + "A" * 43
+        assert await cache.authenticate_access_token(forged) is None and cache.lookups == lookups
+        # A flood of made-up ids costs a lookup each but never pushes the valid token out.
+        for n in range(10):
+            assert await cache.authenticate_access_token(f"dnv_at_{n:016x}_" + "x" * 43) is None
+        assert cache.lookups == lookups + 10
+        assert await cache.authenticate_access_token(token) == grant and cache.lookups == lookups + 10
+        applied = cache.next_change()
+        [listed] = await db.run(lambda conn: store.list_grants(conn, "acme"))
+        await db.transaction(
+            lambda conn: store.revoke_grant(conn, uuid.UUID(listed["grantId"]), time.time(), "test", "test")
+        )
+        with trio.fail_after(10):
+            await applied.wait()
+        assert await cache.authenticate_access_token(token) is None
+        assert cache.lookups == lookups + 11  # looked up again, and refused
+        nursery.cancel_scope.cancel()
+
+
+async def test_an_expired_access_token_is_refused_from_the_cache(db: Database) -> None:
+    _, token = await _access_token(db, "acme")
+    clock = {"now": time.time()}
+    cache = KeyCache(db, now=lambda: clock["now"])
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(cache.run)
+        with trio.fail_after(10):
+            await cache.wait_until(live=True)
+        grant = await cache.authenticate_access_token(token)
+        assert grant is not None
+        lookups = cache.lookups
+        clock["now"] = grant.expires_at + 1
+        assert await cache.authenticate_access_token(token) is None and cache.lookups == lookups
         nursery.cancel_scope.cancel()

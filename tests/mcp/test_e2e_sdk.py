@@ -100,6 +100,9 @@ async def exercise(client: Client, daemon: RunningDaemon, tenant: TenantInfo) ->
     assert tuple(t.name for t in listed.tools) == TOOL_NAMES
     for listed_tool in listed.tools:
         assert listed_tool.description
+        # The SDK parses the annotations: every tool says whether it only reads.
+        assert listed_tool.title and listed_tool.annotations is not None
+        assert listed_tool.annotations.read_only_hint is (listed_tool.name != "refresh_report")
         assert (listed_tool.input_schema, listed_tool.output_schema) == SCHEMAS[listed_tool.name]
 
     calls = report_calls()

@@ -142,13 +142,27 @@ class Crossings:
 def test_every_tool_has_closed_input_and_object_output_schemas() -> None:
     services = ToolServices(db=None, engine=None, clock=None, sync=None, owner="t")  # type: ignore[arg-type]
     listed = build_tools(services).list_tools()["tools"]
-    assert [t["name"] for t in listed] == [*REPORT_TOOLS, "refresh_report", "get_sync_status"]
+    assert [t["name"] for t in listed] == sorted([*REPORT_TOOLS, "refresh_report", "get_sync_status"])
     for tool in listed:
+        assert tool["title"] and tool["annotations"]["title"] == tool["title"]
         assert tool["inputSchema"]["type"] == "object"
         assert tool["inputSchema"]["additionalProperties"] is False
         assert tool["outputSchema"]["type"] == "object" and tool["outputSchema"]["properties"]
         assert tool["description"]
-    report = listed[0]
+    by_name = {t["name"]: t for t in listed}
+    for name in REPORT_TOOLS:
+        assert by_name[name]["annotations"]["readOnlyHint"] is True
+        assert by_name[name]["annotations"]["openWorldHint"] is True  # a miss calls the platform
+    assert by_name["get_sync_status"]["annotations"]["readOnlyHint"] is True
+    assert by_name["get_sync_status"]["annotations"]["openWorldHint"] is False
+    refresh = by_name["refresh_report"]["annotations"]
+    assert refresh["idempotentHint"] is True and refresh["readOnlyHint"] is False
+    assert refresh["openWorldHint"] is True and refresh["destructiveHint"] is False
+    tools = build_tools(services)
+    assert tools.scope_of("refresh_report") == "reports:refresh"
+    assert {tools.scope_of(n) for n in (*REPORT_TOOLS, "get_sync_status")} == {"reports:read"}
+    assert tools.scopes == ["reports:read", "reports:refresh"]
+    report = by_name["get_account_health"]
     assert report["inputSchema"]["required"] == ["platform", "dateRange"]
     assert report["outputSchema"]["required"] == ["data", "cache", "fetchedAt"]
 

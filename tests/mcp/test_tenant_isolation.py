@@ -4,7 +4,9 @@ no response ever contains another tenant's data.
 A real daemon (tests/mcp/daemon_fixture.py) serves three tenants, each with its own API
 keys, its own platform tokens and its own sandbox accounts (distinct account ids, so
 distinct synthetic data: the campaign ids in each tenant's cached reports are its own).
-Hypothesis draws the caller, which of its keys it uses (two valid, one revoked), the
+Hypothesis draws the caller, which of its credentials it uses (two API keys and an OAuth
+access token issued through the built-in authorization server's consent page, all valid;
+a revoked key and a revoked token), the
 transport (on /mcp a 2025-11-25 session, a stateless 2026-07-28 request, or another
 tenant's session id; on /mcp/ws a socket opened with that key, in either style), the tool
 and its arguments: valid platforms, ranges and report types mixed with junk, account ids
@@ -41,7 +43,9 @@ from trio_websocket import ConnectionRejected, WebSocketConnection, open_websock
 from deneva import tenants
 from deneva.adapters.base import DATE_RANGES, REPORT_SCHEMAS
 from deneva.bridge import header_safe
+from deneva.clock import SystemClock
 from deneva.mcp.report_tools import REPORT_TOOLS
+from deneva.oauth.server import AuthorizationServer
 from tests.mcp.daemon_fixture import (
     PLATFORMS,
     TOOL_NAMES,
@@ -50,6 +54,7 @@ from tests.mcp.daemon_fixture import (
     cache_rows,
     running_daemon,
 )
+from tests.mcp.oauth_flow import issue_tokens
 
 SPECS = (
     TenantSpec(
@@ -64,7 +69,11 @@ LEGACY = "2025-11-25"
 MODERN = "2026-07-28"
 META = {"io.modelcontextprotocol/protocolVersion": MODERN, "io.modelcontextprotocol/clientCapabilities": {}}
 ACCEPT = "application/json, text/event-stream"
-KEYS = ("primary", "secondary", "revoked")
+# API keys, and OAuth access tokens of the built-in authorization server (issued through its
+# consent page with each tenant's connect code); "revoked" and "oauth-revoked" no longer work.
+KEYS = ("primary", "secondary", "oauth", "revoked", "oauth-revoked")
+VALID = KEYS[:3]
+REVOKED = ("revoked", "oauth-revoked")
 # Hypothesis warns when the global `random` moves while it draws an example: here that is the
 # daemon, in this process, jittering refresh times (deneva.sync.cadence.refresh_due) for the
 # refreshes earlier examples asked for; the draws themselves use no `random`.
@@ -140,7 +149,7 @@ class World:
         me = self.parties[call.caller]
         key = me.keys[call.key]
         headers = {"Accept": ACCEPT, "Content-Type": "application/json"}
-        if call.auth == "bearer":
+        if call.auth == "bearer" or call.key.startswith("oauth"):  # tokens go in Authorization
             headers["Authorization"] = f"Bearer {key}"
         else:
             headers["X-Api-Key"] = key
@@ -163,13 +172,13 @@ class World:
     async def over_ws(self, call: Call) -> tuple[int, str]:
         """(HTTP status, answer) of a call on the caller's socket; a revoked key's upgrade is refused."""
         me = self.parties[call.caller]
-        if call.key == "revoked":
-            headers = [(b"authorization", f"Bearer {me.keys['revoked']}".encode())]
+        if call.key in REVOKED:
+            headers = [(b"authorization", f"Bearer {me.keys[call.key]}".encode())]
             try:
                 async with open_websocket_url(
                     self.daemon.ws_url, subprotocols=["mcp"], extra_headers=headers
                 ):
-                    raise AssertionError("a revoked key opened a socket")
+                    raise AssertionError("a revoked key or token opened a socket")
             except ConnectionRejected as refused:
                 return refused.status_code, (refused.body or b"").decode()
         ws = self.sockets[(call.caller, call.key)]
@@ -192,7 +201,7 @@ class World:
             response = await self.post(call)
             status, text = response.status_code, response.text
         self.assert_no_leak(call, text)
-        if call.key == "revoked":
+        if call.key in REVOKED:
             assert status == 401, text
             self.count("unauthorized")
             return
@@ -314,7 +323,7 @@ def calls(world: World) -> st.SearchStrategy[Call]:
             args = {k: v for k, v in args.items() if draw(st.booleans())}
         return Call(
             caller=caller,
-            key=draw(_mostly(st.sampled_from(KEYS[:2]), st.just("revoked"))),
+            key=draw(_mostly(st.sampled_from(VALID), st.sampled_from(REVOKED))),
             transport=draw(_mostly(st.sampled_from(TRANSPORTS[:4]), st.just("foreign-session"))),
             auth=draw(st.sampled_from(["bearer", "x-api-key"])),
             tool=tool,
@@ -375,11 +384,35 @@ async def _parties(daemon: RunningDaemon, http: httpx.AsyncClient) -> tuple[Part
             return secondary.plaintext, revoked.plaintext
 
         secondary, revoked = await daemon.db.transaction(more_keys)
+        server = AuthorizationServer(daemon.db, SystemClock())
+        oauth = await issue_tokens(http, daemon.base, (await server.create_connect_code(info.name))[0])
+        oauth_revoked = await issue_tokens(
+            http, daemon.base, (await server.create_connect_code(info.name))[0]
+        )
+        gone = await http.post(
+            f"{daemon.base}/revoke",
+            data={"token": oauth_revoked["access_token"], "client_id": oauth_revoked["client_id"]},
+        )
+        assert gone.status_code == 200
         others_text = "".join(t for tenant, t in texts.items() if tenant != info.id)
         markers = frozenset(c for c in campaigns.get(info.id, ()) if len(c) >= 9 and c not in others_text)
         assert markers, f"{info.name} has no campaign id of its own in its cached reports"
-        keys = {"primary": info.key, "secondary": secondary, "revoked": revoked}
-        private = {*info.secrets(), *keys.values(), *(f"dnv_{k.split('_')[1]}_" for k in keys.values())}
+        keys = {
+            "primary": info.key,
+            "secondary": secondary,
+            "oauth": oauth["access_token"],
+            "revoked": revoked,
+            "oauth-revoked": oauth_revoked["access_token"],
+        }
+        api_keys = (info.key, secondary, revoked)
+        tokens = (oauth["access_token"], oauth["refresh_token"], oauth_revoked["access_token"])
+        private = {
+            *info.secrets(),
+            *api_keys,
+            *tokens,
+            *(f"dnv_{k.split('_')[1]}_" for k in api_keys),
+            *(t[: len("dnv_at_") + 17] for t in tokens),  # dnv_at_<id>_
+        }
         session = await _initialize(http, daemon.url, info.key)
         parties.append(Party(info.id, info.name, keys, info.accounts, session, frozenset(private), markers))
     return tuple(parties)
@@ -404,6 +437,11 @@ def anchors(parties: tuple[Party, ...]) -> list[Call]:
         Call(0, "secondary", "ws-legacy", "bearer", "get_budget_optimizer", {"platform": "meta", **week}),
         Call(1, "primary", "ws-stateless", "bearer", "get_weekly_anomaly", {"accountId": alpha, **google}),
         Call(2, "revoked", "modern", "bearer", "get_sync_status", {}),
+        Call(0, "oauth", "legacy", "bearer", "get_account_health", google),
+        Call(1, "oauth", "modern", "bearer", "get_account_health", {"accountId": alpha, **google}),
+        Call(2, "oauth", "ws-stateless", "bearer", "get_sync_status", {}),
+        Call(0, "oauth-revoked", "modern", "bearer", "get_sync_status", {}),
+        Call(1, "oauth-revoked", "ws-legacy", "bearer", "get_sync_status", {}),
         Call(1, "revoked", "ws-legacy", "bearer", "get_sync_status", {}),
         Call(0, "primary", "foreign-session", "bearer", "get_sync_status", {}),
     ]  # fmt: skip
@@ -416,7 +454,7 @@ async def test_no_response_ever_contains_another_tenants_data(tmp_path: Path, da
         AsyncExitStack() as stack,
     ):
         world = World(daemon, http, await _parties(daemon, http))
-        for (index, party), key in itertools.product(enumerate(world.parties), ("primary", "secondary")):
+        for (index, party), key in itertools.product(enumerate(world.parties), VALID):
             world.sockets[(index, key)] = await _open_socket(stack, daemon.ws_url, party.keys[key])
         for call in anchors(world.parties):
             await world.check(call)

@@ -168,16 +168,35 @@ def make_registry() -> ToolRegistry:
     )
 
 
-def test_list_tools() -> None:
+def test_list_tools_is_sorted_by_name_whatever_the_registration_order() -> None:
     tools = make_registry().list_tools()["tools"]
-    assert [t["name"] for t in tools] == ["echo", "boom", "refuse", "bad"]
-    assert tools[0] == {
+    assert [t["name"] for t in tools] == ["bad", "boom", "echo", "refuse"]
+    shuffled = ToolRegistry(
+        [Tool(name, name, {"type": "object"}, None, echo) for name in ("zeta", "alpha", "mid", "beta")]
+    )
+    assert [t["name"] for t in shuffled.list_tools()["tools"]] == ["alpha", "beta", "mid", "zeta"]
+    assert tools[2] == {
         "name": "echo",
         "description": "Echo the arguments.",
         "inputSchema": SCHEMA,
         "outputSchema": {"type": "object", "properties": {"args": {"type": "object"}}},
     }
     assert "outputSchema" not in tools[1]
+    assert "annotations" not in tools[1] and "title" not in tools[1]
+
+
+def test_a_tools_title_and_hints_are_listed_as_annotations_and_bad_hints_refused() -> None:
+    tool = Tool(
+        "t", "d", {"type": "object"}, None, echo, title="A title", hints={"readOnlyHint": True}, scope="x:y"
+    )
+    described = ToolRegistry([tool]).list_tools()["tools"][0]
+    assert described["title"] == "A title"
+    assert described["annotations"] == {"title": "A title", "readOnlyHint": True}
+    assert ToolRegistry([tool]).scope_of("t") == "x:y" and ToolRegistry([tool]).scope_of("nope") is None
+    with pytest.raises(SchemaError, match="hints"):
+        Tool("t", "d", {"type": "object"}, None, echo, hints={"readOnly": True})
+    with pytest.raises(SchemaError, match="hints"):
+        Tool("t", "d", {"type": "object"}, None, echo, hints={"readOnlyHint": "yes"})  # type: ignore[dict-item]
 
 
 def test_registry_rules() -> None:

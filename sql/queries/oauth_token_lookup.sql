@@ -1,0 +1,7 @@
+-- What the resource server needs of a token: its hash, expiry and whether it or its grant
+-- was revoked; whose it is, for which client, scope and resource.
+SELECT t.kind, t.token_hash, t.expires_at, t.used_at, t.revoked_at,
+       g.id AS grant_id, g.tenant_id, g.client_id, g.scope, g.resource, g.revoked_at AS grant_revoked_at
+FROM oauth_tokens t
+JOIN oauth_grants g ON g.id = t.grant_id
+WHERE t.id = $1
