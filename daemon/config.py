@@ -67,8 +67,10 @@ class Config:
     mcp_sessions_per_tenant: int = 1_000
     mcp_session_idle: float = 30 * 60.0
     mcp_ws_idle: float = 30 * 60.0
-    # MCP authorization (deneva.oauth): the public base URL clients reach this daemon at
-    # (https behind a reverse proxy; None: the request's own scheme and Host); an external
+    # The public base URL clients and operators' browsers reach this daemon at (https
+    # behind a reverse proxy). Unset: MCP authorization (deneva.oauth) uses the request's
+    # own scheme and Host, the browser connect http://HTTP_BIND.
+    # MCP authorization: an external
     # identity provider's issuer (None: the built-in authorization server issues tokens),
     # its JWKS URL (None: from its discovery document), the claim naming the tenant and the
     # signing algorithms accepted; whether Client ID Metadata Documents may be fetched from
@@ -93,10 +95,8 @@ class Config:
     meta_api_version: str | None = None
     tiktok_api_version: str | None = None
     google_login_customer_id: str | None = None
-    # Browser connect (docs/platforms.md): the address operators' browsers reach this daemon
-    # at, as registered with each platform (redirect URI {public_url}/connect/{platform}/
-    # callback; absent: http://HTTP_BIND), and the platforms' consent pages.
-    public_url: str | None = None
+    # Browser connect (docs/platforms.md): the platforms' consent pages. Its redirect URIs
+    # are {public_url}/connect/{platform}/callback (public_url absent: http://HTTP_BIND).
     google_auth_url: str = GOOGLE_AUTH_URL
     meta_dialog_url: str = META_DIALOG_URL
     tiktok_auth_url: str = TIKTOK_AUTH_URL
@@ -397,7 +397,6 @@ _PARSERS: dict[str, Callable[[str, Any], Any]] = {
     "meta_api_version": _version(r"v\d{1,3}\.\d{1,3}", "v27.0"),
     "tiktok_api_version": _version(r"v\d{1,3}\.\d{1,3}", "v1.3"),
     "google_login_customer_id": _parse_customer_id,
-    "public_url": _parse_url,
     "google_auth_url": _parse_url,
     "meta_dialog_url": _parse_url,
     "tiktok_auth_url": _parse_url,
