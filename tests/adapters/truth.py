@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 
+from deneva import catalog
 from deneva.adapters.base import date_window
 from deneva.sandbox.data import (
     ZERO,
@@ -19,6 +20,7 @@ from deneva.sandbox.data import (
     keyword_days,
     search_term_days,
 )
+from deneva.sandbox.dates import history
 from tests.adapters.conftest import ACCOUNTS, TODAY
 
 
@@ -26,17 +28,26 @@ def account(platform: str) -> Account:
     return account_for(platform, ACCOUNTS[platform], 0)
 
 
-def days(date_range: str) -> list[date]:
-    start, end = date_window(date_range, TODAY)
+def days(date_range: str, report_type: str | None = None, today: date = TODAY) -> list[date]:
+    """The days of the range, or with `report_type` the days that report fetches (its
+    fetch window, deneva.catalog) that the sandbox has data for (its 120 days)."""
+    if report_type is None:
+        start, end = date_window(date_range, today)
+    else:
+        window = catalog.fetch_window(report_type, date_range, today)
+        start, end = max(window.start, history(today).start), window.end
     return [start + timedelta(days=n) for n in range((end - start).days + 1)]
 
 
-def campaign_days(platform: str, date_range: str) -> dict[tuple[str, str], Measures]:
-    """(ISO date, campaign id) -> that day's metrics, for days with impressions."""
+def campaign_days(
+    platform: str, date_range: str, report_type: str, today: date = TODAY
+) -> dict[tuple[str, str], Measures]:
+    """(ISO date, campaign id) -> that day's metrics over what `report_type` fetches, for
+    days with impressions."""
     acc = account(platform)
     out: dict[tuple[str, str], Measures] = {}
     for c in acc.campaigns:
-        for day in days(date_range):
+        for day in days(date_range, report_type, today):
             m = campaign_day(acc, c, day)
             if m.impressions:
                 out[(day.isoformat(), c.id)] = m
