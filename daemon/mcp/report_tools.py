@@ -21,9 +21,12 @@ Tools, each with an inputSchema and an outputSchema:
   (`platform`, `dateRange`, optional `accountId`): the cached analysis as
   `{data, cache: "hit"|"miss", fetchedAt, stale?, lastFailureCode?}`. Without
   `accountId`, the tenant's only account on the platform. A hit is one database
-  crossing (account resolution and the cache row in one tenant transaction); a miss is
-  fetched once across processes (`deneva.sync.cache.read_or_fetch`) through the
-  worker's own fetch (`deneva.sync.worker.fetch_report`) and stored.
+  crossing (account resolution and the cache row in one tenant transaction); a miss
+  joins (or enqueues) the key's `refresh-tenant-report` run and waits for it, up to
+  `fetch_wait_s`, once across processes (`deneva.sync.cache.read_or_refresh`): every
+  platform call goes through the worker (sync_log, retries, the per-(tenant, platform)
+  concurrency key, stored token refreshes). A run that fails answers its typed code; one
+  still running at the time limit answers `transient` with its run id.
 - `refresh_report` (`platform`, `reportType`, `dateRange`, optional `accountId`, `wait`,
   `timeoutS`): sends the refresh event and returns `{runId, status: "queued"}`; with
   `wait`, the final status (`completed` with `fetchedAt`, `failed` with `errorCode` and
@@ -52,11 +55,8 @@ import attrs
 import trio
 
 from deneva.accounts import account_id_problem
-from deneva.adapters.base import DATE_RANGES, PLATFORMS, REPORT_SCHEMAS
-from deneva.adapters.errors import PlatformError
-from deneva.adapters.registry import check_report
+from deneva.catalog import DATE_RANGES, PLATFORMS, REPORT_SCHEMAS, report_problem
 from deneva.clock import Clock
-from deneva.credentials import CredentialError
 from deneva.db import Connection, Database
 from deneva.engine.engine import Engine
 from deneva.engine.errors import NonRetriableError
@@ -64,12 +64,10 @@ from deneva.engine.model import RunRecord
 from deneva.mcp.jsonrpc import JsonObject, RawJson
 from deneva.mcp.report_reads import ReportReads
 from deneva.mcp.tools import ProgressFn, Tool, ToolContext, ToolError, ToolRegistry
-from deneva.reports.inputs import ReportInputError
-from deneva.sync.cache import CacheResult, CacheWaitTimeout, hit_from_row, read_or_fetch
+from deneva.sync.cache import CacheResult, CacheWaitTimeout, hit_from_row, read_or_refresh
 from deneva.sync.model import REFRESH_EVENT, RefreshTarget, SyncServices
 from deneva.sync.reconnect import Reconnect, health_status, reconnect_needed
 from deneva.sync.versions import api_versions
-from deneva.sync.worker import fetch_report
 
 log = logging.getLogger(__name__)
 
@@ -148,7 +146,7 @@ class ToolServices:
     clock: Clock
     sync: SyncServices | Callable[[], SyncServices] | None
     owner: str
-    fetch_wait_s: float = 60.0  # how long a miss waits for another process's fetch of the same key
+    fetch_wait_s: float = 60.0  # how long a miss waits for its refresh run (or another caller's)
     # Counts each report read: (tool, "hit" | "stale" | "miss") (the daemon's Metrics.cache_read).
     on_cache_read: Callable[[str, str], None] = lambda tool, result: None
     refresh_limit: TenantRateLimit = attrs.field(
@@ -482,10 +480,9 @@ def _iso(value: datetime | float | None) -> str | None:
 
 
 def _check_report(platform: str, report_type: str, date_range: str) -> None:
-    try:
-        check_report(platform, report_type, date_range)
-    except PlatformError as exc:
-        raise ToolError(f"{exc.message}.") from None
+    problem = report_problem(platform, report_type, date_range)
+    if problem is not None:
+        raise ToolError(f"{problem}.")
 
 
 def _check_account(tool: str, platform: str, account_id: str | None) -> None:
@@ -500,26 +497,41 @@ def _check_account(tool: str, platform: str, account_id: str | None) -> None:
         )
 
 
+class RefreshFailed(Exception):
+    """The refresh run a miss waited for failed: its typed code and message (sync_log's)."""
+
+    def __init__(self, code: str, message: str, retry_after_s: float | None = None) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+        self.retry_after_s = retry_after_s
+
+
+class RefreshPending(Exception):
+    """The refresh run a miss waited for had not finished within the tool's time limit."""
+
+    def __init__(self, run_id: uuid.UUID, status: str) -> None:
+        super().__init__(f"run {run_id} is {status}")
+        self.run_id = run_id
+        self.status = status
+
+
 def _fetch_failure(exc: BaseException, target: RefreshTarget) -> ToolError:
     """A failed miss as a tool error led by its typed code; anything unforeseen is re-raised
     (the registry logs it and answers a generic failure, never a stack trace)."""
     what = f"{target.platform} {target.report_type} for account {target.account_id}"
-    if isinstance(exc, PlatformError):
+    if isinstance(exc, RefreshFailed):
         hint = _HINTS.get(exc.code, "")
-        if exc.code == "rate_limited" and exc.retry_after_s:
-            hint = f"The platform asked us to slow down: try again in {exc.retry_after_s:.0f} s."
+        if exc.code == "credential_unreadable":
+            hint = "The stored credential cannot be decrypted: reconnect the account."
         return ToolError(f"{exc.code}: could not fetch {what}: {exc.message.rstrip('.')}. {hint}".rstrip())
+    if isinstance(exc, RefreshPending):
+        return ToolError(
+            f"transient: {what} is still being fetched (refresh run {exc.run_id}, {exc.status}); "
+            "ask again shortly, or call refresh_report with wait=true."
+        )
     if isinstance(exc, CacheWaitTimeout):
         return ToolError(f"transient: {exc} Try again shortly.")
-    if isinstance(exc, CredentialError):
-        return ToolError(
-            f"credential_unreadable: could not fetch {what}: the stored credential cannot be decrypted; "
-            "reconnect the account."
-        )
-    if isinstance(exc, ReportInputError):
-        return ToolError(f"internal: could not fetch {what}: the platform's answer could not be analysed.")
-    if isinstance(exc, NonRetriableError):  # the credential was removed meanwhile
-        return ToolError(f"not_found: could not fetch {what}: {exc}.")
     raise exc
 
 
@@ -552,18 +564,19 @@ def _report_handler(
                 f"token_revoked: {platform} account {resolved.account_id} has no cached {report_type} "
                 f"and its credential was revoked. {_HINTS['token_revoked']}"
             )
-        sync = services.get_sync()
+        services.get_sync()  # a daemon without the sync cannot fetch: say so now
+        engine = services.get_engine()
+        deadline = trio.current_time() + services.fetch_wait_s
 
-        async def fetch() -> dict[str, Any]:
-            return (await fetch_report(sync, target, as_tenant=True)).payload
+        async def refresh() -> None:
+            await _refresh_and_wait(services, engine, target, deadline)
 
         try:
-            result = await read_or_fetch(
+            result = await read_or_refresh(
                 services.db,
                 target.key,
-                fetch,
+                refresh,
                 clock=services.clock,
-                ttl_s=target.ttl_s,
                 owner=services.owner,
                 wait_s=services.fetch_wait_s,
             )
@@ -572,6 +585,31 @@ def _report_handler(
         return result.envelope()
 
     return handler
+
+
+async def _refresh_and_wait(
+    services: ToolServices, engine: Engine, target: RefreshTarget, deadline: float
+) -> None:
+    """Join (or enqueue) the key's refresh-tenant-report run and wait for it until `deadline`:
+    a miss fetches through the worker's durable, logged, rate-limited path like every
+    other platform call. Raises RefreshFailed or RefreshPending unless it stored the row."""
+    sent = await engine.send(target.event(uuid.uuid4().hex))
+    if not sent.run_ids:
+        log.error("a cache miss started no refresh run", extra={"errors": list(sent.errors)})
+        raise ToolError("Reports cannot be fetched: no refresh function runs in this daemon.")
+    run_id = sent.run_ids[0]
+    record = await engine.wait_for_run(run_id, max(0.0, deadline - trio.current_time()))
+    if record.status == "succeeded":
+        return
+    if record.status not in FINISHED:
+        raise RefreshPending(run_id, record.status)
+    if record.status == "cancelled":
+        raise RefreshFailed("transient", "the refresh was cancelled")
+    failed = record
+    code, message = await services.db.tenant_transaction(
+        str(target.tenant_id), lambda conn: _run_failure(conn, target.tenant_id, failed)
+    )
+    raise RefreshFailed(code, message)
 
 
 # -- refresh_report ---------------------------------------------------------------------------

@@ -345,7 +345,7 @@ async def test_a_bad_account_id_is_refused_and_another_tenants_calls_queued_with
         assert result["structuredContent"] == {**cached, "cache": "hit"}, name
 
 
-async def test_a_platform_error_on_a_miss_is_a_typed_tool_error_and_the_next_call_fetches(
+async def test_a_miss_goes_through_the_refresh_run_which_retries_after_the_platforms_retry_after(
     db: Database, sandbox: Sandbox, autojump_clock: trio.testing.MockClock
 ) -> None:
     acme = await _tenant(db, "acme", ("google", GOOGLE))
@@ -353,11 +353,51 @@ async def test_a_platform_error_on_a_miss_is_a_typed_tool_error_and_the_next_cal
         "google", {"rate_limit": {"next": 1, "retry_after_s": 7}, "endpoints": ["searchStream"]}
     )
     async with tool_env(db, sandbox) as env:
-        text = await env.error(acme, "get_quality_score", platform="google", dateRange="last_30_days")
-        assert text.startswith("rate_limited:") and "try again in 7 s" in text and GOOGLE in text
-        assert await db.fetchval("SELECT count(*) FROM metric_cache_fetches") == 0  # claim released
+        started = trio.current_time()
         ok = await env.ok(acme, "get_quality_score", platform="google", dateRange="last_30_days")
-    assert ok["cache"] == "miss" and ok["data"]["report"] == "quality_score"
+        assert ok["cache"] == "miss" and ok["data"]["report"] == "quality_score"
+        assert trio.current_time() - started >= 7  # the worker waited out the retry-after
+        assert await db.fetchval("SELECT count(*) FROM metric_cache_fetches") == 0  # claim released
+    # The miss is logged like every sync: one retried failure, then the success, in one run.
+    log = await db.fetch("SELECT run_id, attempt, outcome, error_code FROM sync_log ORDER BY id")
+    assert [(r["attempt"], r["outcome"], r["error_code"]) for r in log] == [
+        (1, "failure_retry", "rate_limited"),
+        (2, "success", None),
+    ]
+    assert len({r["run_id"] for r in log}) == 1
+
+
+async def test_a_miss_whose_refresh_fails_is_a_typed_tool_error_and_logged(
+    db: Database, sandbox: Sandbox, autojump_clock: trio.testing.MockClock
+) -> None:
+    acme = await _tenant(db, "acme", ("google", GOOGLE))
+    await sandbox.token_action("revoke", "google", GOOGLE_REFRESH)
+    async with tool_env(db, sandbox) as env:
+        text = await env.error(acme, "get_quality_score", platform="google", dateRange="last_30_days")
+        assert text.startswith("token_revoked: could not fetch google quality_score") and GOOGLE in text
+        assert "reconnect" in text
+        assert await db.fetchval("SELECT count(*) FROM metric_cache_fetches") == 0
+    outcomes = await db.fetch("SELECT outcome, error_code FROM sync_log")
+    assert [(r["outcome"], r["error_code"]) for r in outcomes] == [("failure_final", "token_revoked")]
+
+
+async def test_a_miss_still_fetching_at_the_time_limit_names_its_run_which_then_stores_the_row(
+    db: Database, sandbox: Sandbox, autojump_clock: trio.testing.MockClock
+) -> None:
+    acme = await _tenant(db, "acme", ("google", GOOGLE))
+    await sandbox.faults("google", {"latency_ms": 10_000, "endpoints": ["searchStream"]})
+    async with tool_env(db, sandbox) as env:
+        env.services = attrs.evolve(env.services, fetch_wait_s=3.0)
+        env.tools = build_tools(env.services)
+        started = trio.current_time()
+        text = await env.error(acme, "get_account_health", platform="google", dateRange="last_7_days")
+        assert trio.current_time() - started < 4
+        assert text.startswith("transient: google account_health for account") and "refresh run" in text
+        run_id = uuid.UUID(text.split("refresh run ")[1].split(",")[0])
+        record = await env.engine.wait_for_run(run_id, 120)
+        assert record.status == "succeeded"
+        hit = await env.ok(acme, "get_account_health", platform="google", dateRange="last_7_days")
+        assert hit["cache"] == "hit"
 
 
 async def test_exhaustion_serves_stale_rows_with_the_failure_code_and_a_revoked_miss_is_not_fetched(
@@ -593,6 +633,7 @@ async def test_a_tenant_never_sees_another_tenants_rows_even_naming_its_account(
     async with tool_env(db, sandbox) as env:
         acme_report = await env.ok(acme, "get_account_health", **args)
         searches = await env.searches()
+        runs = await db.fetchval("SELECT count(*) FROM engine_runs")  # acme's miss: its refresh run
 
         text = await env.error(globex, "get_account_health", accountId=GOOGLE, **args)
         assert "'1234567890' is not connected" in text and OTHER_GOOGLE in text
@@ -603,7 +644,7 @@ async def test_a_tenant_never_sees_another_tenants_rows_even_naming_its_account(
         )
         assert "is not connected" in text
         assert await env.searches() == searches  # nothing fetched for acme's account on their behalf
-        assert await db.fetchval("SELECT count(*) FROM engine_runs") == 0
+        assert await db.fetchval("SELECT count(*) FROM engine_runs") == runs == 1
 
         own = await env.ok(globex, "get_account_health", **args)
         assert own["cache"] == "miss" and own["data"] != acme_report["data"]
