@@ -9,6 +9,8 @@ from datetime import date, timedelta
 
 from deneva import catalog
 from deneva.adapters.base import date_window
+from deneva.reports._common import Totals
+from deneva.reports.inputs import CampaignDay
 from deneva.sandbox.data import (
     ZERO,
     Account,
@@ -108,3 +110,40 @@ def auction_domains(date_range: str) -> set[tuple[str, str]]:
             if any(auction_day(acc, c, rival, day).ai_days for day in days(date_range)):
                 out.add((c.id, "You" if rival is None else acc.competitors[rival].domain))
     return out
+
+
+# -- what the analyses must answer ----------------------------------------------------
+
+
+def normalised_days(platform: str, first: date, last: date, today: date = TODAY) -> list[CampaignDay]:
+    """The campaign days the adapter gives for [first, last] (within the sandbox's history),
+    as the analyses read them: Meta counts no purchase value for lead campaigns."""
+    acc = account(platform)
+    start = max(first, history(today).start)
+    out: list[CampaignDay] = []
+    for c in acc.campaigns:
+        for n in range((last - start).days + 1):
+            day = start + timedelta(days=n)
+            m = campaign_day(acc, c, day)
+            if not m.impressions:
+                continue
+            value = 0.0 if platform == "meta" and c.objective == "OUTCOME_LEADS" else m.conversions_value
+            out.append(
+                CampaignDay(
+                    date=day,
+                    campaign_id=c.id,
+                    campaign_name=c.name,
+                    status=c.status,
+                    impressions=m.impressions,
+                    clicks=m.clicks,
+                    cost=m.cost_micros / 1e6,
+                    conversions=float(m.conversions),
+                    conversion_value=value,
+                )
+            )
+    return out
+
+
+def totals(platform: str, first: date, last: date, today: date = TODAY) -> Totals:
+    """The account's delivery over [first, last], from the data model."""
+    return Totals.of(normalised_days(platform, first, last, today))
