@@ -63,9 +63,10 @@ from deneva.engine.errors import NonRetriableError
 from deneva.engine.model import RunRecord
 from deneva.mcp.jsonrpc import JsonObject, RawJson
 from deneva.mcp.report_reads import ReportReads
-from deneva.mcp.tools import ProgressFn, Tool, ToolContext, ToolError, ToolRegistry
+from deneva.mcp.tools import ProgressFn, Tool, ToolAnnotations, ToolContext, ToolError, ToolRegistry
 from deneva.sync.cache import CacheResult, CacheWaitTimeout, hit_from_row, read_or_refresh
 from deneva.sync.model import REFRESH_EVENT, RefreshTarget, SyncServices
+from deneva.sync.portfolio import read_portfolio
 from deneva.sync.reconnect import Reconnect, health_status, reconnect_needed
 from deneva.sync.versions import api_versions
 
@@ -95,6 +96,15 @@ _DESCRIPTIONS = {
     "them from others.",
     "weekly_anomaly": "Weekly anomaly: the last 7 days' metrics that fall outside the band of the weeks "
     "before.",
+}
+_TITLES = {
+    "account_health": "Account health",
+    "search_term_waste": "Search-term waste",
+    "auction_insights": "Auction insights",
+    "quality_score": "Quality score",
+    "pmax_breakdown": "Performance Max breakdown",
+    "budget_optimizer": "Budget optimizer",
+    "weekly_anomaly": "Weekly anomaly",
 }
 FINISHED = ("succeeded", "failed", "cancelled")
 PROGRESS_EVERY_S = 1.0
@@ -223,6 +233,87 @@ REPORT_OUTPUT: JsonObject = {
             "type": "string",
             "description": "Why the account's last sync failed (token_revoked, rate_limited, ...).",
         },
+    },
+    "required": ["data", "cache", "fetchedAt"],
+}
+PORTFOLIO_INPUT: JsonObject = {
+    "type": "object",
+    "properties": {"dateRange": _DATE_RANGE},
+    "required": ["dateRange"],
+    "additionalProperties": False,
+}
+_MONEY_FIGURES: JsonObject = {
+    "spend": {"type": "number"},
+    "conversions": {"type": "number"},
+    "conversion_value": {"type": "number"},
+    "cpa": {"type": ["number", "null"]},
+    "roas": {"type": ["number", "null"]},
+}
+_CHANGE: JsonObject = {
+    "type": "object",
+    "description": "Percent change against the previous period; null where it cannot be made.",
+    "properties": {k: {"type": ["number", "null"]} for k in ("spend", "conversions", "cpa", "roas")},
+}
+_CURRENCY_TOTALS: JsonObject = {
+    "type": "array",
+    "description": "One entry per currency: amounts are never summed across currencies.",
+    "items": {
+        "type": "object",
+        "properties": {
+            "currency": {"type": "string"},
+            "accounts": {"type": "integer"},
+            **_MONEY_FIGURES,
+            "previous": {"type": ["object", "null"]},
+            "change_pct": _CHANGE,
+            "accounts_without_previous_period": {"type": "integer"},
+        },
+        "required": ["currency", "accounts", "spend", "conversions", "cpa", "roas", "change_pct"],
+    },
+}
+PORTFOLIO_OUTPUT: JsonObject = {
+    "type": "object",
+    "properties": {
+        "data": {
+            "type": "object",
+            "properties": {
+                "report": {"type": "string", "enum": ["portfolio_overview"]},
+                "has_data": {"type": "boolean"},
+                "summary": {"type": "string"},
+                "date_range": {"type": "string"},
+                "accounts": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "properties": {
+                            "platform": {"type": "string"},
+                            "account_id": {"type": "string"},
+                            "status": {"type": "string", "enum": ["cached", "pending"]},
+                            "healthy": {"type": "boolean"},
+                            "last_error_code": _NULLABLE_STRING,
+                            "currency": _NULLABLE_STRING,
+                            "fetched_at": _NULLABLE_TIMESTAMP,
+                            "expires_at": _NULLABLE_TIMESTAMP,
+                            "stale": {"type": "boolean"},
+                            **_MONEY_FIGURES,
+                            "previous_period_coverage": {
+                                "type": "string",
+                                "enum": ["complete", "partial", "none"],
+                            },
+                            "change_pct": _CHANGE,
+                        },
+                        "required": ["platform", "account_id", "status", "healthy", "stale"],
+                    },
+                },
+                "by_platform": {"type": "object", "additionalProperties": _CURRENCY_TOTALS},
+                "blended": _CURRENCY_TOTALS,
+                "pending_accounts": {"type": "integer"},
+                "truncated": {"type": "boolean"},
+            },
+            "required": ["report", "summary", "accounts", "by_platform", "blended", "pending_accounts"],
+        },
+        "cache": {"type": "string", "enum": ["hit", "miss"], "description": "miss: some account pending."},
+        "fetchedAt": {**_TIMESTAMP, "description": "The least fresh account's fetch."},
+        "stale": {"type": "boolean", "description": "Some account's numbers are past their TTL."},
     },
     "required": ["data", "cache", "fetchedAt"],
 }
@@ -797,6 +888,40 @@ def _status_handler(services: ToolServices) -> Callable[[JsonObject, ToolContext
     return handler
 
 
+# -- get_portfolio_overview --------------------------------------------------------------------
+
+
+def _portfolio_handler(services: ToolServices) -> Callable[[JsonObject, ToolContext], Awaitable[JsonObject]]:
+    async def handler(args: JsonObject, ctx: ToolContext) -> JsonObject:
+        tenant = _tenant(ctx)
+        date_range = args["dateRange"]
+        now = services.clock.now()
+        read = await read_portfolio(services.db, tenant, date_range, now)
+        pending = bool(read.to_refresh) or read.overview.pending_count > 0
+        services.on_cache_read(
+            "get_portfolio_overview", "miss" if pending else "stale" if read.stale else "hit"
+        )
+        if read.to_refresh:
+            # From the cache alone: an account not cached yet gets its refresh queued (joined
+            # if one is), for the next call; this one answers without it.
+            events = [t.event(uuid.uuid4().hex) for t in read.to_refresh]
+            try:
+                await services.get_engine().send(events)
+            except Exception:
+                log.exception("portfolio overview: queueing %d refreshes failed", len(events))
+        fetched = read.oldest_fetch.timestamp() if read.oldest_fetch is not None else now
+        out: JsonObject = {
+            "data": read.overview.to_json(),
+            "cache": "miss" if pending else "hit",
+            "fetchedAt": _iso(fetched),
+        }
+        if read.stale:
+            out["stale"] = True
+        return out
+
+    return handler
+
+
 # -- the factory ---------------------------------------------------------------------------------
 
 
@@ -809,9 +934,24 @@ def report_tools(services: ToolServices) -> list[Tool]:
             REPORT_INPUT,
             REPORT_OUTPUT,
             _report_handler(services, report_type),
+            annotations=ToolAnnotations(title=_TITLES[report_type]),
         )
         for name, report_type in REPORT_TOOLS.items()
     ]
+    tools.append(
+        Tool(
+            "get_portfolio_overview",
+            "Portfolio overview: every connected ad account of the tenant on every platform over "
+            "dateRange, from deneva's cache alone: spend, conversions, CPA and ROAS per account, per "
+            "platform and blended, with the change against the previous period, each account's freshness "
+            "and health. Amounts are totalled per currency, never across currencies. An account not cached "
+            "yet is 'pending' and its refresh is queued.",
+            PORTFOLIO_INPUT,
+            PORTFOLIO_OUTPUT,
+            _portfolio_handler(services),
+            annotations=ToolAnnotations(title="Portfolio overview", open_world=False),
+        )
+    )
     tools.append(
         Tool(
             "refresh_report",
@@ -822,6 +962,8 @@ def report_tools(services: ToolServices) -> list[Tool]:
             REFRESH_OUTPUT,
             _refresh_handler(services),
             waits=True,
+            # It changes nothing on the ad account, but replaces deneva's cached report.
+            annotations=ToolAnnotations(title="Refresh a report", read_only=False),
         )
     )
     tools.append(
@@ -833,6 +975,7 @@ def report_tools(services: ToolServices) -> list[Tool]:
             STATUS_INPUT,
             STATUS_OUTPUT,
             _status_handler(services),
+            annotations=ToolAnnotations(title="Sync status", open_world=False),
         )
     )
     return tools

@@ -192,6 +192,28 @@ def _shown(name: str) -> str:
 
 
 @attrs.frozen
+class ToolAnnotations:
+    """Hints about a tool's behaviour for clients (MCP `ToolAnnotations`): deneva's tools
+    read and never change an ad account; `open_world` when a call may reach a platform."""
+
+    read_only: bool = True
+    destructive: bool = False
+    idempotent: bool = True
+    open_world: bool = True
+    title: str | None = None
+
+    def to_json(self) -> JsonObject:
+        out: JsonObject = {} if self.title is None else {"title": self.title}
+        out.update(
+            readOnlyHint=self.read_only,
+            destructiveHint=self.destructive,
+            idempotentHint=self.idempotent,
+            openWorldHint=self.open_world,
+        )
+        return out
+
+
+@attrs.frozen
 class Tool:
     name: str
     description: str
@@ -201,6 +223,7 @@ class Tool:
     # May wait a long time (refresh_report with wait): a client hanging up should cancel it.
     # Other calls are short and finish even if their client is gone.
     waits: bool = attrs.field(default=False, kw_only=True)
+    annotations: ToolAnnotations = attrs.field(factory=ToolAnnotations, kw_only=True)
 
     def __attrs_post_init__(self) -> None:
         if not self.name:
@@ -219,6 +242,7 @@ class Tool:
         }
         if self.output_schema is not None:
             out["outputSchema"] = self.output_schema
+        out["annotations"] = self.annotations.to_json()
         return out
 
 

@@ -28,6 +28,8 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp.types import CallToolResult, TextContent
 
 from deneva.mcp.report_tools import (
+    PORTFOLIO_INPUT,
+    PORTFOLIO_OUTPUT,
     REFRESH_INPUT,
     REFRESH_OUTPUT,
     REPORT_INPUT,
@@ -50,6 +52,7 @@ from tests.mcp.daemon_fixture import (
 ACCOUNTS = (("google", "4105550101"), ("meta", "4105550102"), ("tiktok", "7105550000000000103"))
 SCHEMAS = {
     **{name: (REPORT_INPUT, REPORT_OUTPUT) for name in REPORT_TOOLS},
+    "get_portfolio_overview": (PORTFOLIO_INPUT, PORTFOLIO_OUTPUT),
     "refresh_report": (REFRESH_INPUT, REFRESH_OUTPUT),
     "get_sync_status": (STATUS_INPUT, STATUS_OUTPUT),
 }
@@ -101,6 +104,9 @@ async def exercise(client: Client, daemon: RunningDaemon, tenant: TenantInfo) ->
     for listed_tool in listed.tools:
         assert listed_tool.description
         assert (listed_tool.input_schema, listed_tool.output_schema) == SCHEMAS[listed_tool.name]
+        hints = listed_tool.annotations
+        assert hints is not None and hints.destructive_hint is False and hints.title
+        assert hints.read_only_hint is (listed_tool.name != "refresh_report")
 
     calls = report_calls()
     assert {tool for tool, _, _ in calls} == set(REPORT_TOOLS)

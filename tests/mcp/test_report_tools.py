@@ -142,7 +142,12 @@ class Crossings:
 def test_every_tool_has_closed_input_and_object_output_schemas() -> None:
     services = ToolServices(db=None, engine=None, clock=None, sync=None, owner="t")  # type: ignore[arg-type]
     listed = build_tools(services).list_tools()["tools"]
-    assert [t["name"] for t in listed] == [*REPORT_TOOLS, "refresh_report", "get_sync_status"]
+    assert [t["name"] for t in listed] == [
+        *REPORT_TOOLS,
+        "get_portfolio_overview",
+        "refresh_report",
+        "get_sync_status",
+    ]
     for tool in listed:
         assert tool["inputSchema"]["type"] == "object"
         assert tool["inputSchema"]["additionalProperties"] is False
@@ -691,3 +696,85 @@ async def test_refresh_report_calls_join_the_queued_refresh_and_are_rate_limited
         await trio.sleep(61)  # a minute on, refresh_report takes calls again
         done = await env.ok(acme, "refresh_report", wait=True, timeoutS=60, **args)
         assert done["status"] == "completed" and done["runId"] != asked[0]["runId"]
+
+
+async def test_portfolio_overview_queues_missing_accounts_then_sums_account_health_per_currency(
+    db: Database, sandbox: Sandbox, autojump_clock: trio.testing.MockClock
+) -> None:
+    connections = (
+        ("google", GOOGLE),
+        ("google", OTHER_GOOGLE),
+        ("meta", ACCOUNTS["meta"]),
+        ("tiktok", ACCOUNTS["tiktok"]),
+    )
+    acme = await _tenant(db, "acme", *connections)
+    args = {"dateRange": "last_30_days"}
+    async with tool_env(db, sandbox) as env:
+        searches = await env.searches()
+        first = await env.ok(acme, "get_portfolio_overview", **args)
+        assert first["cache"] == "miss" and first["data"]["pending_accounts"] == 4
+        assert {a["status"] for a in first["data"]["accounts"]} == {"pending"}
+        assert await env.searches() == searches  # answered from the cache alone
+        runs = await db.fetch("SELECT id FROM engine_runs WHERE function_id = 'refresh-tenant-report'")
+        assert len(runs) == 4  # one refresh queued per account
+        for run in runs:
+            assert (await env.engine.wait_for_run(run["id"], 120)).status == "succeeded"
+
+        searches = await env.searches()
+        overview = await env.ok(acme, "get_portfolio_overview", **args)
+        assert overview["cache"] == "hit" and "stale" not in overview
+        assert await env.searches() == searches
+        data = overview["data"]
+        assert data["pending_accounts"] == 0 and len(data["accounts"]) == 4
+        healths = {
+            (platform, account): (
+                await env.ok(acme, "get_account_health", platform=platform, accountId=account, **args)
+            )["data"]
+            for platform, account in connections
+        }
+    # Per account: the account health's numbers; per currency: their sums, never across currencies.
+    expected: dict[str, list[float]] = {}
+    for row in data["accounts"]:
+        health = healths[(row["platform"], row["account_id"])]
+        assert row["spend"] == health["totals"]["cost"] and row["currency"] == health["currency"]
+        assert row["change_pct"]["spend"] == health["period_change_pct"]["spend"] is not None
+        assert row["healthy"] is True and row["fetched_at"] and row["stale"] is False
+        sums = expected.setdefault(health["currency"], [0.0, 0.0, 0.0, 0.0])
+        sums[0] += health["totals"]["cost"]
+        sums[1] += health["totals"]["conversions"]
+        sums[2] += health["previous_totals"]["cost"]
+        sums[3] += 1
+    assert {g["currency"] for g in data["blended"]} == set(expected)
+    for group in data["blended"]:
+        cost, conversions, previous, count = expected[group["currency"]]
+        assert group["accounts"] == count
+        assert group["spend"] == pytest.approx(cost, abs=0.011 * count)
+        assert group["conversions"] == pytest.approx(conversions, abs=0.011 * count)
+        assert group["previous"]["spend"] == pytest.approx(previous, abs=0.011 * count)
+        assert group["change_pct"]["spend"] is not None
+    assert set(data["by_platform"]) == {"google", "meta", "tiktok"}
+    google_total = sum(g["spend"] for g in data["by_platform"]["google"])
+    google_accounts = [healths[("google", GOOGLE)], healths[("google", OTHER_GOOGLE)]]
+    assert google_total == pytest.approx(sum(h["totals"]["cost"] for h in google_accounts), abs=0.03)
+
+
+async def test_portfolio_overview_shows_an_unhealthy_account_and_refuses_a_bad_range(
+    db: Database, sandbox: Sandbox, autojump_clock: trio.testing.MockClock
+) -> None:
+    acme = await _tenant(db, "acme", ("google", GOOGLE))
+    nobody = await _tenant(db, "initech")
+    async with tool_env(db, sandbox) as env:
+        await sandbox.token_action("revoke", "google", GOOGLE_REFRESH)
+        await env.error(acme, "get_account_health", platform="google", dateRange="last_7_days")
+        overview = await env.ok(acme, "get_portfolio_overview", dateRange="last_7_days")
+        (row,) = overview["data"]["accounts"]
+        assert (row["status"], row["healthy"], row["last_error_code"]) == ("pending", False, "token_revoked")
+        runs = await db.fetchval("SELECT count(*) FROM engine_runs")
+        await env.ok(acme, "get_portfolio_overview", dateRange="last_7_days")
+        assert await db.fetchval("SELECT count(*) FROM engine_runs") == runs  # revoked: not asked again
+        text = await env.error(acme, "get_portfolio_overview", dateRange="last_365_days")
+        assert "argument 'dateRange' must be one of" in text
+        text = await env.error(acme, "get_portfolio_overview", platform="google", dateRange="last_7_days")
+        assert "unknown argument 'platform'" in text
+        empty = await env.ok(nobody, "get_portfolio_overview", dateRange="last_7_days")
+        assert empty["data"]["accounts"] == [] and "No ad account is connected" in empty["data"]["summary"]
