@@ -17,6 +17,7 @@ from deneva import catalog
 from deneva.db import Database
 from deneva.reports import weekly_anomaly
 from deneva.reports._common import Totals, pct_change
+from deneva.sandbox.data import campaign_day, day_shape
 from deneva.sandbox.dates import HISTORY_DAYS
 from tests.adapters import conftest as adapter_fixtures
 from tests.adapters import truth
@@ -166,3 +167,31 @@ async def test_every_report_and_range_matches_the_sandboxs_known_data(
                     await _period_sums(env, acme, platform, report_type, date_range)
                 checked += 1
     assert checked == len(catalog.REPORT_TYPES[platform]) * len(catalog.DATE_RANGES)
+
+
+def test_every_spend_spike_the_sandbox_injects_is_an_anomaly_day() -> None:
+    """Independent of the analysis' own arithmetic: the sandbox's injected spend spikes
+    (deneva.sandbox.data.day_shape) in the last 7 days, over twelve weeks of `today`s, are
+    all reported as days outside the band (spend or clicks up) of their campaign."""
+    spikes = 0
+    for platform in catalog.PLATFORMS:
+        acc = truth.account(platform)
+        for weeks_back in range(12):
+            today = TODAY - timedelta(days=7 * weeks_back)
+            days = truth.normalised_days(platform, today - timedelta(days=35), today - timedelta(days=1))
+            found = {
+                (a.get("campaign_id"), day)
+                for a in weekly_anomaly(days, today).to_json()["anomalies"]
+                if a["granularity"] == "day" and a["direction"] == "up" and a["metric"] in ("spend", "clicks")
+                for day in a["dates"]
+            }
+            for campaign in acc.campaigns:
+                for n in range(1, 8):
+                    day = today - timedelta(days=n)
+                    if (
+                        day_shape(acc, campaign, day).spike > 1
+                        and campaign_day(acc, campaign, day).impressions
+                    ):
+                        spikes += 1
+                        assert (campaign.id, day.isoformat()) in found, (platform, campaign.id, day)
+    assert spikes >= 5  # the check is not empty
