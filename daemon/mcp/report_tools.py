@@ -64,6 +64,7 @@ from deneva.engine.model import RunRecord
 from deneva.mcp.jsonrpc import JsonObject, RawJson
 from deneva.mcp.report_reads import ReportReads
 from deneva.mcp.tools import ProgressFn, Tool, ToolAnnotations, ToolContext, ToolError, ToolRegistry
+from deneva.sql import query
 from deneva.sync.cache import CacheResult, CacheWaitTimeout, hit_from_row, read_or_refresh
 from deneva.sync.model import REFRESH_EVENT, RefreshTarget, SyncServices
 from deneva.sync.portfolio import read_portfolio
@@ -462,39 +463,11 @@ STATUS_OUTPUT: JsonObject = {
 
 # Account resolution and the cache read: deneva.mcp.report_reads (one round trip, shared by
 # the calls under way). The account ids, for the message when accountId is not connected:
-_ACCOUNT_IDS = """
-SELECT account_id FROM platform_credentials WHERE tenant_id = $1 AND platform = $2
-ORDER BY account_id LIMIT $3
-"""
-_STATUS_ACCOUNTS = """
-SELECT p.platform, p.account_id, p.healthy, p.last_error_code, p.last_sync_failure_at, p.last_success_at,
-       p.access_token_expires_at, t.name AS tenant
-FROM platform_credentials p JOIN tenants t ON t.id = p.tenant_id
-WHERE p.tenant_id = $1 AND ($2::text IS NULL OR p.platform = $2)
-ORDER BY p.platform, p.account_id
-LIMIT $3
-"""
-_STATUS_REPORTS = """
-SELECT platform, account_id, report_type, date_range, fetched_at, expires_at, is_stale
-FROM metric_cache
-WHERE tenant_id = $1 AND ($2::text IS NULL OR platform = $2)
-ORDER BY platform, account_id, report_type, date_range
-LIMIT $3
-"""
-_STATUS_FAILURES = """
-SELECT platform, account_id, report_type, date_range, attempt, outcome, error_code, error_message, created_at
-FROM sync_log
-WHERE tenant_id = $1 AND ($2::text IS NULL OR platform = $2)
-  AND outcome <> 'success' AND created_at > $4
-ORDER BY id DESC
-LIMIT $3
-"""
-_RUN_FAILURE = """
-SELECT error_code, error_message FROM sync_log
-WHERE tenant_id = $1 AND run_id = $2 AND outcome <> 'success'
-ORDER BY id DESC
-LIMIT 1
-"""
+_ACCOUNT_IDS = query("mcp_account_ids")
+_STATUS_ACCOUNTS = query("mcp_status_accounts")
+_STATUS_REPORTS = query("mcp_status_reports")
+_STATUS_FAILURES = query("mcp_status_failures")
+_RUN_FAILURE = query("mcp_run_failure")
 
 
 # -- account resolution -------------------------------------------------------------------
