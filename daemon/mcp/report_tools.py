@@ -564,11 +564,18 @@ def _check_account(tool: str, platform: str, account_id: str | None) -> None:
 class RefreshFailed(Exception):
     """The refresh run a miss waited for failed: its typed code and message (sync_log's)."""
 
-    def __init__(self, code: str, message: str, retry_after_s: float | None = None) -> None:
+    def __init__(
+        self,
+        code: str,
+        message: str,
+        retry_in_s: float | None = None,
+        run_id: uuid.UUID | None = None,
+    ) -> None:
         super().__init__(f"{code}: {message}")
         self.code = code
         self.message = message
-        self.retry_after_s = retry_after_s
+        self.retry_in_s = retry_in_s  # when the run tries again, if it does
+        self.run_id = run_id
 
 
 class RefreshPending(Exception):
@@ -588,6 +595,11 @@ def _fetch_failure(exc: BaseException, target: RefreshTarget) -> ToolError:
         hint = _HINTS.get(exc.code, "")
         if exc.code == "credential_unreadable":
             hint = "The stored credential cannot be decrypted: reconnect the account."
+        if exc.retry_in_s is not None:
+            hint = (
+                f"{hint} The refresh tries again in {max(1, round(exc.retry_in_s))} s "
+                f"(run {exc.run_id}); ask again then."
+            ).lstrip()
         return ToolError(f"{exc.code}: could not fetch {what}: {exc.message.rstrip('.')}. {hint}".rstrip())
     if isinstance(exc, RefreshPending):
         return ToolError(
@@ -656,24 +668,40 @@ async def _refresh_and_wait(
 ) -> None:
     """Join (or enqueue) the key's refresh-tenant-report run and wait for it until `deadline`:
     a miss fetches through the worker's durable, logged, rate-limited path like every
-    other platform call. Raises RefreshFailed or RefreshPending unless it stored the row."""
+    other platform call. Raises RefreshFailed or RefreshPending unless it stored the row.
+
+    An attempt that failed with its retry due after the deadline answers at once with that
+    attempt's typed error and when the run tries again (the run carries on)."""
     sent = await engine.send(target.event(uuid.uuid4().hex))
     if not sent.run_ids:
         log.error("a cache miss started no refresh run", extra={"errors": list(sent.errors)})
         raise ToolError("Reports cannot be fetched: no refresh function runs in this daemon.")
     run_id = sent.run_ids[0]
-    record = await engine.wait_for_run(run_id, max(0.0, deadline - trio.current_time()))
+    tenant = target.tenant_id
+    while True:
+        left = deadline - trio.current_time()
+        record = await engine.wait_for_run(run_id, max(0.0, min(left, PROGRESS_EVERY_S)))
+        if record.status in FINISHED:
+            break
+        left = deadline - trio.current_time()
+        retry_in = record.run_at.timestamp() - services.clock.now()
+        if record.status == "queued" and record.last_error and retry_in > left:
+            code, message = await _failure_of(services, tenant, record)
+            raise RefreshFailed(code, message, retry_in, run_id)
+        if left <= 0:
+            raise RefreshPending(run_id, record.status)
     if record.status == "succeeded":
         return
-    if record.status not in FINISHED:
-        raise RefreshPending(run_id, record.status)
     if record.status == "cancelled":
         raise RefreshFailed("transient", "the refresh was cancelled")
-    failed = record
-    code, message = await services.db.tenant_transaction(
-        str(target.tenant_id), lambda conn: _run_failure(conn, target.tenant_id, failed)
+    raise RefreshFailed(*await _failure_of(services, tenant, record))
+
+
+async def _failure_of(services: ToolServices, tenant: uuid.UUID, record: RunRecord) -> tuple[str, str]:
+    result: tuple[str, str] = await services.db.tenant_transaction(
+        str(tenant), lambda conn: _run_failure(conn, tenant, record)
     )
-    raise RefreshFailed(code, message)
+    return result
 
 
 # -- refresh_report ---------------------------------------------------------------------------

@@ -8,6 +8,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import re
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -95,12 +96,15 @@ class Env:
         return await self.sandbox.calls("google", "searchStream")
 
 
+QUICK_RETRIES = Backoff(base_s=0.01, factor=1, max_s=0.01, jitter=0)
+
+
 @asynccontextmanager
-async def tool_env(db: Database, sandbox: Sandbox) -> AsyncIterator[Env]:
+async def tool_env(db: Database, sandbox: Sandbox, backoff: Backoff = QUICK_RETRIES) -> AsyncIterator[Env]:
     """The tools over a running engine whose refresh worker talks to the sandbox."""
     registry = Registry()
     runtime = SyncRuntime()
-    register_sync(registry, runtime, backoff=Backoff(base_s=0.01, factor=1, max_s=0.01, jitter=0))
+    register_sync(registry, runtime, backoff=backoff)
     # Timeouts above the slowest latency a test sets on the sandbox (virtual seconds).
     adapters = adapters_for(
         sandbox_config(sandbox.url, FakeClock(), request_timeout_s=60, operation_timeout_s=120)
@@ -384,6 +388,30 @@ async def test_a_miss_whose_refresh_fails_is_a_typed_tool_error_and_logged(
         assert await db.fetchval("SELECT count(*) FROM metric_cache_fetches") == 0
     outcomes = await db.fetch("SELECT outcome, error_code FROM sync_log")
     assert [(r["outcome"], r["error_code"]) for r in outcomes] == [("failure_final", "token_revoked")]
+
+
+async def test_a_miss_whose_retry_comes_after_the_time_limit_answers_at_once_and_the_run_carries_on(
+    db: Database, sandbox: Sandbox, autojump_clock: trio.testing.MockClock
+) -> None:
+    acme = await _tenant(db, "acme", ("google", GOOGLE))
+    await sandbox.faults(
+        "google", {"server_error": {"next": 1, "status": 503}, "endpoints": ["searchStream"]}
+    )
+    slow_retries = Backoff(base_s=600, factor=1, max_s=600, jitter=0)
+    async with tool_env(db, sandbox, backoff=slow_retries) as env:
+        started = trio.current_time()
+        text = await env.error(acme, "get_account_health", platform="google", dateRange="last_7_days")
+        assert trio.current_time() - started < 5  # not the whole 60 s: the retry is 10 min away
+        assert text.startswith("transient: could not fetch google account_health for account")
+        assert re.search(
+            r"The refresh tries again in 59[0-9] s \(run [0-9a-f-]{36}\); ask again then\.$", text
+        )
+        run_id = uuid.UUID(text.split("(run ")[1].split(")")[0])
+        assert await db.fetchval("SELECT count(*) FROM metric_cache_fetches") == 0
+        record = await env.engine.wait_for_run(run_id, 700)
+        assert (record.status, record.attempt) == ("succeeded", 2)
+        hit = await env.ok(acme, "get_account_health", platform="google", dateRange="last_7_days")
+        assert hit["cache"] == "hit"
 
 
 async def test_a_miss_still_fetching_at_the_time_limit_names_its_run_which_then_stores_the_row(

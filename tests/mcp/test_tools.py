@@ -12,6 +12,7 @@ from deneva.mcp.tools import (
     ArgumentError,
     SchemaError,
     Tool,
+    ToolAnnotations,
     ToolContext,
     ToolError,
     ToolRegistry,
@@ -176,8 +177,27 @@ def test_list_tools() -> None:
         "description": "Echo the arguments.",
         "inputSchema": SCHEMA,
         "outputSchema": {"type": "object", "properties": {"args": {"type": "object"}}},
+        # By default a tool reads, changes nothing, may be called again, and may reach out.
+        "annotations": {
+            "readOnlyHint": True,
+            "destructiveHint": False,
+            "idempotentHint": True,
+            "openWorldHint": True,
+        },
     }
     assert "outputSchema" not in tools[1]
+
+
+def test_annotations_are_listed_as_given() -> None:
+    hints = ToolAnnotations(title="Refresh", read_only=False, open_world=False)
+    listed = ToolRegistry([Tool("r", "refresh", {"type": "object"}, None, echo, annotations=hints)])
+    assert listed.list_tools()["tools"][0]["annotations"] == {
+        "title": "Refresh",
+        "readOnlyHint": False,
+        "destructiveHint": False,
+        "idempotentHint": True,
+        "openWorldHint": False,
+    }
 
 
 def test_registry_rules() -> None:
