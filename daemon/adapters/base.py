@@ -1,66 +1,45 @@
 """What the adapters take and give: credentials, report requests and data, configuration.
 
-Report types follow seed 000 §B1; each maps onto one row schema (`deneva.adapters.rows`):
-
-    report type         schema        google  meta  tiktok
-    account_health      campaign_day    x      x      x
-    budget_optimizer    campaign_day    x      x      x
-    weekly_anomaly      campaign_day    x      x      x
-    search_term_waste   search_term     x
-    quality_score       keyword         x
-    auction_insights    auction         x
-    pmax_breakdown      asset_group     x
-
-Seed 000's cadence also lists Meta `search_term_waste` and `auction_insights`; Meta's API
-has neither search terms nor auction insights, so asking for them is `invalid_request`
-with that reason (`UNSUPPORTED`). Date ranges are whole days ending yesterday, relative
-to the request's `today`: `last_7_days` is [today - 7, today - 1], as Google's
-LAST_7_DAYS.
+The vocabulary (platforms, report types, date ranges, and the window each report
+fetches) is `deneva.catalog`'s, re-exported here; an unknown or unsupported one is
+`PlatformError("invalid_request")` with the catalog's reason. A report's request asks
+the platform for its fetch window (`ReportRequest.window`): the range and the history
+its comparison needs before it (account health: the previous period; weekly anomaly:
+the four weeks before the last 7 days), in one query where the API allows.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
-from datetime import date, datetime, timedelta
+from collections.abc import Callable
+from datetime import date, datetime
 from typing import Any, Final, Protocol
 
 import attrs
 
+from deneva import catalog
 from deneva.adapters.errors import PlatformError
 from deneva.adapters.versions import CURRENT
+from deneva.catalog import DATE_RANGES, PLATFORMS, REPORT_SCHEMAS, REPORT_TYPES, UNSUPPORTED
 
-PLATFORMS: Final = ("google", "meta", "tiktok")
-DATE_RANGES: Final[Mapping[str, int]] = {"last_7_days": 7, "last_30_days": 30, "last_90_days": 90}
-
-REPORT_SCHEMAS: Final[Mapping[str, str]] = {
-    "account_health": "campaign_day",
-    "budget_optimizer": "campaign_day",
-    "weekly_anomaly": "campaign_day",
-    "search_term_waste": "search_term",
-    "quality_score": "keyword",
-    "auction_insights": "auction",
-    "pmax_breakdown": "asset_group",
-}
-_CAMPAIGN_REPORTS = ("account_health", "budget_optimizer", "weekly_anomaly")
-REPORT_TYPES: Final[Mapping[str, tuple[str, ...]]] = {
-    "google": (
-        *_CAMPAIGN_REPORTS,
-        "search_term_waste",
-        "quality_score",
-        "auction_insights",
-        "pmax_breakdown",
-    ),
-    "meta": _CAMPAIGN_REPORTS,
-    "tiktok": _CAMPAIGN_REPORTS,
-}
-# Report types of seed 000 that a platform's API cannot answer, and why.
-UNSUPPORTED: Final[Mapping[tuple[str, str], str]] = {
-    ("meta", "search_term_waste"): "the Meta API has no search terms (a Google report)",
-    ("meta", "auction_insights"): "the Meta API has no auction insights (a Google report)",
-    ("tiktok", "search_term_waste"): "the TikTok API has no search terms (a Google report)",
-    ("tiktok", "auction_insights"): "the TikTok API has no auction insights (a Google report)",
-}
+__all__ = [
+    "DATE_RANGES",
+    "PLATFORMS",
+    "REPORT_SCHEMAS",
+    "REPORT_TYPES",
+    "UNSUPPORTED",
+    "Credentials",
+    "Platform",
+    "PlatformConfig",
+    "ReportData",
+    "ReportRequest",
+    "TokenGrant",
+    "TokenSource",
+    "check_date_range",
+    "check_platform",
+    "check_report_type",
+    "date_window",
+]
 
 # The real APIs, for a production PlatformConfig (the defaults point nowhere).
 GOOGLE_ADS_API: Final = "https://googleads.googleapis.com"
@@ -73,46 +52,32 @@ META_GRAPH_API: Final = "https://graph.facebook.com"
 TIKTOK_BUSINESS_API: Final = "https://business-api.tiktok.com/open_api"
 
 
-def _listing(values: tuple[str, ...] | Mapping[str, Any]) -> str:
-    return ", ".join(values)
-
-
 def check_platform(platform: str) -> str:
-    if platform not in PLATFORMS:
-        raise PlatformError(
-            "invalid_request",
-            str(platform)[:40],
-            f"unknown platform {platform!r}; one of {_listing(PLATFORMS)}",
-        )
+    problem = catalog.platform_problem(platform)
+    if problem is not None:
+        raise PlatformError("invalid_request", str(platform)[:40], problem)
     return platform
 
 
 def check_report_type(platform: str, report_type: str) -> str:
     check_platform(platform)
-    if report_type in REPORT_TYPES[platform]:
-        return report_type
-    reason = UNSUPPORTED.get((platform, report_type))
-    if reason is None and report_type in REPORT_SCHEMAS:
-        reason = f"{platform} serves {_listing(REPORT_TYPES[platform])}"
-    if reason is None:
-        reason = f"report types are {_listing(REPORT_SCHEMAS)}"
-    raise PlatformError(
-        "invalid_request", platform, f"{platform} has no report type {report_type!r}: {reason}"
-    )
+    problem = catalog.report_type_problem(platform, report_type)
+    if problem is not None:
+        raise PlatformError("invalid_request", platform, problem)
+    return report_type
 
 
 def check_date_range(platform: str, date_range: str) -> str:
-    if date_range not in DATE_RANGES:
-        raise PlatformError(
-            "invalid_request", platform, f"unknown date range {date_range!r}; one of {_listing(DATE_RANGES)}"
-        )
+    problem = catalog.date_range_problem(date_range)
+    if problem is not None:
+        raise PlatformError("invalid_request", platform, problem)
     return date_range
 
 
 def date_window(date_range: str, today: date) -> tuple[date, date]:
     """The inclusive [start, end] of a named range: the N whole days before `today`."""
-    days = DATE_RANGES[date_range]
-    return today - timedelta(days=days), today - timedelta(days=1)
+    window = catalog.range_window(date_range, today)
+    return window.start, window.end
 
 
 def _hidden(value: object) -> str:
@@ -180,8 +145,15 @@ class ReportRequest:
         return REPORT_SCHEMAS[self.report_type]
 
     @property
-    def window(self) -> tuple[date, date]:
+    def period(self) -> tuple[date, date]:
+        """The named range itself."""
         return date_window(self.date_range, self.today)
+
+    @property
+    def window(self) -> tuple[date, date]:
+        """The days asked of the platform: the range and the history the report compares with."""
+        window = catalog.fetch_window(self.report_type, self.date_range, self.today)
+        return window.start, window.end
 
 
 def _row_count(rows: list[dict[str, Any]]) -> str:

@@ -21,9 +21,12 @@ Tools, each with an inputSchema and an outputSchema:
   (`platform`, `dateRange`, optional `accountId`): the cached analysis as
   `{data, cache: "hit"|"miss", fetchedAt, stale?, lastFailureCode?}`. Without
   `accountId`, the tenant's only account on the platform. A hit is one database
-  crossing (account resolution and the cache row in one tenant transaction); a miss is
-  fetched once across processes (`deneva.sync.cache.read_or_fetch`) through the
-  worker's own fetch (`deneva.sync.worker.fetch_report`) and stored.
+  crossing (account resolution and the cache row in one tenant transaction); a miss
+  joins (or enqueues) the key's `refresh-tenant-report` run and waits for it, up to
+  `fetch_wait_s`, once across processes (`deneva.sync.cache.read_or_refresh`): every
+  platform call goes through the worker (sync_log, retries, the per-(tenant, platform)
+  concurrency key, stored token refreshes). A run that fails answers its typed code; one
+  still running at the time limit answers `transient` with its run id.
 - `refresh_report` (`platform`, `reportType`, `dateRange`, optional `accountId`, `wait`,
   `timeoutS`): sends the refresh event and returns `{runId, status: "queued"}`; with
   `wait`, the final status (`completed` with `fetchedAt`, `failed` with `errorCode` and
@@ -52,11 +55,8 @@ import attrs
 import trio
 
 from deneva.accounts import account_id_problem
-from deneva.adapters.base import DATE_RANGES, PLATFORMS, REPORT_SCHEMAS
-from deneva.adapters.errors import PlatformError
-from deneva.adapters.registry import check_report
+from deneva.catalog import DATE_RANGES, PLATFORMS, REPORT_SCHEMAS, report_problem
 from deneva.clock import Clock
-from deneva.credentials import CredentialError
 from deneva.db import Connection, Database
 from deneva.engine.engine import Engine
 from deneva.engine.errors import NonRetriableError
@@ -64,12 +64,12 @@ from deneva.engine.model import RunRecord
 from deneva.mcp.jsonrpc import JsonObject, RawJson
 from deneva.mcp.report_reads import ReportReads
 from deneva.mcp.tools import ProgressFn, Tool, ToolContext, ToolError, ToolRegistry
-from deneva.reports.inputs import ReportInputError
-from deneva.sync.cache import CacheResult, CacheWaitTimeout, hit_from_row, read_or_fetch
+from deneva.sql import query
+from deneva.sync.cache import CacheResult, CacheWaitTimeout, hit_from_row, read_or_refresh
 from deneva.sync.model import REFRESH_EVENT, RefreshTarget, SyncServices
+from deneva.sync.portfolio import read_portfolio
 from deneva.sync.reconnect import Reconnect, health_status, reconnect_needed
 from deneva.sync.versions import api_versions
-from deneva.sync.worker import fetch_report
 
 log = logging.getLogger(__name__)
 
@@ -157,7 +157,7 @@ class ToolServices:
     clock: Clock
     sync: SyncServices | Callable[[], SyncServices] | None
     owner: str
-    fetch_wait_s: float = 60.0  # how long a miss waits for another process's fetch of the same key
+    fetch_wait_s: float = 60.0  # how long a miss waits for its refresh run (or another caller's)
     # Counts each report read: (tool, "hit" | "stale" | "miss") (the daemon's Metrics.cache_read).
     on_cache_read: Callable[[str, str], None] = lambda tool, result: None
     refresh_limit: TenantRateLimit = attrs.field(
@@ -234,6 +234,87 @@ REPORT_OUTPUT: JsonObject = {
             "type": "string",
             "description": "Why the account's last sync failed (token_revoked, rate_limited, ...).",
         },
+    },
+    "required": ["data", "cache", "fetchedAt"],
+}
+PORTFOLIO_INPUT: JsonObject = {
+    "type": "object",
+    "properties": {"dateRange": _DATE_RANGE},
+    "required": ["dateRange"],
+    "additionalProperties": False,
+}
+_MONEY_FIGURES: JsonObject = {
+    "spend": {"type": "number"},
+    "conversions": {"type": "number"},
+    "conversion_value": {"type": "number"},
+    "cpa": {"type": ["number", "null"]},
+    "roas": {"type": ["number", "null"]},
+}
+_CHANGE: JsonObject = {
+    "type": "object",
+    "description": "Percent change against the previous period; null where it cannot be made.",
+    "properties": {k: {"type": ["number", "null"]} for k in ("spend", "conversions", "cpa", "roas")},
+}
+_CURRENCY_TOTALS: JsonObject = {
+    "type": "array",
+    "description": "One entry per currency: amounts are never summed across currencies.",
+    "items": {
+        "type": "object",
+        "properties": {
+            "currency": {"type": "string"},
+            "accounts": {"type": "integer"},
+            **_MONEY_FIGURES,
+            "previous": {"type": ["object", "null"]},
+            "change_pct": _CHANGE,
+            "accounts_without_previous_period": {"type": "integer"},
+        },
+        "required": ["currency", "accounts", "spend", "conversions", "cpa", "roas", "change_pct"],
+    },
+}
+PORTFOLIO_OUTPUT: JsonObject = {
+    "type": "object",
+    "properties": {
+        "data": {
+            "type": "object",
+            "properties": {
+                "report": {"type": "string", "enum": ["portfolio_overview"]},
+                "has_data": {"type": "boolean"},
+                "summary": {"type": "string"},
+                "date_range": {"type": "string"},
+                "accounts": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "properties": {
+                            "platform": {"type": "string"},
+                            "account_id": {"type": "string"},
+                            "status": {"type": "string", "enum": ["cached", "pending"]},
+                            "healthy": {"type": "boolean"},
+                            "last_error_code": _NULLABLE_STRING,
+                            "currency": _NULLABLE_STRING,
+                            "fetched_at": _NULLABLE_TIMESTAMP,
+                            "expires_at": _NULLABLE_TIMESTAMP,
+                            "stale": {"type": "boolean"},
+                            **_MONEY_FIGURES,
+                            "previous_period_coverage": {
+                                "type": "string",
+                                "enum": ["complete", "partial", "none"],
+                            },
+                            "change_pct": _CHANGE,
+                        },
+                        "required": ["platform", "account_id", "status", "healthy", "stale"],
+                    },
+                },
+                "by_platform": {"type": "object", "additionalProperties": _CURRENCY_TOTALS},
+                "blended": _CURRENCY_TOTALS,
+                "pending_accounts": {"type": "integer"},
+                "truncated": {"type": "boolean"},
+            },
+            "required": ["report", "summary", "accounts", "by_platform", "blended", "pending_accounts"],
+        },
+        "cache": {"type": "string", "enum": ["hit", "miss"], "description": "miss: some account pending."},
+        "fetchedAt": {**_TIMESTAMP, "description": "The least fresh account's fetch."},
+        "stale": {"type": "boolean", "description": "Some account's numbers are past their TTL."},
     },
     "required": ["data", "cache", "fetchedAt"],
 }
@@ -382,39 +463,11 @@ STATUS_OUTPUT: JsonObject = {
 
 # Account resolution and the cache read: deneva.mcp.report_reads (one round trip, shared by
 # the calls under way). The account ids, for the message when accountId is not connected:
-_ACCOUNT_IDS = """
-SELECT account_id FROM platform_credentials WHERE tenant_id = $1 AND platform = $2
-ORDER BY account_id LIMIT $3
-"""
-_STATUS_ACCOUNTS = """
-SELECT p.platform, p.account_id, p.healthy, p.last_error_code, p.last_sync_failure_at, p.last_success_at,
-       p.access_token_expires_at, t.name AS tenant
-FROM platform_credentials p JOIN tenants t ON t.id = p.tenant_id
-WHERE p.tenant_id = $1 AND ($2::text IS NULL OR p.platform = $2)
-ORDER BY p.platform, p.account_id
-LIMIT $3
-"""
-_STATUS_REPORTS = """
-SELECT platform, account_id, report_type, date_range, fetched_at, expires_at, is_stale
-FROM metric_cache
-WHERE tenant_id = $1 AND ($2::text IS NULL OR platform = $2)
-ORDER BY platform, account_id, report_type, date_range
-LIMIT $3
-"""
-_STATUS_FAILURES = """
-SELECT platform, account_id, report_type, date_range, attempt, outcome, error_code, error_message, created_at
-FROM sync_log
-WHERE tenant_id = $1 AND ($2::text IS NULL OR platform = $2)
-  AND outcome <> 'success' AND created_at > $4
-ORDER BY id DESC
-LIMIT $3
-"""
-_RUN_FAILURE = """
-SELECT error_code, error_message FROM sync_log
-WHERE tenant_id = $1 AND run_id = $2 AND outcome <> 'success'
-ORDER BY id DESC
-LIMIT 1
-"""
+_ACCOUNT_IDS = query("mcp_account_ids")
+_STATUS_ACCOUNTS = query("mcp_status_accounts")
+_STATUS_REPORTS = query("mcp_status_reports")
+_STATUS_FAILURES = query("mcp_status_failures")
+_RUN_FAILURE = query("mcp_run_failure")
 
 
 # -- account resolution -------------------------------------------------------------------
@@ -491,10 +544,9 @@ def _iso(value: datetime | float | None) -> str | None:
 
 
 def _check_report(platform: str, report_type: str, date_range: str) -> None:
-    try:
-        check_report(platform, report_type, date_range)
-    except PlatformError as exc:
-        raise ToolError(f"{exc.message}.") from None
+    problem = report_problem(platform, report_type, date_range)
+    if problem is not None:
+        raise ToolError(f"{problem}.")
 
 
 def _check_account(tool: str, platform: str, account_id: str | None) -> None:
@@ -509,26 +561,53 @@ def _check_account(tool: str, platform: str, account_id: str | None) -> None:
         )
 
 
+class RefreshFailed(Exception):
+    """The refresh run a miss waited for failed: its typed code and message (sync_log's)."""
+
+    def __init__(
+        self,
+        code: str,
+        message: str,
+        retry_in_s: float | None = None,
+        run_id: uuid.UUID | None = None,
+    ) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+        self.retry_in_s = retry_in_s  # when the run tries again, if it does
+        self.run_id = run_id
+
+
+class RefreshPending(Exception):
+    """The refresh run a miss waited for had not finished within the tool's time limit."""
+
+    def __init__(self, run_id: uuid.UUID, status: str) -> None:
+        super().__init__(f"run {run_id} is {status}")
+        self.run_id = run_id
+        self.status = status
+
+
 def _fetch_failure(exc: BaseException, target: RefreshTarget) -> ToolError:
     """A failed miss as a tool error led by its typed code; anything unforeseen is re-raised
     (the registry logs it and answers a generic failure, never a stack trace)."""
     what = f"{target.platform} {target.report_type} for account {target.account_id}"
-    if isinstance(exc, PlatformError):
+    if isinstance(exc, RefreshFailed):
         hint = _HINTS.get(exc.code, "")
-        if exc.code == "rate_limited" and exc.retry_after_s:
-            hint = f"The platform asked us to slow down: try again in {exc.retry_after_s:.0f} s."
+        if exc.code == "credential_unreadable":
+            hint = "The stored credential cannot be decrypted: reconnect the account."
+        if exc.retry_in_s is not None:
+            hint = (
+                f"{hint} The refresh tries again in {max(1, round(exc.retry_in_s))} s "
+                f"(run {exc.run_id}); ask again then."
+            ).lstrip()
         return ToolError(f"{exc.code}: could not fetch {what}: {exc.message.rstrip('.')}. {hint}".rstrip())
+    if isinstance(exc, RefreshPending):
+        return ToolError(
+            f"transient: {what} is still being fetched (refresh run {exc.run_id}, {exc.status}); "
+            "ask again shortly, or call refresh_report with wait=true."
+        )
     if isinstance(exc, CacheWaitTimeout):
         return ToolError(f"transient: {exc} Try again shortly.")
-    if isinstance(exc, CredentialError):
-        return ToolError(
-            f"credential_unreadable: could not fetch {what}: the stored credential cannot be decrypted; "
-            "reconnect the account."
-        )
-    if isinstance(exc, ReportInputError):
-        return ToolError(f"internal: could not fetch {what}: the platform's answer could not be analysed.")
-    if isinstance(exc, NonRetriableError):  # the credential was removed meanwhile
-        return ToolError(f"not_found: could not fetch {what}: {exc}.")
     raise exc
 
 
@@ -561,18 +640,19 @@ def _report_handler(
                 f"token_revoked: {platform} account {resolved.account_id} has no cached {report_type} "
                 f"and its credential was revoked. {_HINTS['token_revoked']}"
             )
-        sync = services.get_sync()
+        services.get_sync()  # a daemon without the sync cannot fetch: say so now
+        engine = services.get_engine()
+        deadline = trio.current_time() + services.fetch_wait_s
 
-        async def fetch() -> dict[str, Any]:
-            return (await fetch_report(sync, target, as_tenant=True)).payload
+        async def refresh() -> None:
+            await _refresh_and_wait(services, engine, target, deadline)
 
         try:
-            result = await read_or_fetch(
+            result = await read_or_refresh(
                 services.db,
                 target.key,
-                fetch,
+                refresh,
                 clock=services.clock,
-                ttl_s=target.ttl_s,
                 owner=services.owner,
                 wait_s=services.fetch_wait_s,
             )
@@ -581,6 +661,47 @@ def _report_handler(
         return result.envelope()
 
     return handler
+
+
+async def _refresh_and_wait(
+    services: ToolServices, engine: Engine, target: RefreshTarget, deadline: float
+) -> None:
+    """Join (or enqueue) the key's refresh-tenant-report run and wait for it until `deadline`:
+    a miss fetches through the worker's durable, logged, rate-limited path like every
+    other platform call. Raises RefreshFailed or RefreshPending unless it stored the row.
+
+    An attempt that failed with its retry due after the deadline answers at once with that
+    attempt's typed error and when the run tries again (the run carries on)."""
+    sent = await engine.send(target.event(uuid.uuid4().hex))
+    if not sent.run_ids:
+        log.error("a cache miss started no refresh run", extra={"errors": list(sent.errors)})
+        raise ToolError("Reports cannot be fetched: no refresh function runs in this daemon.")
+    run_id = sent.run_ids[0]
+    tenant = target.tenant_id
+    while True:
+        left = deadline - trio.current_time()
+        record = await engine.wait_for_run(run_id, max(0.0, min(left, PROGRESS_EVERY_S)))
+        if record.status in FINISHED:
+            break
+        left = deadline - trio.current_time()
+        retry_in = record.run_at.timestamp() - services.clock.now()
+        if record.status == "queued" and record.last_error and retry_in > left:
+            code, message = await _failure_of(services, tenant, record)
+            raise RefreshFailed(code, message, retry_in, run_id)
+        if left <= 0:
+            raise RefreshPending(run_id, record.status)
+    if record.status == "succeeded":
+        return
+    if record.status == "cancelled":
+        raise RefreshFailed("transient", "the refresh was cancelled")
+    raise RefreshFailed(*await _failure_of(services, tenant, record))
+
+
+async def _failure_of(services: ToolServices, tenant: uuid.UUID, record: RunRecord) -> tuple[str, str]:
+    result: tuple[str, str] = await services.db.tenant_transaction(
+        str(tenant), lambda conn: _run_failure(conn, tenant, record)
+    )
+    return result
 
 
 # -- refresh_report ---------------------------------------------------------------------------
@@ -768,6 +889,40 @@ def _status_handler(services: ToolServices) -> Callable[[JsonObject, ToolContext
     return handler
 
 
+# -- get_portfolio_overview --------------------------------------------------------------------
+
+
+def _portfolio_handler(services: ToolServices) -> Callable[[JsonObject, ToolContext], Awaitable[JsonObject]]:
+    async def handler(args: JsonObject, ctx: ToolContext) -> JsonObject:
+        tenant = _tenant(ctx)
+        date_range = args["dateRange"]
+        now = services.clock.now()
+        read = await read_portfolio(services.db, tenant, date_range, now)
+        pending = bool(read.to_refresh) or read.overview.pending_count > 0
+        services.on_cache_read(
+            "get_portfolio_overview", "miss" if pending else "stale" if read.stale else "hit"
+        )
+        if read.to_refresh:
+            # From the cache alone: an account not cached yet gets its refresh queued (joined
+            # if one is), for the next call; this one answers without it.
+            events = [t.event(uuid.uuid4().hex) for t in read.to_refresh]
+            try:
+                await services.get_engine().send(events)
+            except Exception:
+                log.exception("portfolio overview: queueing %d refreshes failed", len(events))
+        fetched = read.oldest_fetch.timestamp() if read.oldest_fetch is not None else now
+        out: JsonObject = {
+            "data": read.overview.to_json(),
+            "cache": "miss" if pending else "hit",
+            "fetchedAt": _iso(fetched),
+        }
+        if read.stale:
+            out["stale"] = True
+        return out
+
+    return handler
+
+
 # -- the factory ---------------------------------------------------------------------------------
 
 
@@ -786,6 +941,22 @@ def report_tools(services: ToolServices) -> list[Tool]:
         )
         for name, report_type in REPORT_TOOLS.items()
     ]
+    tools.append(
+        Tool(
+            "get_portfolio_overview",
+            "Portfolio overview: every connected ad account of the tenant on every platform over "
+            "dateRange, from deneva's cache alone: spend, conversions, CPA and ROAS per account, per "
+            "platform and blended, with the change against the previous period, each account's freshness "
+            "and health. Amounts are totalled per currency, never across currencies. An account not cached "
+            "yet is 'pending' and its refresh is queued.",
+            PORTFOLIO_INPUT,
+            PORTFOLIO_OUTPUT,
+            _portfolio_handler(services),
+            title="Portfolio overview",
+            # From the cache alone (a pending account's refresh is queued, not awaited).
+            hints={"readOnlyHint": True, "openWorldHint": False},
+        )
+    )
     tools.append(
         Tool(
             "refresh_report",

@@ -3,7 +3,14 @@
 Windows end yesterday: the period is the `range_days` days before `today`
 (`today` itself, a partial day, is left out), the previous period the
 `range_days` days before that. Week over week compares the 7 days before `today`
-with the 7 days before those, whatever `range_days` is.
+with the 7 days before those, whatever `range_days` is. The rows given must reach back
+over both (`deneva.catalog.fetch_window`: max(2 x range, 14) days).
+
+Honest gaps: the account's history starts with its earliest row (platforms omit days
+without delivery, so a day after it without rows counts as zero). A comparison whose
+earlier side starts before that history is not made: its changes are None and a flag
+says why (`no_previous_period` / `previous_period_partial`, `partial_week`), rather
+than comparing a full period with a partial one.
 """
 
 from __future__ import annotations
@@ -48,6 +55,7 @@ MIN_CONVERSIONS = 3.0
 CAMPAIGN_FLAG_MIN_SHARE = 0.05
 
 _SEVERITY_ORDER = {"high": 0, "medium": 1, "info": 2}
+_NO_CHANGE: dict[str, float | None] = dict.fromkeys(("spend", "clicks", "conversions", "cpa", "roas", "ctr"))
 
 
 @attrs.frozen
@@ -204,27 +212,66 @@ class AccountHealth:
     flags_total: int
     days_with_data_last_week: int
     days_with_data_prior_week: int
+    history_start: date | None = None
 
     @property
     def has_data(self) -> bool:
         return not (self.totals.empty and self.previous_totals.empty)
+
+    def _coverage(self, window: Window) -> str:
+        """How much of `window` the account's history covers: complete, partial or none."""
+        if self.history_start is None or self.history_start > window.end:
+            return "none"
+        return "complete" if self.history_start <= window.start else "partial"
+
+    @property
+    def previous_comparable(self) -> bool:
+        return self._coverage(self.previous_period) == "complete"
+
+    @property
+    def week_comparable(self) -> bool:
+        return self._coverage(self.prior_week) == "complete"
+
+    @property
+    def period_change(self) -> dict[str, float | None]:
+        if not self.previous_comparable:
+            return dict(_NO_CHANGE)
+        return _change(self.totals, self.previous_totals)
+
+    @property
+    def week_change(self) -> dict[str, float | None]:
+        if not self.week_comparable:
+            return dict(_NO_CHANGE)
+        return _change(self.last_week_totals, self.prior_week_totals)
 
     def summary(self) -> str:
         days = (self.period.end - self.period.start).days + 1
         if not self.has_data:
             return f"No data for this period ({self.period.start} to {self.period.end}) or the one before."
         t = self.totals
-        change = _change(t, self.previous_totals)
-        wow = _change(self.last_week_totals, self.prior_week_totals)
+        change = self.period_change
+        wow = self.week_change
         roas = f", ROAS {t.roas:.2f}" if t.roas else ""
-        text = (
-            f"Last {days} days: spend {fmt_money(t.cost)} "
-            f"({fmt_pct(change['spend'])} vs previous {days} days), "
-            f"{fmt_qty(t.conversions)} conversions ({fmt_pct(change['conversions'])}), "
-            f"CPA {fmt_money(t.cpa)} ({fmt_pct(change['cpa'])}){roas}. "
-            f"Week over week: spend {fmt_pct(wow['spend'])}, conversions {fmt_pct(wow['conversions'])}, "
-            f"CPA {fmt_pct(wow['cpa'])}."
-        )
+        if self.previous_comparable:
+            text = (
+                f"Last {days} days: spend {fmt_money(t.cost)} "
+                f"({fmt_pct(change['spend'])} vs previous {days} days), "
+                f"{fmt_qty(t.conversions)} conversions ({fmt_pct(change['conversions'])}), "
+                f"CPA {fmt_money(t.cpa)} ({fmt_pct(change['cpa'])}){roas}. "
+            )
+        else:
+            text = (
+                f"Last {days} days: spend {fmt_money(t.cost)}, {fmt_qty(t.conversions)} conversions, "
+                f"CPA {fmt_money(t.cpa)}{roas} (no comparison with the previous {days} days: "
+                f"{self._history_words()}). "
+            )
+        if self.week_comparable:
+            text += (
+                f"Week over week: spend {fmt_pct(wow['spend'])}, conversions {fmt_pct(wow['conversions'])}, "
+                f"CPA {fmt_pct(wow['cpa'])}."
+            )
+        else:
+            text += f"No week-over-week comparison: {self._history_words()}."
         if self.flags:
             top = "; ".join(f.message for f in self.flags[:2])
             text += f" {self.flags_total} flag{'s' if self.flags_total != 1 else ''}: {top}."
@@ -232,16 +279,25 @@ class AccountHealth:
             text += " No flags."
         return text
 
+    def _history_words(self) -> str:
+        if self.history_start is None:
+            return "the account has no data"
+        return f"the account's data starts {self.history_start}"
+
     def to_json(self) -> JSONDict:
         return {
             "report": "account_health",
             "has_data": self.has_data,
             "summary": self.summary(),
             "period": self.period.to_json(),
-            "previous_period": self.previous_period.to_json(),
+            "previous_period": {
+                **self.previous_period.to_json(),
+                "coverage": self._coverage(self.previous_period),
+            },
+            "history_start": None if self.history_start is None else self.history_start.isoformat(),
             "totals": self.totals.to_json(),
             "previous_totals": self.previous_totals.to_json(),
-            "period_change_pct": _change(self.totals, self.previous_totals),
+            "period_change_pct": self.period_change,
             "week_over_week": {
                 "last_7_days": {
                     **self.last_week.to_json(),
@@ -251,9 +307,10 @@ class AccountHealth:
                 "prior_7_days": {
                     **self.prior_week.to_json(),
                     "days_with_data": self.days_with_data_prior_week,
+                    "coverage": self._coverage(self.prior_week),
                     "totals": self.prior_week_totals.to_json(),
                 },
-                "change_pct": _change(self.last_week_totals, self.prior_week_totals),
+                "change_pct": self.week_change,
             },
             "campaign_count": self.campaign_count,
             "top_movers": [m.to_json() for m in self.movers],
@@ -302,16 +359,35 @@ def account_health(days: Sequence[CampaignDay], today: date, range_days: int) ->
 
     last_totals = Totals.of(r for rows in last_by_campaign.values() for r in rows)
     prior_totals = Totals.of(r for rows in prior_by_campaign.values() for r in rows)
+    history_start = min((r.date for r in days if r.date < today), default=None)
+    week_comparable = history_start is not None and history_start <= prior_week.start
 
-    flags = _flags(last_totals, prior_totals, label="Account") if not prior_totals.empty else []
+    flags: list[Flag] = []
+    if week_comparable and not prior_totals.empty:
+        flags = _flags(last_totals, prior_totals, label="Account")
     days_last = len({r.date for rows in last_by_campaign.values() for r in rows})
     days_prior = len({r.date for rows in prior_by_campaign.values() for r in rows})
-    if (days_last or days_prior) and (days_last < 7 or days_prior < 7):
+    if history_start is not None and not week_comparable:
         message = (
-            f"Week over week compares {days_last} day(s) of data in the last 7 days "
-            f"with {days_prior} in the 7 before"
+            f"No week-over-week comparison: the account's data starts {history_start}, "
+            f"after the prior week began ({prior_week.start})"
         )
         flags.append(Flag("info", "partial_week", message, 0.0))
+    if history_start is not None and history_start > previous.start:
+        if history_start > previous.end:
+            code = "no_previous_period"
+            message = (
+                f"No data before {history_start}: no comparison with the previous {range_days} days "
+                f"({previous.start} to {previous.end})"
+            )
+        else:
+            code = "previous_period_partial"
+            covered = (previous.end - history_start).days + 1
+            message = (
+                f"The previous {range_days} days have data from {history_start} only ({covered} of "
+                f"{range_days} days): no period-over-period change"
+            )
+        flags.append(Flag("info", code, message, 0.0))
 
     moves: list[CampaignMove] = []
     prior_cpa = prior_totals.cpa or last_totals.cpa or 0.0
@@ -325,7 +401,7 @@ def account_health(days: Sequence[CampaignDay], today: date, range_days: int) ->
             last.cost / last_totals.cost if last_totals.cost else 0.0,
             prior.cost / prior_totals.cost if prior_totals.cost else 0.0,
         )
-        if big >= CAMPAIGN_FLAG_MIN_SHARE and not prior.empty:
+        if week_comparable and big >= CAMPAIGN_FLAG_MIN_SHARE and not prior.empty:
             label = f"Campaign {clip(info.campaign_name, 60)!r}"
             flags.extend(
                 _flags(last, prior, label=label, campaign_id=campaign_id, campaign_name=info.campaign_name)
@@ -348,4 +424,5 @@ def account_health(days: Sequence[CampaignDay], today: date, range_days: int) ->
         flags_total=len(flags),
         days_with_data_last_week=days_last,
         days_with_data_prior_week=days_prior,
+        history_start=history_start,
     )

@@ -257,13 +257,25 @@ class WeeklyAnomaly:
     series_insufficient: int
     campaigns_skipped_small: int
     new_campaigns: tuple[tuple[str, str, float], ...]  # (id, name, cost in the last 7 days)
+    history_start: date | None = None  # the account's earliest row (None: no rows)
+
+    @property
+    def baseline_coverage(self) -> str:
+        """How much of the baseline the account's history covers: complete, partial or none."""
+        if self.history_start is None or self.history_start > self.baseline_end:
+            return "none"
+        return "complete" if self.history_start <= self.baseline_start else "partial"
 
     def summary(self) -> str:
         window = f"{self.window_start} to {self.window_end}"
         if not self.has_data:
             return f"No data for this period ({window})."
         if not self.series_checked:
-            return f"Not enough history before {self.window_start} to draw a band ({self.band.describe()})."
+            since = "" if self.history_start is None else f" (the account's data starts {self.history_start})"
+            return (
+                f"Not enough history before {self.window_start} to draw a band "
+                f"({self.band.describe()}){since}."
+            )
         if not self.anomalies:
             text = f"No metric outside its band in the last 7 days ({window}, {self.band.describe()})."
         else:
@@ -289,7 +301,9 @@ class WeeklyAnomaly:
                 "k": self.band.k,
                 "by_weekday": self.band.by_weekday,
                 "description": self.band.describe(),
+                "coverage": self.baseline_coverage,
             },
+            "history_start": None if self.history_start is None else self.history_start.isoformat(),
             "account_week": [w.to_json() for w in self.account_week],
             "anomalies": [a.to_json() for a in self.anomalies[:MAX_ITEMS]],
             "anomaly_count": len(self.anomalies),
@@ -468,4 +482,5 @@ def weekly_anomaly(
         series_insufficient=insufficient,
         campaigns_skipped_small=small,
         new_campaigns=tuple(new),
+        history_start=min((r.date for r in days if r.date < today), default=None),
     )

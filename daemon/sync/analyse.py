@@ -5,26 +5,43 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
-from deneva import reports
-from deneva.reports.inputs import ReportInputError
-
-RANGE_DAYS = {"last_7_days": 7, "last_30_days": 30, "last_90_days": 90}
+from deneva import catalog, reports
+from deneva.reports.inputs import CampaignDay, ReportInputError
 
 
 class AnalysisError(ReportInputError):
     """Rows that do not fit the analysis (a platform answered something unexpected)."""
 
 
-def analyse(report_type: str, rows: list[dict[str, Any]], today: date, date_range: str) -> dict[str, Any]:
-    """The compact JSON analysis of one report (SPEC §8: analyses, not raw dumps)."""
-    days = RANGE_DAYS.get(date_range)
+def _in_range(days: list[CampaignDay], date_range: str, today: date) -> list[CampaignDay]:
+    window = catalog.range_window(date_range, today)
+    return [d for d in days if window.start <= d.date <= window.end]
+
+
+def analyse(
+    report_type: str,
+    rows: list[dict[str, Any]],
+    today: date,
+    date_range: str,
+    *,
+    currency: str | None = None,
+) -> dict[str, Any]:
+    """The compact JSON analysis of one report (SPEC §8: analyses, not raw dumps).
+
+    `rows` cover the report's fetch window (`deneva.catalog.fetch_window`): reports that
+    compare read the history before the range from them. `currency` (the account's, as
+    the platform named it) is kept in the analysis, so that sums across accounts never
+    mix currencies.
+    """
+    days = catalog.DATE_RANGES.get(date_range)
     if days is None:
-        raise AnalysisError(f"date range {date_range!r}: expected one of {', '.join(RANGE_DAYS)}")
+        raise AnalysisError(f"date range {date_range!r}: expected one of {', '.join(catalog.DATE_RANGES)}")
     result: Any
     if report_type == "account_health":
         result = reports.account_health(reports.rows_from_dicts(reports.CampaignDay, rows), today, days)
     elif report_type == "budget_optimizer":
-        result = reports.budget_optimizer(reports.rows_from_dicts(reports.CampaignDay, rows))
+        campaign_days = reports.rows_from_dicts(reports.CampaignDay, rows)
+        result = reports.budget_optimizer(_in_range(campaign_days, date_range, today))
     elif report_type == "weekly_anomaly":
         result = reports.weekly_anomaly(reports.rows_from_dicts(reports.CampaignDay, rows), today)
     elif report_type == "search_term_waste":
@@ -40,4 +57,6 @@ def analyse(report_type: str, rows: list[dict[str, Any]], today: date, date_rang
     else:
         raise AnalysisError(f"report type {report_type!r}: no analysis of that name")
     analysed: dict[str, Any] = result.to_json()
+    if currency is not None:
+        analysed["currency"] = currency
     return analysed

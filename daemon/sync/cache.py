@@ -3,7 +3,9 @@
 Reads never block on staleness: a stale or expired row is returned as a hit, marked
 `stale`, while the eager refresh brings it up to date. A miss is fetched once, however
 many callers and processes miss the same key at the same moment: the first to claim
-the key in `metric_cache_fetches` fetches, the others wait for its row. All of it runs
+the key in `metric_cache_fetches` fetches (the MCP tools: joins or enqueues the key's
+`refresh-tenant-report` run and waits for it, `read_or_refresh`), the others wait for
+its row. All of it runs
 in tenant transactions, so row-level security scopes every read and write.
 """
 
@@ -128,14 +130,38 @@ async def read_or_fetch(
     claim_s: float = 120.0,
     wait_s: float = 60.0,
 ) -> CacheResult:
-    """The cached report, or fetch it: exactly once across callers and processes."""
+    """The cached report, or fetch it and store it: exactly once across callers and processes."""
+
+    async def fetch_and_store() -> None:
+        payload = await fetch()
+        await write(db, key, payload, clock.now(), ttl_s)
+
+    return await read_or_refresh(
+        db, key, fetch_and_store, clock=clock, owner=owner, claim_s=claim_s, wait_s=wait_s
+    )
+
+
+async def read_or_refresh(
+    db: Database,
+    key: CacheKey,
+    refresh: Callable[[], Awaitable[None]],
+    *,
+    clock: Clock,
+    owner: str,
+    claim_s: float = 120.0,
+    wait_s: float = 60.0,
+) -> CacheResult:
+    """The cached report, or have `refresh` store it (the worker's run, joined or enqueued,
+    and waited for) and read it back: one refresh across callers and processes, the others
+    wait for its row. `refresh` raises when the run did not store the row."""
     tenant = str(key.tenant_id)
     cached = await read(db, key, clock.now())
     if cached is not None:
         return cached
     polls = 0
+    claimed = False
     with trio.move_on_after(wait_s):
-        while True:
+        while not claimed:
             now = clock.now()
 
             async def claim(conn: Connection, now: float = now) -> bool:
@@ -144,40 +170,28 @@ async def read_or_fetch(
                 )
                 return got is not None
 
-            if await db.tenant_transaction(tenant, claim):
-                return await _fetch_as_owner(db, key, fetch, clock, ttl_s)
+            claimed = await db.tenant_transaction(tenant, claim)
+            if claimed:
+                break
             polls += 1
-            await trio.sleep(_CLAIM_POLL.delay(polls))  # another fetch is under way: its row will appear
+            await trio.sleep(_CLAIM_POLL.delay(polls))  # another refresh is under way: its row will appear
             cached = await read(db, key, clock.now())
             if cached is not None:
                 return attrs.evolve(cached, cache="miss")
-    raise CacheWaitTimeout(
-        f"{key.platform} {key.report_type}: another fetch of this report did not finish in {wait_s:.0f} s"
-    )
-
-
-async def _fetch_as_owner(
-    db: Database, key: CacheKey, fetch: Callable[[], Awaitable[Any]], clock: Clock, ttl_s: float
-) -> CacheResult:
-    tenant = str(key.tenant_id)
-
-    async def release(conn: Connection) -> None:
-        await conn.execute(_RELEASE, key.tenant_id, key.text)
-
+    if not claimed:
+        raise CacheWaitTimeout(
+            f"{key.platform} {key.report_type}: another fetch of this report did not finish in {wait_s:.0f} s"
+        )
+    # The claim's owner: `refresh` keeps its own time limit (the tool's, the adapters').
     try:
-        payload = await fetch()
-    except BaseException:
+        await refresh()
+    finally:
         with trio.CancelScope(shield=True):
-            await db.tenant_transaction(tenant, release)
-        raise
-    fetched_at = clock.now()
-
-    async def store_and_release(conn: Connection) -> None:
-        await conn.execute(WRITE_SQL, *write_args(key, payload, fetched_at, ttl_s))
-        await release(conn)
-
-    await db.tenant_transaction(tenant, store_and_release)
-    return CacheResult(payload, "miss", fetched_at, False)
+            await db.tenant_transaction(tenant, lambda conn: conn.execute(_RELEASE, key.tenant_id, key.text))
+    stored = await read(db, key, clock.now())
+    if stored is None:
+        raise CacheWaitTimeout(f"{key.platform} {key.report_type}: the refresh stored no report")
+    return attrs.evolve(stored, cache="miss")
 
 
 async def mark_stale(conn: Connection, tenant_id: uuid.UUID, platform: str, account_id: str) -> int:

@@ -73,17 +73,13 @@ class FetchedReport:
     api_calls: int
 
 
-async def fetch_report(
-    services: SyncServices, target: RefreshTarget, *, as_tenant: bool = False
-) -> FetchedReport:
-    """Fetch one report and analyse it: the worker's fetch, also a tool's cache miss.
+async def fetch_report(services: SyncServices, target: RefreshTarget) -> FetchedReport:
+    """Fetch one report and analyse it: the daemon's one path to a platform's reports (the
+    MCP tools' misses join this worker's runs).
 
     Raises PlatformError (typed code) when the platform fails. A token the adapter must
     refresh on the way is refreshed through `refresh_credential` (serialised with every
-    other refresh of the credential, stored compare-and-set). With `as_tenant`, the
-    credential is read in the tenant's own transaction (row-level security), as tools do;
-    the tenant role may not write credentials, so the adapter then refreshes a token for
-    this call only, unstored (the token-refresh actor keeps stored tokens fresh).
+    other refresh of the credential, stored compare-and-set).
     """
     db = services.db
     adapter = services.adapters.get(target.platform)
@@ -94,10 +90,10 @@ async def fetch_report(
     def load(conn: Connection) -> Any:
         return load_credentials(conn, services.keys, account)
 
-    loaded = await (db.tenant_transaction(str(target.tenant_id), load) if as_tenant else db.transaction(load))
+    loaded = await db.transaction(load)
     today = services.today()
     request = ReportRequest(target.platform, target.account_id, target.report_type, target.date_range, today)
-    tokens = None if as_tenant else StoredTokens(services, account)
+    tokens = StoredTokens(services, account)
     try:
         data = await adapter.fetch_report(loaded.creds, request, tokens)
     except PlatformError as error:
@@ -105,7 +101,7 @@ async def fetch_report(
         services.metrics.platform_error(target.platform, error.code)
         raise
     services.metrics.platform_calls(target.platform, data.api_calls)
-    payload = analyse(target.report_type, data.rows, today, target.date_range)
+    payload = analyse(target.report_type, data.rows, today, target.date_range, currency=data.currency)
     return FetchedReport(payload, len(data.rows), data.api_calls)
 
 

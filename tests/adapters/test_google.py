@@ -11,6 +11,7 @@ import httpx
 import pytest
 import trio
 
+from deneva import catalog
 from deneva.adapters import Credentials, PlatformError, TokenGrant
 from deneva.adapters.base import Platform
 from deneva.adapters.google import GoogleAds, customer_id, gaql
@@ -41,11 +42,12 @@ async def test_campaign_days_match_the_account_day_by_day(
     data = await adapters["google"].fetch_report(
         creds("google"), request("google", "account_health", date_range)
     )
-    expected = truth.campaign_days("google", date_range)
+    expected = truth.campaign_days("google", date_range, "account_health")
     assert_schema("campaign_day", data.rows)
     assert {(r["date"], r["campaign_id"]) for r in data.rows} == set(expected)
     assert data.fetched_rows == len(data.rows) == len(expected)
-    assert (data.start_date, data.end_date) == (truth.days(date_range)[0], truth.days(date_range)[-1])
+    window = catalog.fetch_window("account_health", date_range, TODAY)
+    assert (data.start_date, data.end_date) == (window.start, window.end)  # the previous period too
     assert data.currency == truth.account("google").currency
     assert data.api_calls == 2  # the token refresh and one searchStream
     assert data.refreshed is not None
@@ -66,14 +68,18 @@ async def test_campaign_days_match_the_account_day_by_day(
     assert data.rows == sorted(data.rows, key=lambda r: (r["date"], r["campaign_id"]))
 
 
-async def test_budget_optimizer_and_weekly_anomaly_read_the_same_campaign_days(
-    adapters: dict[str, Platform],
+async def test_each_campaign_report_reads_its_own_window_in_one_search(
+    sandbox: Sandbox, adapters: dict[str, Platform]
 ) -> None:
-    health = await adapters["google"].fetch_report(creds("google"), request("google", "account_health"))
+    # Budget optimizer: the range; weekly anomaly: the 4 weeks before the last 7 days too.
     for report_type in ("budget_optimizer", "weekly_anomaly"):
+        before = await sandbox.calls("google", "searchStream")
         data = await adapters["google"].fetch_report(creds("google"), request("google", report_type))
         assert (data.report_type, data.schema) == (report_type, "campaign_day")
-        assert data.rows == health.rows
+        expected = truth.campaign_days("google", "last_7_days", report_type)
+        assert {(r["date"], r["campaign_id"]) for r in data.rows} == set(expected)
+        assert await sandbox.calls("google", "searchStream") == before + 1
+    assert len(truth.days("last_7_days", "weekly_anomaly")) == 35
 
 
 async def test_search_terms_are_summed_over_the_range_costliest_first(adapters: dict[str, Platform]) -> None:

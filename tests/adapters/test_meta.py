@@ -34,7 +34,7 @@ async def test_campaign_days_match_the_account_day_by_day(
     adapters: dict[str, Platform], date_range: str
 ) -> None:
     data = await adapters["meta"].fetch_report(creds("meta"), request("meta", "account_health", date_range))
-    expected = truth.campaign_days("meta", date_range)
+    expected = truth.campaign_days("meta", date_range, "account_health")
     assert_schema("campaign_day", data.rows)
     assert {(r["date"], r["campaign_id"]) for r in data.rows} == set(expected)
     assert data.fetched_rows == len(data.rows) == len(expected)
@@ -58,7 +58,7 @@ async def test_campaign_days_match_the_account_day_by_day(
 async def test_cursor_paging_is_followed_to_the_last_page(sandbox: Sandbox, clock: FakeClock) -> None:
     meta = MetaAds(sandbox_config(sandbox.url, clock, meta_page_size=7))
     data = await meta.fetch_report(creds("meta"), request("meta", "weekly_anomaly", "last_30_days"))
-    expected = truth.campaign_days("meta", "last_30_days")
+    expected = truth.campaign_days("meta", "last_30_days", "weekly_anomaly")
     assert len(data.rows) == len(expected) > 7
     assert len({(r["date"], r["campaign_id"]) for r in data.rows}) == len(data.rows)  # no page twice
     insight_pages = math.ceil(len(expected) / 7)

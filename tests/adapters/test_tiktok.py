@@ -33,7 +33,7 @@ async def test_campaign_days_match_the_account_day_by_day(
     data = await adapters["tiktok"].fetch_report(
         creds("tiktok"), request("tiktok", "account_health", date_range)
     )
-    expected = truth.campaign_days("tiktok", date_range)
+    expected = truth.campaign_days("tiktok", date_range, "account_health")
     assert_schema("campaign_day", data.rows)
     assert {(r["date"], r["campaign_id"]) for r in data.rows} == set(expected)
     assert data.fetched_rows == len(data.rows) == len(expected)
@@ -54,7 +54,7 @@ async def test_campaign_days_match_the_account_day_by_day(
 async def test_ninety_days_come_in_three_slices_read_page_by_page(sandbox: Sandbox, clock: FakeClock) -> None:
     tiktok = TikTokAds(sandbox_config(sandbox.url, clock, tiktok_page_size=10))
     data = await tiktok.fetch_report(creds("tiktok"), request("tiktok", "budget_optimizer", "last_90_days"))
-    expected = truth.campaign_days("tiktok", "last_90_days")
+    expected = truth.campaign_days("tiktok", "last_90_days", "budget_optimizer")
     assert len(data.rows) == len(expected)
     assert len({(r["date"], r["campaign_id"]) for r in data.rows}) == len(data.rows)
     start, end = truth.days("last_90_days")[0], truth.days("last_90_days")[-1]

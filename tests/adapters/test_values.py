@@ -54,7 +54,25 @@ def test_report_types_follow_seed_000() -> None:
 def test_date_ranges_are_whole_days_ending_yesterday() -> None:
     assert date_window("last_7_days", TODAY) == (date(2024, 5, 25), date(2024, 5, 31))
     assert date_window("last_90_days", TODAY) == (date(2024, 3, 3), date(2024, 5, 31))
-    assert request("google", date_range="last_30_days").window == (date(2024, 5, 2), date(2024, 5, 31))
+    health = request("google", "account_health", "last_30_days")
+    assert health.period == (date(2024, 5, 2), date(2024, 5, 31))
+
+
+def test_each_report_fetches_the_history_its_comparison_needs() -> None:
+    def window(report_type: str, date_range: str) -> tuple[date, date]:
+        return request("google", report_type, date_range).window
+
+    end = date(2024, 5, 31)
+    # Account health: the previous period too, and never less than two weeks.
+    assert window("account_health", "last_7_days") == (date(2024, 5, 18), end)
+    assert window("account_health", "last_30_days") == (date(2024, 4, 2), end)
+    assert window("account_health", "last_90_days") == (date(2023, 12, 4), end)
+    # Weekly anomaly: the last 7 days and the 4 weeks before them (35 days), or the range if longer.
+    assert window("weekly_anomaly", "last_7_days") == (date(2024, 4, 27), end)
+    assert window("weekly_anomaly", "last_30_days") == (date(2024, 4, 27), end)
+    # Period sums fetch their range alone.
+    for report_type in ("budget_optimizer", "search_term_waste", "quality_score", "pmax_breakdown"):
+        assert window(report_type, "last_30_days") == (date(2024, 5, 2), end)
 
 
 @pytest.mark.parametrize(

@@ -52,7 +52,8 @@ SANDBOX_SECRETS = {
 PLATFORMS = ("google", "meta", "tiktok")
 FINISHED = ("succeeded", "failed", "cancelled")
 WARM_TIMEOUT_S = 60.0
-TOOL_NAMES = tuple(sorted((*REPORT_TOOLS, "refresh_report", "get_sync_status")))  # tools/list order
+# tools/list order (sorted by name)
+TOOL_NAMES = tuple(sorted((*REPORT_TOOLS, "get_portfolio_overview", "refresh_report", "get_sync_status")))
 
 
 def cached_reports(platform: str) -> list[tuple[str, str]]:

@@ -27,7 +27,12 @@ from mcp import Client, StdioServerParameters
 from mcp.client.streamable_http import streamable_http_client
 from mcp.types import CallToolResult, TextContent
 
+from deneva.catalog import DATE_RANGES
+from deneva.catalog import REPORT_TYPES as SERVED
+from deneva.demo import DEMO_ACCOUNTS, DEMO_TENANT
 from deneva.mcp.report_tools import (
+    PORTFOLIO_INPUT,
+    PORTFOLIO_OUTPUT,
     REFRESH_INPUT,
     REFRESH_OUTPUT,
     REPORT_INPUT,
@@ -50,6 +55,7 @@ from tests.mcp.daemon_fixture import (
 ACCOUNTS = (("google", "4105550101"), ("meta", "4105550102"), ("tiktok", "7105550000000000103"))
 SCHEMAS = {
     **{name: (REPORT_INPUT, REPORT_OUTPUT) for name in REPORT_TOOLS},
+    "get_portfolio_overview": (PORTFOLIO_INPUT, PORTFOLIO_OUTPUT),
     "refresh_report": (REFRESH_INPUT, REFRESH_OUTPUT),
     "get_sync_status": (STATUS_INPUT, STATUS_OUTPUT),
 }
@@ -104,6 +110,9 @@ async def exercise(client: Client, daemon: RunningDaemon, tenant: TenantInfo) ->
         assert listed_tool.title and listed_tool.annotations is not None
         assert listed_tool.annotations.read_only_hint is (listed_tool.name != "refresh_report")
         assert (listed_tool.input_schema, listed_tool.output_schema) == SCHEMAS[listed_tool.name]
+        hints = listed_tool.annotations
+        assert hints is not None and hints.destructive_hint is False and hints.title
+        assert hints.read_only_hint is (listed_tool.name != "refresh_report")
 
     calls = report_calls()
     assert {tool for tool, _, _ in calls} == set(REPORT_TOOLS)
@@ -207,3 +216,64 @@ async def test_the_sdk_stdio_client_through_the_bridge_to_the_websocket(daemon: 
         async with Client(params, mode="legacy") as client:
             assert client.protocol_version == LEGACY
             await exercise(client, daemon, tenant)
+
+
+def _comparisons_filled_in(tool: str, platform: str, date_range: str, data: dict[str, Any]) -> None:
+    """The comparisons a report makes are there, or (only where the sandbox's 120 days cannot
+    fill them) said to be impossible."""
+    what = (tool, platform, date_range)
+    assert data["has_data"] is True, what
+    if data["report"] == "account_health":
+        wow = data["week_over_week"]
+        assert wow["prior_7_days"]["coverage"] == "complete", what
+        assert all(wow["change_pct"][m] is not None for m in ("spend", "clicks", "conversions")), what
+        if date_range == "last_90_days":  # the previous 90 days need 180: the sandbox has 120
+            assert data["previous_period"]["coverage"] == "partial", what
+            assert "previous_period_partial" in {f["code"] for f in data["flags"]}, what
+        else:
+            assert data["previous_period"]["coverage"] == "complete", what
+            assert all(data["period_change_pct"][m] is not None for m in ("spend", "clicks")), what
+            assert "n/a" not in data["summary"], (what, data["summary"])
+    elif data["report"] == "weekly_anomaly":
+        assert data["baseline"]["coverage"] == "complete", what
+        assert "Not enough history" not in data["summary"], (what, data["summary"])
+        assert all(w["status"] != "insufficient_history" for w in data["account_week"]), what
+
+
+async def test_on_the_demo_accounts_every_report_and_range_compares_through_the_sdk_client(
+    tmp_path: Path, database_url: str
+) -> None:
+    spec = TenantSpec(DEMO_TENANT, tuple(DEMO_ACCOUNTS.items()))
+    async with running_daemon(tmp_path, database_url, [spec]) as daemon:
+        tenant = daemon.tenant(DEMO_TENANT)
+        async with sdk_client(daemon, tenant.key, MODERN) as client:
+            walked = 0
+            for tool, report_type in REPORT_TOOLS.items():
+                for platform in PLATFORMS:
+                    if report_type not in SERVED[platform]:
+                        continue
+                    for date_range in DATE_RANGES:
+                        args = {"platform": platform, "dateRange": date_range}
+                        out = structured(await client.call_tool(tool, args))
+                        _comparisons_filled_in(tool, platform, date_range, out["data"])
+                        walked += 1
+            assert walked == 7 * 3 + 3 * 3 * 2
+            portfolio = structured(
+                await client.call_tool("get_portfolio_overview", {"dateRange": "last_30_days"})
+            )
+            health = {
+                p: structured(
+                    await client.call_tool("get_account_health", {"platform": p, "dateRange": "last_30_days"})
+                )["data"]
+                for p in PLATFORMS
+            }
+    data = portfolio["data"]
+    assert portfolio["cache"] == "hit" and data["pending_accounts"] == 0
+    per_currency: dict[str, float] = {}
+    for platform, report in health.items():
+        per_currency[report["currency"]] = (
+            per_currency.get(report["currency"], 0.0) + report["totals"]["cost"]
+        )
+        (row,) = [a for a in data["accounts"] if a["platform"] == platform]
+        assert row["spend"] == report["totals"]["cost"]
+    assert {g["currency"]: g["spend"] for g in data["blended"]} == pytest.approx(per_currency, abs=0.03)

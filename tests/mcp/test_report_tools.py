@@ -8,6 +8,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import re
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -95,12 +96,15 @@ class Env:
         return await self.sandbox.calls("google", "searchStream")
 
 
+QUICK_RETRIES = Backoff(base_s=0.01, factor=1, max_s=0.01, jitter=0)
+
+
 @asynccontextmanager
-async def tool_env(db: Database, sandbox: Sandbox) -> AsyncIterator[Env]:
+async def tool_env(db: Database, sandbox: Sandbox, backoff: Backoff = QUICK_RETRIES) -> AsyncIterator[Env]:
     """The tools over a running engine whose refresh worker talks to the sandbox."""
     registry = Registry()
     runtime = SyncRuntime()
-    register_sync(registry, runtime, backoff=Backoff(base_s=0.01, factor=1, max_s=0.01, jitter=0))
+    register_sync(registry, runtime, backoff=backoff)
     # Timeouts above the slowest latency a test sets on the sandbox (virtual seconds).
     adapters = adapters_for(
         sandbox_config(sandbox.url, FakeClock(), request_timeout_s=60, operation_timeout_s=120)
@@ -142,7 +146,9 @@ class Crossings:
 def test_every_tool_has_closed_input_and_object_output_schemas() -> None:
     services = ToolServices(db=None, engine=None, clock=None, sync=None, owner="t")  # type: ignore[arg-type]
     listed = build_tools(services).list_tools()["tools"]
-    assert [t["name"] for t in listed] == sorted([*REPORT_TOOLS, "refresh_report", "get_sync_status"])
+    assert [t["name"] for t in listed] == sorted(
+        [*REPORT_TOOLS, "get_portfolio_overview", "refresh_report", "get_sync_status"]
+    )
     for tool in listed:
         assert tool["title"] and tool["annotations"]["title"] == tool["title"]
         assert tool["inputSchema"]["type"] == "object"
@@ -359,7 +365,7 @@ async def test_a_bad_account_id_is_refused_and_another_tenants_calls_queued_with
         assert result["structuredContent"] == {**cached, "cache": "hit"}, name
 
 
-async def test_a_platform_error_on_a_miss_is_a_typed_tool_error_and_the_next_call_fetches(
+async def test_a_miss_goes_through_the_refresh_run_which_retries_after_the_platforms_retry_after(
     db: Database, sandbox: Sandbox, autojump_clock: trio.testing.MockClock
 ) -> None:
     acme = await _tenant(db, "acme", ("google", GOOGLE))
@@ -367,11 +373,75 @@ async def test_a_platform_error_on_a_miss_is_a_typed_tool_error_and_the_next_cal
         "google", {"rate_limit": {"next": 1, "retry_after_s": 7}, "endpoints": ["searchStream"]}
     )
     async with tool_env(db, sandbox) as env:
-        text = await env.error(acme, "get_quality_score", platform="google", dateRange="last_30_days")
-        assert text.startswith("rate_limited:") and "try again in 7 s" in text and GOOGLE in text
-        assert await db.fetchval("SELECT count(*) FROM metric_cache_fetches") == 0  # claim released
+        started = trio.current_time()
         ok = await env.ok(acme, "get_quality_score", platform="google", dateRange="last_30_days")
-    assert ok["cache"] == "miss" and ok["data"]["report"] == "quality_score"
+        assert ok["cache"] == "miss" and ok["data"]["report"] == "quality_score"
+        assert trio.current_time() - started >= 7  # the worker waited out the retry-after
+        assert await db.fetchval("SELECT count(*) FROM metric_cache_fetches") == 0  # claim released
+    # The miss is logged like every sync: one retried failure, then the success, in one run.
+    log = await db.fetch("SELECT run_id, attempt, outcome, error_code FROM sync_log ORDER BY id")
+    assert [(r["attempt"], r["outcome"], r["error_code"]) for r in log] == [
+        (1, "failure_retry", "rate_limited"),
+        (2, "success", None),
+    ]
+    assert len({r["run_id"] for r in log}) == 1
+
+
+async def test_a_miss_whose_refresh_fails_is_a_typed_tool_error_and_logged(
+    db: Database, sandbox: Sandbox, autojump_clock: trio.testing.MockClock
+) -> None:
+    acme = await _tenant(db, "acme", ("google", GOOGLE))
+    await sandbox.token_action("revoke", "google", GOOGLE_REFRESH)
+    async with tool_env(db, sandbox) as env:
+        text = await env.error(acme, "get_quality_score", platform="google", dateRange="last_30_days")
+        assert text.startswith("token_revoked: could not fetch google quality_score") and GOOGLE in text
+        assert "reconnect" in text
+        assert await db.fetchval("SELECT count(*) FROM metric_cache_fetches") == 0
+    outcomes = await db.fetch("SELECT outcome, error_code FROM sync_log")
+    assert [(r["outcome"], r["error_code"]) for r in outcomes] == [("failure_final", "token_revoked")]
+
+
+async def test_a_miss_whose_retry_comes_after_the_time_limit_answers_at_once_and_the_run_carries_on(
+    db: Database, sandbox: Sandbox, autojump_clock: trio.testing.MockClock
+) -> None:
+    acme = await _tenant(db, "acme", ("google", GOOGLE))
+    await sandbox.faults(
+        "google", {"server_error": {"next": 1, "status": 503}, "endpoints": ["searchStream"]}
+    )
+    slow_retries = Backoff(base_s=600, factor=1, max_s=600, jitter=0)
+    async with tool_env(db, sandbox, backoff=slow_retries) as env:
+        started = trio.current_time()
+        text = await env.error(acme, "get_account_health", platform="google", dateRange="last_7_days")
+        assert trio.current_time() - started < 5  # not the whole 60 s: the retry is 10 min away
+        assert text.startswith("transient: could not fetch google account_health for account")
+        assert re.search(
+            r"The refresh tries again in 59[0-9] s \(run [0-9a-f-]{36}\); ask again then\.$", text
+        )
+        run_id = uuid.UUID(text.split("(run ")[1].split(")")[0])
+        assert await db.fetchval("SELECT count(*) FROM metric_cache_fetches") == 0
+        record = await env.engine.wait_for_run(run_id, 700)
+        assert (record.status, record.attempt) == ("succeeded", 2)
+        hit = await env.ok(acme, "get_account_health", platform="google", dateRange="last_7_days")
+        assert hit["cache"] == "hit"
+
+
+async def test_a_miss_still_fetching_at_the_time_limit_names_its_run_which_then_stores_the_row(
+    db: Database, sandbox: Sandbox, autojump_clock: trio.testing.MockClock
+) -> None:
+    acme = await _tenant(db, "acme", ("google", GOOGLE))
+    await sandbox.faults("google", {"latency_ms": 10_000, "endpoints": ["searchStream"]})
+    async with tool_env(db, sandbox) as env:
+        env.services = attrs.evolve(env.services, fetch_wait_s=3.0)
+        env.tools = build_tools(env.services)
+        started = trio.current_time()
+        text = await env.error(acme, "get_account_health", platform="google", dateRange="last_7_days")
+        assert trio.current_time() - started < 4
+        assert text.startswith("transient: google account_health for account") and "refresh run" in text
+        run_id = uuid.UUID(text.split("refresh run ")[1].split(",")[0])
+        record = await env.engine.wait_for_run(run_id, 120)
+        assert record.status == "succeeded"
+        hit = await env.ok(acme, "get_account_health", platform="google", dateRange="last_7_days")
+        assert hit["cache"] == "hit"
 
 
 async def test_exhaustion_serves_stale_rows_with_the_failure_code_and_a_revoked_miss_is_not_fetched(
@@ -607,6 +677,7 @@ async def test_a_tenant_never_sees_another_tenants_rows_even_naming_its_account(
     async with tool_env(db, sandbox) as env:
         acme_report = await env.ok(acme, "get_account_health", **args)
         searches = await env.searches()
+        runs = await db.fetchval("SELECT count(*) FROM engine_runs")  # acme's miss: its refresh run
 
         text = await env.error(globex, "get_account_health", accountId=GOOGLE, **args)
         assert "'1234567890' is not connected" in text and OTHER_GOOGLE in text
@@ -617,7 +688,7 @@ async def test_a_tenant_never_sees_another_tenants_rows_even_naming_its_account(
         )
         assert "is not connected" in text
         assert await env.searches() == searches  # nothing fetched for acme's account on their behalf
-        assert await db.fetchval("SELECT count(*) FROM engine_runs") == 0
+        assert await db.fetchval("SELECT count(*) FROM engine_runs") == runs == 1
 
         own = await env.ok(globex, "get_account_health", **args)
         assert own["cache"] == "miss" and own["data"] != acme_report["data"]
@@ -664,3 +735,85 @@ async def test_refresh_report_calls_join_the_queued_refresh_and_are_rate_limited
         await trio.sleep(61)  # a minute on, refresh_report takes calls again
         done = await env.ok(acme, "refresh_report", wait=True, timeoutS=60, **args)
         assert done["status"] == "completed" and done["runId"] != asked[0]["runId"]
+
+
+async def test_portfolio_overview_queues_missing_accounts_then_sums_account_health_per_currency(
+    db: Database, sandbox: Sandbox, autojump_clock: trio.testing.MockClock
+) -> None:
+    connections = (
+        ("google", GOOGLE),
+        ("google", OTHER_GOOGLE),
+        ("meta", ACCOUNTS["meta"]),
+        ("tiktok", ACCOUNTS["tiktok"]),
+    )
+    acme = await _tenant(db, "acme", *connections)
+    args = {"dateRange": "last_30_days"}
+    async with tool_env(db, sandbox) as env:
+        searches = await env.searches()
+        first = await env.ok(acme, "get_portfolio_overview", **args)
+        assert first["cache"] == "miss" and first["data"]["pending_accounts"] == 4
+        assert {a["status"] for a in first["data"]["accounts"]} == {"pending"}
+        assert await env.searches() == searches  # answered from the cache alone
+        runs = await db.fetch("SELECT id FROM engine_runs WHERE function_id = 'refresh-tenant-report'")
+        assert len(runs) == 4  # one refresh queued per account
+        for run in runs:
+            assert (await env.engine.wait_for_run(run["id"], 120)).status == "succeeded"
+
+        searches = await env.searches()
+        overview = await env.ok(acme, "get_portfolio_overview", **args)
+        assert overview["cache"] == "hit" and "stale" not in overview
+        assert await env.searches() == searches
+        data = overview["data"]
+        assert data["pending_accounts"] == 0 and len(data["accounts"]) == 4
+        healths = {
+            (platform, account): (
+                await env.ok(acme, "get_account_health", platform=platform, accountId=account, **args)
+            )["data"]
+            for platform, account in connections
+        }
+    # Per account: the account health's numbers; per currency: their sums, never across currencies.
+    expected: dict[str, list[float]] = {}
+    for row in data["accounts"]:
+        health = healths[(row["platform"], row["account_id"])]
+        assert row["spend"] == health["totals"]["cost"] and row["currency"] == health["currency"]
+        assert row["change_pct"]["spend"] == health["period_change_pct"]["spend"] is not None
+        assert row["healthy"] is True and row["fetched_at"] and row["stale"] is False
+        sums = expected.setdefault(health["currency"], [0.0, 0.0, 0.0, 0.0])
+        sums[0] += health["totals"]["cost"]
+        sums[1] += health["totals"]["conversions"]
+        sums[2] += health["previous_totals"]["cost"]
+        sums[3] += 1
+    assert {g["currency"] for g in data["blended"]} == set(expected)
+    for group in data["blended"]:
+        cost, conversions, previous, count = expected[group["currency"]]
+        assert group["accounts"] == count
+        assert group["spend"] == pytest.approx(cost, abs=0.011 * count)
+        assert group["conversions"] == pytest.approx(conversions, abs=0.011 * count)
+        assert group["previous"]["spend"] == pytest.approx(previous, abs=0.011 * count)
+        assert group["change_pct"]["spend"] is not None
+    assert set(data["by_platform"]) == {"google", "meta", "tiktok"}
+    google_total = sum(g["spend"] for g in data["by_platform"]["google"])
+    google_accounts = [healths[("google", GOOGLE)], healths[("google", OTHER_GOOGLE)]]
+    assert google_total == pytest.approx(sum(h["totals"]["cost"] for h in google_accounts), abs=0.03)
+
+
+async def test_portfolio_overview_shows_an_unhealthy_account_and_refuses_a_bad_range(
+    db: Database, sandbox: Sandbox, autojump_clock: trio.testing.MockClock
+) -> None:
+    acme = await _tenant(db, "acme", ("google", GOOGLE))
+    nobody = await _tenant(db, "initech")
+    async with tool_env(db, sandbox) as env:
+        await sandbox.token_action("revoke", "google", GOOGLE_REFRESH)
+        await env.error(acme, "get_account_health", platform="google", dateRange="last_7_days")
+        overview = await env.ok(acme, "get_portfolio_overview", dateRange="last_7_days")
+        (row,) = overview["data"]["accounts"]
+        assert (row["status"], row["healthy"], row["last_error_code"]) == ("pending", False, "token_revoked")
+        runs = await db.fetchval("SELECT count(*) FROM engine_runs")
+        await env.ok(acme, "get_portfolio_overview", dateRange="last_7_days")
+        assert await db.fetchval("SELECT count(*) FROM engine_runs") == runs  # revoked: not asked again
+        text = await env.error(acme, "get_portfolio_overview", dateRange="last_365_days")
+        assert "argument 'dateRange' must be one of" in text
+        text = await env.error(acme, "get_portfolio_overview", platform="google", dateRange="last_7_days")
+        assert "unknown argument 'platform'" in text
+        empty = await env.ok(nobody, "get_portfolio_overview", dateRange="last_7_days")
+        assert empty["data"]["accounts"] == [] and "No ad account is connected" in empty["data"]["summary"]

@@ -34,7 +34,13 @@ def two_weeks() -> list[CampaignDay]:
 def test_week_over_week_deltas_by_hand() -> None:
     data = dump(account_health(two_weeks(), TODAY, 7))
     assert data["period"] == {"start": "2024-06-08", "end": "2024-06-14", "days": 7}
-    assert data["previous_period"] == {"start": "2024-06-01", "end": "2024-06-07", "days": 7}
+    assert data["previous_period"] == {
+        "start": "2024-06-01",
+        "end": "2024-06-07",
+        "days": 7,
+        "coverage": "complete",
+    }
+    assert data["history_start"] == "2024-06-01"
     # Last week: cost 7 x 150 = 1050, 35 conversions, value 3500; the week before: 840, 49, 4900.
     totals = data["totals"]
     assert (totals["cost"], totals["conversions"], totals["conversion_value"]) == (1050.0, 35.0, 3500.0)
@@ -99,7 +105,12 @@ def test_longer_period_windows_end_yesterday_and_skip_today() -> None:
     rows = [day(ago(n), "c1") for n in range(0, 61)]  # includes today's partial row
     data = dump(account_health(rows, TODAY, 30))
     assert data["period"] == {"start": "2024-05-16", "end": "2024-06-14", "days": 30}
-    assert data["previous_period"] == {"start": "2024-04-16", "end": "2024-05-15", "days": 30}
+    assert data["previous_period"] == {
+        "start": "2024-04-16",
+        "end": "2024-05-15",
+        "days": 30,
+        "coverage": "complete",
+    }
     assert data["totals"]["cost"] == 3000.0
     assert data["previous_totals"]["cost"] == 3000.0
     assert data["week_over_week"]["last_7_days"]["totals"]["cost"] == 700.0
@@ -141,8 +152,44 @@ def test_a_single_day_with_no_clicks() -> None:
     assert data["has_data"] is True
     assert data["totals"]["cpc"] is None and data["totals"]["ctr"] is None and data["totals"]["cpa"] is None
     assert data["week_over_week"]["change_pct"]["spend"] is None  # nothing to compare with
-    assert [f["code"] for f in data["flags"]] == ["partial_week"]
+    assert [f["code"] for f in data["flags"]] == ["partial_week", "no_previous_period"]
     assert data["week_over_week"]["last_7_days"]["days_with_data"] == 1
+
+
+def test_an_account_younger_than_the_previous_period_says_so_and_compares_nothing() -> None:
+    # 40 days of history for a 30-day range: the previous 30 days have 10 days of data.
+    rows = [day(ago(n), "c1", cost=10.0 if n > 30 else 20.0) for n in range(1, 41)]
+    data = dump(account_health(rows, TODAY, 30))
+    assert data["previous_period"]["coverage"] == "partial"
+    assert data["previous_totals"]["cost"] == 100.0  # the days there are, shown as such
+    assert all(v is None for v in data["period_change_pct"].values())
+    (flag,) = [f for f in data["flags"] if f["code"] == "previous_period_partial"]
+    assert flag["message"] == (
+        "The previous 30 days have data from 2024-05-06 only (10 of 30 days): no period-over-period change"
+    )
+    assert "no comparison with the previous 30 days: the account's data starts 2024-05-06" in data["summary"]
+    # The two weeks are covered: week over week is made.
+    assert data["week_over_week"]["prior_7_days"]["coverage"] == "complete"
+    assert data["week_over_week"]["change_pct"]["spend"] == 0.0
+
+
+def test_an_account_with_no_data_before_the_period_has_no_previous_period() -> None:
+    rows = [day(ago(n), "c1") for n in range(1, 31)]
+    data = dump(account_health(rows, TODAY, 30))
+    assert data["previous_period"]["coverage"] == "none"
+    codes = [f["code"] for f in data["flags"]]
+    assert "no_previous_period" in codes and "partial_week" not in codes
+    assert data["period_change_pct"]["spend"] is None
+
+
+def test_a_week_old_account_has_no_week_over_week_deltas_or_flags() -> None:
+    # Spend doubled in a week-old account: with no prior week nothing may be flagged as a change.
+    rows = [day(ago(n), "c1", cost=10.0 * (9 - n)) for n in range(1, 9)]
+    data = dump(account_health(rows, TODAY, 7))
+    assert data["week_over_week"]["prior_7_days"]["coverage"] == "partial"
+    assert all(v is None for v in data["week_over_week"]["change_pct"].values())
+    assert [f["code"] for f in data["flags"]] == ["partial_week", "previous_period_partial"]
+    assert "No week-over-week comparison: the account's data starts 2024-06-07." in data["summary"]
 
 
 @pytest.mark.parametrize("bad", [0, -1, 367, True])
