@@ -937,7 +937,12 @@ def report_tools(services: ToolServices) -> list[Tool]:
             _report_handler(services, report_type),
             title=_TITLES[report_type],
             # A cache miss fetches the report from the ad platform.
-            hints={"readOnlyHint": True, "openWorldHint": True},
+            hints={
+                "readOnlyHint": True,
+                "destructiveHint": False,
+                "idempotentHint": True,
+                "openWorldHint": True,
+            },
         )
         for name, report_type in REPORT_TOOLS.items()
     ]
@@ -954,7 +959,12 @@ def report_tools(services: ToolServices) -> list[Tool]:
             _portfolio_handler(services),
             title="Portfolio overview",
             # From the cache alone (a pending account's refresh is queued, not awaited).
-            hints={"readOnlyHint": True, "openWorldHint": False},
+            hints={
+                "readOnlyHint": True,
+                "destructiveHint": False,
+                "idempotentHint": True,
+                "openWorldHint": False,
+            },
         )
     )
     tools.append(
@@ -987,7 +997,12 @@ def report_tools(services: ToolServices) -> list[Tool]:
             STATUS_OUTPUT,
             _status_handler(services),
             title="Sync status",
-            hints={"readOnlyHint": True, "openWorldHint": False},
+            hints={
+                "readOnlyHint": True,
+                "destructiveHint": False,
+                "idempotentHint": True,
+                "openWorldHint": False,
+            },
         )
     )
     return tools

@@ -180,14 +180,7 @@ def test_list_tools_is_sorted_by_name_whatever_the_registration_order() -> None:
         "description": "Echo the arguments.",
         "inputSchema": SCHEMA,
         "outputSchema": {"type": "object", "properties": {"args": {"type": "object"}}},
-        # By default a tool reads, changes nothing, may be called again, and may reach out.
-        "annotations": {
-            "readOnlyHint": True,
-            "destructiveHint": False,
-            "idempotentHint": True,
-            "openWorldHint": True,
-        },
-    }
+    }  # no title or hints given: none listed
     assert "outputSchema" not in tools[1]
     assert "annotations" not in tools[1] and "title" not in tools[1]
 
