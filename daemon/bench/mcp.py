@@ -58,10 +58,10 @@ import attrs
 import httpx
 import trio
 
-from deneva.admin import admin_dsn, run_async
+from deneva.admin import AppLogin, database_urls, owner_url, provision_login, run_async
 from deneva.bench import mcp_peer
 from deneva.bench.common import BenchError, Say, database_where, print_report, say_to_stderr
-from deneva.bench.engine import ServerInfo, ThrowawayDatabase, machine_info, server_info
+from deneva.bench.engine import ServerInfo, ThrowawayDatabase, database_dsn, machine_info, server_info
 from deneva.config import Config
 from deneva.db import Database
 
@@ -283,12 +283,22 @@ class ServerProcess:
 
 
 def deneva_server(
-    dsn: str, env_name: str, workdir: Path, secrets_dir: Path, workers: int, name: str = "deneva"
+    dsn: str,
+    env_name: str,
+    workdir: Path,
+    secrets_dir: Path,
+    workers: int,
+    name: str = "deneva",
+    app_dsn: str | None = None,
 ) -> ServerProcess:
+    """`deneva run` on the database `dsn` (the owner's URL, which migrates), its pool
+    logging in as `app_dsn`'s login (one that row-level security binds, as the daemon
+    requires; None: `dsn`'s)."""
     port = free_port()
     env = _clean_env()
     env.update(
-        DENEVA_DATABASE_URL=dsn,
+        DENEVA_DATABASE_URL=app_dsn or dsn,
+        DENEVA_MIGRATE_DATABASE_URL=dsn,
         DENEVA_WORKERS=str(workers),
         DENEVA_ENV=env_name,
         DENEVA_HTTP_BIND=f"127.0.0.1:{port}",
@@ -726,8 +736,12 @@ def run_benchmark(
     servers: Sequence[str] = SERVER_ORDER,
     say: Say = say_to_stderr,
     oauth: bool = False,
+    app_dsn: str | None = None,
+    login: AppLogin | None = None,
 ) -> Report:
-    """With `oauth`, deneva measured again with an OAuth access token (row `oauth`)."""
+    """With `oauth`, deneva measured again with an OAuth access token (row `oauth`).
+    `app_dsn`: a URL on the same server for the daemon's pool login (`login`, provisioned
+    after the migrations on the embedded server); None: `server_dsn`'s."""
     if oauth and "oauth" not in servers:
         servers = (*servers[:1], "oauth", *servers[1:]) if servers[:1] == ("deneva",) else (*servers, "oauth")
     from deneva.secrets import init_secrets, load_secrets
@@ -750,6 +764,9 @@ def run_benchmark(
         keys = load_secrets(secrets_dir).keyring()
         with ThrowawayDatabase(server_dsn, name, info) as dsn:
             provisioned = trio.run(provision, dsn, env, keys)
+            if login is not None:
+                run_async(lambda: provision_login(dsn, login))
+            pool_dsn = None if app_dsn is None else database_dsn(app_dsn, name)
             say(f"provisioned tenant {TENANT!r}, its key and a {provisioned.payload_bytes:,}-byte cache row")
             rounds_of: dict[str, list[ServerResult]] = {which: [] for which in servers}
             for turn in range(rounds):
@@ -768,6 +785,7 @@ def run_benchmark(
                             measure,
                             versions,
                             say,
+                            pool_dsn,
                         )
                     )
             results = [
@@ -789,9 +807,10 @@ def _measure_one(
     measure: MeasureArgs,
     versions: dict[str, str],
     say: Say,
+    app_dsn: str | None = None,
 ) -> ServerResult:
     if which in ("deneva", "oauth"):
-        server = deneva_server(dsn, env, workdir, secrets_dir, workers, name=which)
+        server = deneva_server(dsn, env, workdir, secrets_dir, workers, name=which, app_dsn=app_dsn)
         token = None if which == "deneva" else trio.run(issue_access_token, dsn, server.url)
         return measure_server(server, "/healthz", provisioned, measure, say, token)
     missing = mcp_peer.missing_package()
@@ -821,9 +840,11 @@ def run_mcp_bench(
     where = database_where(config)
 
     def produce() -> Report:
-        with admin_dsn(config) as dsn:
+        with database_urls(config) as urls:
             return run_benchmark(
-                dsn,
+                owner_url(urls),
+                app_dsn=urls.app,
+                login=urls.login,
                 env=config.env,
                 sessions=sessions,
                 rate=rate,
