@@ -68,7 +68,9 @@ async def call_tool(http: httpx.AsyncClient, daemon: RunningDaemon, name: str, *
 
 
 async def test_metrics_parse_and_move_with_runs_tool_calls_and_platform_errors(daemon: RunningDaemon) -> None:
-    async with httpx.AsyncClient(timeout=30) as http:
+    # The miss below waits for its refresh run's retry (about 30 s), and a tool answers
+    # within its own limit (ToolServices.fetch_wait_s, 60 s): the client waits longer than that.
+    async with httpx.AsyncClient(timeout=90) as http:
         before = await scrape(http, daemon)
         # Warming the cache ran the sync: its runs are counted, with their durations.
         finished = value(
