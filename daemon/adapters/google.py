@@ -328,7 +328,7 @@ class GoogleAds:
             detail = f"searchStream: HTTP 404. {self._version_hint()}"
             raise session.error("invalid_request", detail, status=404)
         payload = session.json("searchStream", response)
-        error = _error_object(payload)
+        error = error_object(payload)
         if response.status_code == 200 and error is None:
             with session.reading("searchStream"):
                 return array(payload, "searchStream response")
@@ -452,7 +452,7 @@ def _version_not_served(status: int, failures: list[tuple[str, str]], message: s
     return bool(re.search(r"\bversion v\d+ is (deprecated|sunset|not supported)", message, re.IGNORECASE))
 
 
-def _error_object(payload: Any) -> dict[str, Any] | None:
+def error_object(payload: Any) -> dict[str, Any] | None:
     """The `error` of an error answer: a bare object, or inside searchStream's array."""
     candidates = payload if isinstance(payload, list) else [payload]
     for item in candidates:

@@ -37,7 +37,7 @@ import httpx
 
 from deneva.adapters.base import PlatformConfig, TokenGrant, check_platform
 from deneva.adapters.errors import PlatformError
-from deneva.adapters.google import GoogleAds, customer_id
+from deneva.adapters.google import GoogleAds, customer_id, error_object
 from deneva.adapters.meta import MetaAds
 from deneva.adapters.tiktok import TikTokAds
 from deneva.adapters.wire import (
@@ -219,7 +219,7 @@ class ConsentClient:
         )
         payload = session.json("listAccessibleCustomers", response)
         if response.status_code != 200:
-            error, _ = ads.api_error(session, "listAccessibleCustomers", response, _error_of(payload))
+            error, _ = ads.api_error(session, "listAccessibleCustomers", response, error_object(payload))
             raise error
         with session.reading("listAccessibleCustomers"):
             names = array(obj(payload, "response").get("resourceNames") or [], "resourceNames")
@@ -233,7 +233,7 @@ class ConsentClient:
                 "customer_client", "POST", url, json={"query": CUSTOMER_CLIENTS}, headers=headers
             )
             payload = session.json("customer_client", response)
-            error_body = _error_of(payload)
+            error_body = error_object(payload)
             if response.status_code != 200 or error_body is not None:
                 error, _ = ads.api_error(session, "customer_client", response, error_body)
                 raise error
@@ -354,15 +354,6 @@ class ConsentClient:
         return Consent(
             TokenGrant(access_token, None, None), tuple(sorted(accounts, key=lambda a: a.account_id))
         )
-
-
-def _error_of(payload: Any) -> dict[str, Any] | None:
-    candidates = payload if isinstance(payload, list) else [payload]
-    for item in candidates:
-        if isinstance(item, dict) and isinstance(item.get("error"), dict):
-            error: dict[str, Any] = item["error"]
-            return error
-    return None
 
 
 def _oauth_error(session: Session, status: int, payload: Any) -> PlatformError:
