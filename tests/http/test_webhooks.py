@@ -6,6 +6,7 @@ future timestamps are signed in the past or future rather than waited for."""
 from __future__ import annotations
 
 import base64
+import functools
 import json
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
@@ -68,7 +69,10 @@ async def replicas(db: Database, count: int = 1, key: str = RAW_KEY) -> AsyncIte
             engine = Engine(db, register_builtin(Registry()), clock, f"replica-{i}")
             health = HealthState(Supervisor(drain), clock, f"node-{i}", db=db, migrated=True)
             app = create_app(
-                health, lambda engine=engine: engine, Secret("DENEVA_EVENT_KEY", "k" * 20), webhooks=secrets
+                health,
+                functools.partial(lambda e: e, engine),
+                Secret("DENEVA_EVENT_KEY", "k" * 20),
+                webhooks=secrets,
             )
             binds = await nursery.start(HttpServer(app, Bind("127.0.0.1", 0), drain, 1.0).run)
             out.append(Replica(binds[0], engine))
