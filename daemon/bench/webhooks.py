@@ -98,8 +98,12 @@ class Outcome:
     problem: str | None = None
 
 
-async def send_all(url: str, key_text: str, planned: list[Delivery], say: Say) -> tuple[list[Outcome], float]:
-    """Send the schedule open loop; the outcomes, and the seconds the sending took."""
+async def send_all(
+    base: str, key_text: str, planned: list[Delivery], say: Say
+) -> tuple[list[Outcome], float, dict[float, float]]:
+    """Send the schedule open loop; the outcomes, the seconds the sending took, and the
+    daemon's latency buckets after the warm-up."""
+    url = base + "/webhooks/events"
     from standardwebhooks import Webhook
 
     sender = Webhook(key_text)  # the whsec_ form, as a sender is given it
@@ -136,6 +140,7 @@ async def send_all(url: str, key_text: str, planned: list[Delivery], say: Say) -
                 nursery.start_soon(
                     deliver, Delivery(0, f"msg_warmup_{i}", body, False), time.perf_counter(), False
                 )
+        before = await trio.to_thread.run_sync(server_quantiles, base + "/metrics")
         say(f"sending {len(planned):,} deliveries open loop")
         began = time.perf_counter()
         async with trio.open_nursery() as nursery:
@@ -144,7 +149,7 @@ async def send_all(url: str, key_text: str, planned: list[Delivery], say: Say) -
                 await trio.sleep_until(trio.current_time() + max(0.0, due - time.perf_counter()))
                 nursery.start_soon(deliver, delivery, due, True)
         took = time.perf_counter() - began
-    return outcomes, took
+    return outcomes, took, before
 
 
 async def stored_counts(dsn: str, expected: int) -> dict[str, int]:
@@ -169,6 +174,36 @@ async def stored_counts(dsn: str, expected: int) -> dict[str, int]:
         await conn.close()
 
 
+def server_quantiles(metrics_url: str, since: dict[float, float] | None = None) -> dict[float, float]:
+    """The daemon's own `deneva_http_request_duration_seconds` buckets for
+    `/webhooks/events` (cumulative counts by upper bound, minus `since`): its side of the
+    latency, without the sender's."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    text = httpx.get(metrics_url, timeout=10).text
+    buckets: dict[float, float] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if (
+                sample.name == "deneva_http_request_duration_seconds_bucket"
+                and sample.labels.get("route") == "/webhooks/events"
+            ):
+                bound = float(sample.labels["le"])
+                buckets[bound] = sample.value - (since or {}).get(bound, 0.0)
+    return buckets
+
+
+def bucket_quantile(buckets: dict[float, float], q: float) -> float | None:
+    """The upper bound (ms) of the bucket holding the q-quantile: `p99 <= that`."""
+    if not buckets:
+        return None
+    total = buckets.get(math.inf, max(buckets.values()))
+    for bound in sorted(buckets):
+        if total and buckets[bound] >= q * total:
+            return bound * 1000
+    return None
+
+
 def _ms(value: float | None) -> str:
     return "-" if value is None else f"{value:.2f} ms"
 
@@ -190,6 +225,7 @@ class Report:
     errors: int
     first_errors: tuple[str, ...]
     stored: dict[str, int]
+    server_side_ms: dict[str, float | None] = attrs.Factory(dict)
 
     @property
     def check_ok(self) -> bool:
@@ -224,6 +260,7 @@ class Report:
             "errors": self.errors,
             "first_errors": list(self.first_errors),
             "stored": self.stored,
+            "server_side_bucket_ms": self.server_side_ms,
             "warmup_deliveries": WARMUP,
             "check": "ok" if self.check_ok else "failed",
             "target_p99_ms": TARGET_P99_MS,
@@ -246,6 +283,11 @@ class Report:
             f"  new ids        p50 {_ms(self.latency_new_ms['p50'])}   p99 {_ms(self.latency_new_ms['p99'])}",
             f"  duplicates     p50 {_ms(self.latency_duplicate_ms['p50'])}   "
             f"p99 {_ms(self.latency_duplicate_ms['p99'])}",
+            "  daemon's side  p50 <= "
+            + _ms(self.server_side_ms.get("p50"))
+            + "   p99 <= "
+            + _ms(self.server_side_ms.get("p99"))
+            + "   (its /metrics histogram buckets for the route)",
             f"answers {dict(sorted(self.statuses.items()))}, errors {self.errors}",
             f"stored (with {WARMUP} warm-up deliveries): {self.stored['deliveries']:,} deliveries, "
             f"{self.stored['events']:,} events, {self.stored['runs']:,} runs "
@@ -302,8 +344,9 @@ def run_benchmark(
             server.env["DENEVA_PLATFORMS"] = "none"
             started = server.start("/healthz")
             say(f"deneva run answered after {started:.1f} s")
-            url = server.url.removesuffix("/mcp") + "/webhooks/events"
-            outcomes, took = trio.run(send_all, url, key_text, planned, say)
+            base = server.url.removesuffix("/mcp")
+            outcomes, took, before = trio.run(send_all, base, key_text, planned, say)
+            buckets = server_quantiles(base + "/metrics", before)
             distinct = len({d.webhook_id for d in planned})
             stored = run_async(lambda: stored_counts(dsn, distinct + WARMUP))
             server.stop()
@@ -331,6 +374,7 @@ def run_benchmark(
         len(problems),
         tuple(dict.fromkeys(problems))[:5],
         stored,
+        {"p50": bucket_quantile(buckets, 0.5), "p99": bucket_quantile(buckets, 0.99)},
     )
     if not report.check_ok:
         raise BenchError(
