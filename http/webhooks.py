@@ -118,7 +118,9 @@ def webhooks_blueprint(engine_of: Callable[[], Engine], clock: Clock, secrets: W
             challenge = meta_challenge(request.args, configured[1])
         except WebhookRefused as exc:
             return refused(exc)
-        return Response(challenge, status=200, content_type="text/plain; charset=utf-8")
+        response = Response(challenge, status=200, content_type="text/plain; charset=utf-8")
+        response.headers["X-Content-Type-Options"] = "nosniff"  # the challenge is the caller's text
+        return response
 
     @blueprint.post("/webhooks/meta")
     async def meta_notification() -> Any:
