@@ -7,9 +7,13 @@ from collections.abc import Callable
 
 from deneva.cli_engine import UsageError, command_config
 
+DEFAULT_RATES = {"mcp": 500.0, "webhooks": 200.0}
+
 
 def cmd_bench(args: argparse.Namespace) -> int:
     config = command_config(args)
+    if args.rate is None:
+        args.rate = DEFAULT_RATES.get(args.which, 500.0)
     if args.which == "boot":
         from deneva.bench.boot import run_boot_bench
 
@@ -44,6 +48,16 @@ def cmd_bench(args: argparse.Namespace) -> int:
         if not 1 <= args.platforms <= 3:
             raise UsageError("--platforms: expected 1 to 3")
         return run_sync_bench(config, args.tenants, args.hours, args.platforms, args.json)
+    if args.which == "webhooks":
+        from deneva.bench.webhooks import run_webhooks_bench
+
+        if not 1 <= args.rate <= 10_000:
+            raise UsageError("--rate: expected 1 to 10000 deliveries/s for webhooks")
+        if not 1 <= args.duration <= 3600:
+            raise UsageError("--duration: expected 1 to 3600 s")
+        if not 0 <= args.duplicates <= 0.9:
+            raise UsageError("--duplicates: expected a share from 0 to 0.9")
+        return run_webhooks_bench(config, args.rate, args.duration, args.duplicates, args.json)
     if args.which == "janitor":
         from deneva.bench.janitor import run_janitor_bench
 
@@ -66,10 +80,13 @@ def add_bench_command(add: Callable[[str, str], argparse.ArgumentParser]) -> Non
         "bench",
         "benchmarks: engine (jobs/s, latency; --compare with peers), bridge (trio to asyncpg), "
         "boot (start and stop times), mcp (tools/call latency and peak beside the MCP Python SDK), "
-        "sync (a simulated day of keeping the cache warm), janitor (engine throughput while pruning)",
+        "sync (a simulated day of keeping the cache warm), janitor (engine throughput while pruning), "
+        "webhooks (signed deliveries' latency at a fixed rate, duplicates included)",
     )
     bench.add_argument(
-        "which", choices=["engine", "bridge", "boot", "mcp", "sync", "janitor"], help="what to measure"
+        "which",
+        choices=["engine", "bridge", "boot", "mcp", "sync", "janitor", "webhooks"],
+        help="what to measure",
     )
     bench.add_argument("--jobs", type=int, default=20_000, help="engine: jobs per phase (default 20000)")
     bench.add_argument("--calls", type=int, default=3_000, help="bridge: round trips (default 3000)")
@@ -84,8 +101,24 @@ def add_bench_command(add: Callable[[str, str], argparse.ArgumentParser]) -> Non
         action="store_true",
         help="mcp: measure deneva a second time with an OAuth access token instead of the API key",
     )
-    bench.add_argument("--rate", type=float, default=500.0, help="mcp: calls/s offered (default 500)")
-    bench.add_argument("--duration", type=float, default=10.0, help="mcp: seconds per phase (default 10)")
+    bench.add_argument(
+        "--rate",
+        type=float,
+        default=None,
+        help="mcp: calls/s offered (default 500); webhooks: deliveries/s offered (default 200)",
+    )
+    bench.add_argument(
+        "--duration",
+        type=float,
+        default=10.0,
+        help="mcp: seconds per phase; webhooks: seconds of sending (default 10)",
+    )
+    bench.add_argument(
+        "--duplicates",
+        type=float,
+        default=0.2,
+        help="webhooks: share of deliveries repeating an earlier webhook-id (default 0.2)",
+    )
     bench.add_argument(
         "--rounds",
         type=int,

@@ -116,6 +116,10 @@ class Config:
     retention_cron_ticks: float = 7 * DAY
     retention_oauth: float = 7 * DAY
     janitor_batch: int = 10_000
+    # Inbound webhooks (http/webhooks.py): the largest body accepted, and how long a
+    # delivery's id is remembered (its sender's retries and replays store nothing twice).
+    webhook_max_body: int = 1024 * 1024
+    retention_webhook_deliveries: float = 7 * DAY
     config_file: Path | None = None
 
     @property
@@ -415,6 +419,10 @@ _PARSERS: dict[str, Callable[[str, Any], Any]] = {
     "retention_cron_ticks": _duration(60.0),
     "retention_oauth": _duration(3600.0),
     "janitor_batch": _bounded_int(1, 10_000),
+    # At most the app's own limit on any request body (http/app.py, MAX_BODY_BYTES).
+    "webhook_max_body": _bounded_int(1024, 1024 * 1024),
+    # At least twice the signatures' 5-minute tolerance: a replay within it is known.
+    "retention_webhook_deliveries": _duration(600.0),
 }
 
 KEYS = tuple(_PARSERS)

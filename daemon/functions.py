@@ -20,6 +20,7 @@ from deneva.sync.model import SyncRuntime, SyncServices
 from deneva.sync.schedule import register_schedules
 from deneva.sync.tokens import register_token_refresh
 from deneva.sync.versions import register_version_check
+from deneva.sync.webhooks import register_meta_webhooks
 from deneva.sync.worker import register_worker
 
 T = TypeVar("T")
@@ -41,13 +42,15 @@ class Bound(Generic[T]):
 def register_sync(
     registry: Registry, services: SyncServices | SyncRuntime, backoff: Backoff | None = None
 ) -> SyncRuntime:
-    """The ad-platform sync: the worker, the cache's schedules, the token refresh and the
-    daily check of the API versions against their sunset dates."""
+    """The ad-platform sync: the worker, the cache's schedules, the token refresh, the
+    daily check of the API versions against their sunset dates and the refreshes Meta's
+    change notifications ask for."""
     runtime = services if isinstance(services, SyncRuntime) else SyncRuntime(services)
     register_worker(registry, runtime, backoff)
     register_schedules(registry, lambda: runtime.get().db, lambda: tuple(runtime.get().adapters))
     register_token_refresh(registry, runtime.get)
     register_version_check(registry, lambda: runtime.services)
+    register_meta_webhooks(registry, lambda: runtime.get().db, lambda: tuple(runtime.get().adapters))
     return runtime
 
 

@@ -85,6 +85,8 @@ HTTP_ROUTES = (
     "/admin/other",
     "/api/events",
     "/e/{key}",
+    "/webhooks/events",
+    "/webhooks/meta",
     "/webhooks/{path}",
     "/.well-known/{path}",
     OTHER,

@@ -12,7 +12,8 @@ every pass is a durable run with a status record (`deneva runs --function ...`).
   tokens expired longer ago than 7 days (grants stay, revoked or not, for the record).
 - `janitor-prune-engine`: the engine's own tables: finished runs with their steps
   (succeeded after 7 days, failed and cancelled after 30), events, expired idempotency
-  keys, old cron ticks (never a function's latest) and rate-limit windows.
+  keys, old cron ticks (never a function's latest), rate-limit windows and the inbound
+  webhook deliveries (`webhook_deliveries`, after 7 days: their senders' retries are over).
 
 Every delete is one bounded statement (at most `batch` rows, 10,000 by default), its
 own short transaction; between two, a pass rests for `rest_ratio` times as long as the
@@ -75,6 +76,7 @@ class Retention:
     oauth_s: float = 7 * DAY  # OAuth codes and tokens, past their expiry
     rate_windows_s: float = 2 * DAY  # rate-limit windows; at least twice any limit's period
     connect_flows_s: float = 1 * DAY  # browser connect flows, after they expired
+    webhook_deliveries_s: float = 7 * DAY  # inbound webhooks' delivery ids (their dedup)
     batch: int = attrs.field(
         default=MAX_BATCH, validator=[attrs.validators.ge(1), attrs.validators.le(MAX_BATCH)]
     )
@@ -133,6 +135,11 @@ async def batches(
         if deleted < retention.batch:
             return total
         await trio.sleep(took * retention.rest_ratio)
+
+
+def _table_name(table: str) -> str:
+    """The database table behind one of the engine's PRUNABLE_TABLES."""
+    return table if table == "webhook_deliveries" else f"engine_{table}"
 
 
 def _timer(services: JanitorServices, table: str) -> Callable[[float], None]:
@@ -201,6 +208,7 @@ def register_retention(registry: Registry, services_of: Callable[[], JanitorServ
             "idempotency_keys": now,
             "cron_ticks": now - r.cron_ticks_s,
             "rate_windows": now - max([r.rate_windows_s, *(2 * p for p in periods)]),
+            "webhook_deliveries": now - r.webhook_deliveries_s,
         }
         pruned: dict[str, int] = {}
         for table, before in tables.items():
@@ -208,12 +216,12 @@ def register_retention(registry: Registry, services_of: Callable[[], JanitorServ
             def rows_of(limit: int, table: str = table, before: float = before) -> Awaitable[int]:
                 return engine.prune_table(table, before, limit)
 
-            pruned[table] = await batches(rows_of, r, _timer(services, f"engine_{table}"))
+            pruned[table] = await batches(rows_of, r, _timer(services, _table_name(table)))
         counts = {"runs": runs, "steps": steps, **pruned}
         services.observe_deleted("engine_runs", sum(runs.values()))
         services.observe_deleted("engine_steps", steps)
         for table, n in pruned.items():
-            services.observe_deleted(f"engine_{table}", n)
+            services.observe_deleted(_table_name(table), n)
         await audit(services, "janitor.prune_engine", counts)
         return counts
 
@@ -258,6 +266,7 @@ def plan_from_config(config: Config) -> JanitorPlan:
             events_s=config.retention_events,
             cron_ticks_s=config.retention_cron_ticks,
             oauth_s=config.retention_oauth,
+            webhook_deliveries_s=config.retention_webhook_deliveries,
             batch=config.janitor_batch,
         ),
     )

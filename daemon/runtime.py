@@ -9,7 +9,7 @@ The engine's circuit (its actors and the channels between them) is drawn and bui
     deneva.wiring: Listener, Dispatcher (+ workers), Lifeline, Scheduler, Janitor,
                    TokenRefresher, Canary, all around the Engine
     KeyCache (LISTEN deneva_api_keys) ──▶ MCP auth
-    HttpServer (MCP, health, metrics, events, admin) ──▶ Engine, HealthState, Metrics
+    HttpServer (MCP, health, metrics, events, webhooks, admin) ──▶ Engine, HealthState, Metrics
     drain (trio.Event) ──▶ HttpServer (graceful shutdown), Dispatcher (stop claiming)
 
 Start order: the API versions' sunset check (`deneva.sync.versions`: a sunset one stops
@@ -51,6 +51,7 @@ from deneva.http.mcp_ws import McpEndpoints, host_policy
 from deneva.http.metrics import MetricsEndpoint
 from deneva.http.oauth import oauth_blueprint
 from deneva.http.server import HttpServer
+from deneva.http.webhooks import WebhookSecrets
 from deneva.logs import register_secret, setup_logging
 from deneva.mcp.auth import KeyCache
 from deneva.mcp.report_tools import ToolServices, build_tools
@@ -64,13 +65,14 @@ from deneva.observe import MetricsObserver
 from deneva.pgembed import DATABASE, EmbeddedPostgres, StateLock
 from deneva.retention import JanitorServices, plan_from_config
 from deneva.sdnotify import Notifier
-from deneva.secrets import Secrets
+from deneva.secrets import META_APP_SECRET, META_VERIFY_TOKEN, Secrets
 from deneva.supervisor import Supervisor
 from deneva.sync.model import SyncRuntime, SyncServices
 from deneva.sync.platforms import PlatformSetup, platform_setup
 from deneva.sync.tokens import TokenDeadlines
 from deneva.sync.versions import api_versions, check_at_start
 from deneva.tenants import TenantError, check_tenant_name, tenant_by_name
+from deneva.webhooks import SigningKey
 from deneva.wiring import CanaryPlan, Circuit, engine_circuit
 
 log = logging.getLogger("deneva.daemon")
@@ -241,6 +243,7 @@ class Daemon:
             metrics=MetricsEndpoint(self.metrics, self.scrape, self.secrets.metrics_token),
             api_versions=self.api_versions,
             connect_of=lambda: self.connect,
+            webhooks=self.webhook_secrets(),
         )
         keys = self.keys = KeyCache(db, now=self.clock.now)
         await self.supervisor.start(nursery, keys)
@@ -265,6 +268,17 @@ class Daemon:
         )
         if self.demo and self.sync_runtime is not None:
             await warm_cache(engine)
+
+    def webhook_secrets(self) -> WebhookSecrets:
+        """What `/webhooks/events` and `/webhooks/meta` check deliveries with (Meta's: only
+        when both of its secret files are there)."""
+        secrets = self.secrets
+        return WebhookSecrets(
+            SigningKey.from_text(secrets.signing_key.reveal()),
+            secrets.get(META_APP_SECRET),
+            secrets.get(META_VERIFY_TOKEN),
+            self.config.webhook_max_body,
+        )
 
     def oauth(
         self, db: Database, keys: KeyCache, scopes: list[str]

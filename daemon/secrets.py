@@ -13,6 +13,10 @@ for it as a bearer token (one line without spaces, at least 16 characters);
 `deneva secrets init` does not create it.
 `DENEVA_KEK_PREVIOUS` is optional: while the key-encryption key rotates (see
 `deneva.credentials`), the old DENEVA_KEK, so rows it sealed still open.
+`DENEVA_SIGNING_KEY` signs the Standard Webhooks deliveries `POST /webhooks/events`
+accepts: `whsec_<base64>` (what `deneva secrets init` makes) or any other text of 16
+characters or more (see deneva.webhooks). `DENEVA_META_VERIFY_TOKEN` is optional: with
+it and `DENEVA_META_APP_SECRET`, `/webhooks/meta` takes Meta's change notifications.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ import attrs
 
 from deneva.credentials import Keyring
 from deneva.errors import SecretError
+from deneva.webhooks import SigningKey
 
 REQUIRED = ("DENEVA_KEK", "DENEVA_ADMIN_TOKEN", "DENEVA_EVENT_KEY", "DENEVA_SIGNING_KEY")
 # The OAuth client and app credentials each platform's API needs (TikTok's Business API
@@ -39,12 +44,17 @@ PLATFORM_SECRETS: Mapping[str, tuple[str, ...]] = {
 GOOGLE_DEVELOPER_TOKEN = "DENEVA_GOOGLE_DEVELOPER_TOKEN"
 # TikTok's app: its browser connect (code exchange, advertiser listing) needs it, its sync not.
 TIKTOK_APP = ("DENEVA_TIKTOK_APP_ID", "DENEVA_TIKTOK_APP_SECRET")
+# Meta's webhook verification handshake (with the app secret: /webhooks/meta).
+META_APP_SECRET = "DENEVA_META_APP_SECRET"
+META_VERIFY_TOKEN = "DENEVA_META_VERIFY_TOKEN"
 OPTIONAL = (
     *(name for names in PLATFORM_SECRETS.values() for name in names),
     GOOGLE_DEVELOPER_TOKEN,
     *TIKTOK_APP,
+    META_VERIFY_TOKEN,
 )
 METRICS_TOKEN = "DENEVA_METRICS_TOKEN"
+SIGNING_KEY = "DENEVA_SIGNING_KEY"
 KEK_PREVIOUS = "DENEVA_KEK_PREVIOUS"
 _KEKS = ("DENEVA_KEK", KEK_PREVIOUS)
 MAX_SECRET_BYTES = 4096
@@ -140,6 +150,11 @@ def _read_secret(directory: Path, name: str) -> Secret:
         raise SecretError(f"{name}: {path} must hold one token on one line, without spaces (a bearer token)")
     elif len(value) < MIN_TOKEN_CHARS:
         raise SecretError(f"{name}: {path} must hold at least {MIN_TOKEN_CHARS} characters")
+    if name == SIGNING_KEY:
+        try:
+            SigningKey.from_text(value, name)
+        except ValueError as exc:
+            raise SecretError(f"{exc} ({path})") from None
     return Secret(name, value)
 
 
@@ -157,6 +172,8 @@ def load_secrets(directory: Path) -> Secrets:
 def _generate(name: str) -> str:
     if name == "DENEVA_KEK":
         return base64.b64encode(_random.token_bytes(32)).decode()
+    if name == SIGNING_KEY:  # the form Standard Webhooks senders take as it is
+        return "whsec_" + base64.b64encode(_random.token_bytes(32)).decode()
     return _random.token_urlsafe(32)
 
 

@@ -1,4 +1,4 @@
-"""The quart-trio application: health, event ingestion; MCP, metrics and admin join it."""
+"""The quart-trio application: health, event ingestion, webhooks; MCP, metrics and admin join it."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from deneva.http.admin import admin_blueprint
 from deneva.http.connect import connect_blueprint
 from deneva.http.events import events_blueprint
 from deneva.http.metrics import MetricsEndpoint, metrics_blueprint
+from deneva.http.webhooks import WebhookSecrets, webhooks_blueprint
 from deneva.secrets import Secret
 
 MAX_BODY_BYTES = 1024 * 1024
@@ -31,16 +32,20 @@ def create_app(
     metrics: MetricsEndpoint | None = None,
     api_versions: Callable[[], dict[str, Any]] = dict,
     connect_of: Callable[[], BrowserConnect | None] | None = None,
+    webhooks: WebhookSecrets | None = None,
 ) -> QuartTrio:
     """The app; event ingestion with `engine_of` and `event_key`, the admin endpoints
     with `admin_token` (on `db_of()`, by default the database `health` knows, and
     `api_versions()`, the synced platforms' API versions), `GET /metrics` with
-    `metrics`, and the browser connect's pages with `connect_of`."""
+    `metrics`, the browser connect's pages with `connect_of`, and the inbound webhooks
+    (`/webhooks/events`, `/webhooks/meta`) with `engine_of` and `webhooks`."""
     app = QuartTrio("deneva")
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     app.config["PROVIDE_AUTOMATIC_OPTIONS"] = True
     if engine_of is not None and event_key is not None:
         app.register_blueprint(events_blueprint(engine_of, event_key))
+    if engine_of is not None and webhooks is not None:
+        app.register_blueprint(webhooks_blueprint(engine_of, health.clock, webhooks))
     if admin_token is not None:
         app.register_blueprint(
             admin_blueprint(db_of or (lambda: health.db), admin_token, health.clock, api_versions)

@@ -15,10 +15,48 @@ from quart import Blueprint, jsonify, request
 
 from deneva.engine.engine import Engine
 from deneva.engine.errors import EngineError
+from deneva.engine.model import Delivery
 from deneva.errors import DatabaseError, DatabaseUnavailable, TransactionConflict
 from deneva.secrets import Secret
 
 log = logging.getLogger("deneva.http")
+
+
+class BadBody(ValueError):
+    """A request body that is not JSON; the message says why."""
+
+
+def json_body(data: bytes | str) -> Any:
+    """The request body as JSON; BadBody naming why not."""
+    try:
+        return json.loads(data)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise BadBody(f"body is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise BadBody("body is not valid JSON: arrays or objects nested too deeply") from None
+    except ValueError:  # the one other thing json.loads raises: int-str conversion's limit
+        limit = sys.get_int_max_str_digits()
+        raise BadBody(f"body is not valid JSON: a number has more than {limit} digits") from None
+
+
+async def store_events(engine: Engine, body: Any, delivery: Delivery | None = None) -> tuple[Any, int]:
+    """Events from outside, as `/api/events` and the webhooks take them: checked strictly
+    (`Engine.send(strict=True)`), stored with what they trigger; the JSON answer and its
+    status. With a `delivery` (a webhook), the result says whether it was a duplicate."""
+    try:
+        result = await engine.send(body, strict=True, delivery=delivery)
+    except EngineError as exc:
+        return {"error": str(exc)}, 400
+    except (DatabaseUnavailable, TransactionConflict):
+        return {"error": "the event store is unavailable; retry later"}, 503
+    except DatabaseError as exc:
+        # Refused by the database for what the batch holds: sending it again would fail
+        # the same way, so not a 503 (clients retry those). The detail stays in the log.
+        log.error("the event store refused a batch", extra={"error": str(exc)})
+        return {"error": "the event store refused this batch (see the daemon's log)"}, 422
+    if result.duplicate:
+        return {"ids": [], "status": 200, "runs": 0, "duplicate": True}, 200
+    return {"ids": list(result.event_ids), "status": 202, "runs": len(result.run_ids)}, 202
 
 
 def events_blueprint(engine_of: Any, event_key: Secret) -> Blueprint:
@@ -30,27 +68,11 @@ def events_blueprint(engine_of: Any, event_key: Secret) -> Blueprint:
 
     async def ingest() -> Any:
         try:
-            body = json.loads(await request.get_data(as_text=True))
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            return jsonify({"error": f"body is not valid JSON: {exc}"}), 400
-        except RecursionError:
-            return jsonify({"error": "body is not valid JSON: arrays or objects nested too deeply"}), 400
-        except ValueError:  # the one other thing json.loads raises: int-str conversion's limit
-            limit = sys.get_int_max_str_digits()
-            return jsonify({"error": f"body is not valid JSON: a number has more than {limit} digits"}), 400
-        engine: Engine = engine_of()
-        try:
-            result = await engine.send(body, strict=True)
-        except EngineError as exc:
+            body = json_body(await request.get_data(as_text=True))
+        except BadBody as exc:
             return jsonify({"error": str(exc)}), 400
-        except (DatabaseUnavailable, TransactionConflict):
-            return jsonify({"error": "the event store is unavailable; retry later"}), 503
-        except DatabaseError as exc:
-            # Refused by the database for what the batch holds: sending it again would fail
-            # the same way, so not a 503 (clients retry those). The detail stays in the log.
-            log.error("the event store refused a batch", extra={"error": str(exc)})
-            return jsonify({"error": "the event store refused this batch (see the daemon's log)"}), 422
-        return jsonify({"ids": list(result.event_ids), "status": 202, "runs": len(result.run_ids)}), 202
+        answer, status = await store_events(engine_of(), body)
+        return jsonify(answer), status
 
     @blueprint.post("/api/events")
     async def api_events() -> Any:

@@ -40,6 +40,8 @@ EXACT_ROUTES = {
     "/admin/health/scheduler": "/admin/health/scheduler",
     "/admin/metrics/sync": "/admin/metrics/sync",
     "/api/events": "/api/events",
+    "/webhooks/events": "/webhooks/events",
+    "/webhooks/meta": "/webhooks/meta",
 }
 # Path prefixes whose rest is a parameter (or an endpoint without a label of its own).
 PREFIX_ROUTES = (

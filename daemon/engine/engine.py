@@ -40,6 +40,7 @@ from deneva.engine.executor import Execution, execute, unknown_function
 from deneva.engine.functions import CRON_EVENT, INVOKE_EVENT, CronTrigger, Function, Registry
 from deneva.engine.model import (
     ClaimedRun,
+    Delivery,
     NewRun,
     PauseRecord,
     QueueStats,
@@ -156,11 +157,13 @@ class Engine:
         where = "event" if not isinstance(raw, list) else "events[{}]"
         return [parse_event(item, now, where.format(i)) for i, item in enumerate(items)]
 
-    async def send(self, raw: Any, *, strict: bool = False) -> SendResult:
+    async def send(self, raw: Any, *, strict: bool = False, delivery: Delivery | None = None) -> SendResult:
         """Store events and start what they trigger; duplicate ids are no-ops. `strict`
         (events from outside, `/api/events`): an event that cannot start a run it triggers
         (a key field missing) is refused, InvalidEvent naming the field, and nothing of
-        the batch is stored; otherwise such runs are skipped and named in `errors`."""
+        the batch is stored; otherwise such runs are skipped and named in `errors`.
+        `delivery` (an inbound webhook): the batch is stored once per delivery, in one
+        transaction with its record; a delivery stored before stores nothing (`duplicate`)."""
         events = self.parse_events(raw)
         if strict:
             _runs, errors = store.plan_for_events(
@@ -168,11 +171,11 @@ class Engine:
             )
             if errors:
                 raise InvalidEvent("; ".join(dict.fromkeys(errors)))
-        return await self.send_events(events)
+        return await self.send_events(events, delivery)
 
-    async def send_events(self, events: Sequence[Event]) -> SendResult:
+    async def send_events(self, events: Sequence[Event], delivery: Delivery | None = None) -> SendResult:
         now = self.clock.now()
-        result = await self.db.run(lambda conn: store.send_events(conn, self.registry, events, now))
+        result = await self.db.run(lambda conn: store.send_events(conn, self.registry, events, now, delivery))
         if result.run_ids or result.resumed_run_ids:
             self.wake()
         return result

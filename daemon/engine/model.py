@@ -86,6 +86,16 @@ class SendResult:
     run_ids: tuple[uuid.UUID, ...]
     errors: tuple[str, ...] = ()
     resumed_run_ids: tuple[uuid.UUID, ...] = ()  # waiting runs these events resolved
+    duplicate: bool = False  # the delivery was stored before: nothing was stored now
+
+
+@attrs.frozen
+class Delivery:
+    """An inbound delivery that carries events (a webhook): stored once per (source, id),
+    in the same transaction as its events, so a retry or replay stores nothing twice."""
+
+    source: str
+    id: str
 
 
 @attrs.frozen

@@ -23,6 +23,7 @@ from deneva.engine.events import Event
 from deneva.engine.functions import Function, Registry, failure_document, key_of, stored_key
 from deneva.engine.model import (
     ClaimedRun,
+    Delivery,
     NewRun,
     PauseRecord,
     QueueStats,
@@ -49,6 +50,7 @@ Q_COUNT_RATE = query("engine_count_rate_window")
 Q_NOTIFY = query("engine_notify")
 Q_CUSTOM_PLANS = query("engine_custom_plans")
 Q_INSERT_EVENTS = query("engine_insert_events")
+Q_CLAIM_DELIVERY = query("engine_claim_delivery")
 Q_RESOLVE_WAITS = query("engine_resolve_waits")
 Q_CLAIM_FREE = query("engine_claim_free_runs")
 Q_WAITING_KEYS = query("engine_waiting_keys")
@@ -93,6 +95,7 @@ Q_PRUNE_EVENTS = query("engine_prune_events")
 Q_PRUNE_IDEMPOTENCY = query("engine_prune_idempotency_keys")
 Q_PRUNE_CRON_TICKS = query("engine_prune_cron_ticks")
 Q_PRUNE_RATE_WINDOWS = query("engine_prune_rate_windows")
+Q_PRUNE_DELIVERIES = query("engine_prune_webhook_deliveries")
 
 
 # -- planning (pure) -----------------------------------------------------------------
@@ -233,12 +236,23 @@ async def insert_runs(conn: Connection, runs: Sequence[NewRun], now: float) -> l
 
 
 async def send_events(
-    conn: Connection, registry: Registry, events: Sequence[Event], now: float
+    conn: Connection,
+    registry: Registry,
+    events: Sequence[Event],
+    now: float,
+    delivery: Delivery | None = None,
 ) -> SendResult:
-    """Store events (a known id is a no-op), start the runs they trigger, resolve waits."""
+    """Store events (a known id is a no-op), start the runs they trigger, resolve waits.
+    With a `delivery`, it is recorded first in the same transaction, and if it was
+    recorded before (or by a transaction that committed while this one waited on its
+    row), nothing is stored: the result is `duplicate`."""
     if not events:
         return SendResult((), (), ())
     async with conn.transaction():
+        if delivery is not None:
+            fresh_delivery = await conn.fetchval(Q_CLAIM_DELIVERY, delivery.source, delivery.id, ts(now))
+            if fresh_delivery is None:
+                return SendResult((), (), (), duplicate=True)
         new_ids = {
             row["id"]
             for row in await conn.fetch(
@@ -744,6 +758,7 @@ _PRUNE_TABLES = {
     "idempotency_keys": Q_PRUNE_IDEMPOTENCY,
     "cron_ticks": Q_PRUNE_CRON_TICKS,
     "rate_windows": Q_PRUNE_RATE_WINDOWS,
+    "webhook_deliveries": Q_PRUNE_DELIVERIES,
 }
 PRUNABLE_TABLES = tuple(_PRUNE_TABLES)
 

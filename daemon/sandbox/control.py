@@ -1,10 +1,14 @@
-"""The control API under /_control/: tokens, faults, the request log, the date, accounts."""
+"""The control API under /_control/: tokens, faults, the request log, the date, accounts,
+and Meta's webhooks (the sandbox sends a signed change notification, as Meta does)."""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import re
 from typing import Any
 
+import httpx
 from quart import Response, request
 from quart_trio import QuartTrio
 
@@ -214,6 +218,69 @@ def register_control(app: QuartTrio, state: SandboxState) -> None:
         if not account_id.isdigit():
             return _problem(404, "account ids are digits")
         return _json(200, account_summary(state, platform, account_id))
+
+    # -- Meta's webhooks
+
+    @app.post("/_control/meta/webhook")
+    async def send_meta_webhook() -> Response:
+        """Send `url` what Meta sends on an ad account change: `{object: "ad_account",
+        entry: [{id, time, changes: [{field, value}]}]}`, signed `X-Hub-Signature-256`
+        with `app_secret` (Meta signs with the app's secret), `times` times (a retry sends the
+        same bytes); answers the receiver's statuses and answers."""
+        body = await _body()
+        url, secret, changes = (
+            (None, None, None)
+            if body is None
+            else (body.get("url"), body.get("app_secret"), body.get("changes"))
+        )
+        if (
+            not isinstance(url, str)
+            or not re.fullmatch(r"http://(127\.0\.0\.1|localhost)(:\d+)?/\S*", url)
+            or not isinstance(secret, str)
+            or not isinstance(changes, list)
+            or not all(isinstance(c, dict) and isinstance(c.get("account_id"), str) for c in changes)
+        ):
+            return _problem(
+                400,
+                "expected {'url': a loopback http URL, 'app_secret': str, "
+                "'changes': [{'account_id', 'field'?, 'value'?}]}",
+            )
+        now = int(state.config.clock())
+        payload = {
+            "object": "ad_account",
+            "entry": [
+                {
+                    "id": change["account_id"],
+                    "time": now,
+                    "changes": [
+                        {
+                            "field": change.get("field", "in_process_ad_objects"),
+                            "value": change.get(
+                                "value",
+                                {"id": "120200000000001", "level": "CAMPAIGN", "status_name": "PAUSED"},
+                            ),
+                        }
+                    ],
+                }
+                for change in changes
+            ],
+        }
+        raw = dumps(payload)
+        signature = "sha256=" + hmac.new(secret.encode(), raw, hashlib.sha256).hexdigest()
+        times = body.get("times", 1) if body is not None else 1
+        if not isinstance(times, int) or isinstance(times, bool) or not 1 <= times <= 10:
+            return _problem(400, "times: how often to send the same notification, 1 to 10 (Meta retries)")
+        statuses, answers = [], []
+        async with httpx.AsyncClient(timeout=10) as client:
+            for _ in range(times):
+                answer = await client.post(
+                    url,
+                    content=raw,
+                    headers={"Content-Type": "application/json", "X-Hub-Signature-256": signature},
+                )
+                statuses.append(answer.status_code)
+                answers.append(answer.text)
+        return _json(200, {"statuses": statuses, "answers": answers, "sent": payload})
 
 
 def _fields_for(platform: str) -> list[str]:

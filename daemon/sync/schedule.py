@@ -79,7 +79,7 @@ async def missing_reports(
     return events, skipped
 
 
-async def _enqueue(
+async def enqueue_refreshes(
     ctx: Context, step_id: str, events: list[dict[str, Any]], skipped: dict[str, int]
 ) -> FanOut:
     """Send the refreshes as one step, unless the refresh function is paused."""
@@ -105,7 +105,7 @@ def register_schedules(
             return {"events": events, "skipped": skipped}
 
         found = await ctx.step.run("find-due", find)
-        return (await _enqueue(ctx, "refresh", found["events"], found["skipped"])).as_json()
+        return (await enqueue_refreshes(ctx, "refresh", found["events"], found["skipped"])).as_json()
 
     registry.add(Function("eager-cache-refresh", eager_cache_refresh, (CronTrigger("* * * * *"),), retries=0))
 
@@ -121,7 +121,7 @@ def register_schedules(
                 return {"events": events, "skipped": skipped}
 
             found = await ctx.step.run("find-missing", find)
-            return (await _enqueue(ctx, "fan-out", found["events"], found["skipped"])).as_json()
+            return (await enqueue_refreshes(ctx, "fan-out", found["events"], found["skipped"])).as_json()
 
         registry.add(
             Function(

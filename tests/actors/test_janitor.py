@@ -221,6 +221,14 @@ async def test_engine_pruning_keeps_recent_and_unfinished_runs_in_bounded_batche
         as_datetime(now - 3 * DAY),
         as_datetime(now - 60),
     )
+    # Inbound webhook deliveries are remembered 7 days (their senders' retries are over).
+    await db.execute(
+        "INSERT INTO webhook_deliveries (source, id, received_at) "
+        "SELECT 'webhooks/events', 'msg_' || i, $1::timestamptz FROM generate_series(1, 13) AS i "
+        "UNION ALL SELECT 'meta', 'recent-' || i, $2::timestamptz FROM generate_series(1, 2) AS i",
+        as_datetime(now - 8 * DAY),
+        as_datetime(now - 6 * DAY),
+    )
     # Batches of 10 rows: every table takes several statements.
     plan = JanitorPlan(schedules={PRUNE_ENGINE: "0 2 * * *"}, retention=attrs.evolve(Retention(), batch=10))
     async with janitor_circuit(db, plan):
@@ -233,7 +241,12 @@ async def test_engine_pruning_keeps_recent_and_unfinished_runs_in_bounded_batche
         "idempotency_keys": 1,
         "cron_ticks": 4,
         "rate_windows": 1,
+        "webhook_deliveries": 13,
     }
+    assert await db.fetchval("SELECT array_agg(id ORDER BY id) FROM webhook_deliveries") == [
+        "recent-1",
+        "recent-2",
+    ]
     left = await db.fetch(
         "SELECT status, count(*) AS n FROM engine_runs WHERE function_id = 'deneva-noop' GROUP BY 1"
     )

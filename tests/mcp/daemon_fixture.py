@@ -15,7 +15,7 @@ the fixture waits for every refresh with the engine's own `wait_for_run`.
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import date
 from pathlib import Path
@@ -188,13 +188,19 @@ async def warm(engine: Engine) -> list[uuid.UUID]:
 
 @asynccontextmanager
 async def running_daemon(
-    tmp_path: Path, database_url: str, specs: Sequence[TenantSpec], **config_values: Any
+    tmp_path: Path,
+    database_url: str,
+    specs: Sequence[TenantSpec],
+    *,
+    extra_secrets: Mapping[str, str] | None = None,
+    **config_values: Any,
 ) -> AsyncIterator[RunningDaemon]:
-    """Sandbox, tenants, daemon (`config_values` added to its Config); the cache warmed
-    (every fan-out's refreshes finished)."""
+    """Sandbox, tenants, daemon (`config_values` added to its Config, `extra_secrets`
+    written as secret files beside the sandbox's); the cache warmed (every fan-out's
+    refreshes finished)."""
     secrets_dir = tmp_path / "secrets"
     init_secrets(secrets_dir)
-    for name, value in SANDBOX_SECRETS.items():
+    for name, value in {**SANDBOX_SECRETS, **(extra_secrets or {})}.items():
         (secrets_dir / name).write_text(value + "\n")
     secrets = load_secrets(secrets_dir)
     db = await Database.open(database_url)

@@ -115,6 +115,7 @@ def test_platform_secret_files_are_optional_and_checked_when_present(tmp_path: P
         "DENEVA_GOOGLE_DEVELOPER_TOKEN",
         "DENEVA_TIKTOK_APP_ID",  # the browser connect's, not the sync's
         "DENEVA_TIKTOK_APP_SECRET",
+        "DENEVA_META_VERIFY_TOKEN",  # Meta's webhook handshake (/webhooks/meta)
     }
     (directory / "DENEVA_GOOGLE_DEVELOPER_TOKEN").write_text("sandbox-developer-token\n")
     with_token = load_secrets(directory)
