@@ -116,6 +116,10 @@ class Config:
     retention_cron_ticks: float = 7 * DAY
     retention_oauth: float = 7 * DAY
     janitor_batch: int = 10_000
+    # The operator console (/admin/): a session ends this long after sign-in, or once
+    # unused for `console_session_idle` (0: no idle limit).
+    console_session_ttl: float = 12 * 3600.0
+    console_session_idle: float = 3600.0
     config_file: Path | None = None
 
     @property
@@ -415,6 +419,8 @@ _PARSERS: dict[str, Callable[[str, Any], Any]] = {
     "retention_cron_ticks": _duration(60.0),
     "retention_oauth": _duration(3600.0),
     "janitor_batch": _bounded_int(1, 10_000),
+    "console_session_ttl": _duration(60.0),
+    "console_session_idle": _duration(0.0),
 }
 
 KEYS = tuple(_PARSERS)
