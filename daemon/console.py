@@ -51,6 +51,7 @@ from deneva.engine.model import (
 from deneva.errors import DenevaError
 from deneva.logs import REDACTED
 from deneva.logs import redact as redact_registered
+from deneva.metrics import CacheReads
 from deneva.sql import query
 from deneva.sync.cadence import CADENCES, Cadence, cadence_for
 from deneva.sync.model import RefreshTarget
@@ -225,24 +226,6 @@ class AuditEntry:
 
 
 @attrs.frozen
-class CacheReads:
-    """MCP tools' reads of the report cache in this replica since it started."""
-
-    hits: int
-    stale: int
-    misses: int
-
-    @property
-    def total(self) -> int:
-        return self.hits + self.stale + self.misses
-
-    @property
-    def ratio(self) -> float | None:
-        """hits / reads, as `deneva bench sync` counts it (a stale answer is no hit)."""
-        return None if not self.total else self.hits / self.total
-
-
-@attrs.frozen
 class Overview:
     node: str
     now: float
@@ -400,10 +383,13 @@ def _cell(
     stale = 0 if cache is None else int(cache["stale"])
     fetched = None if cache is None else cache["last_fetched"]
     unhealthy = [a for a in accounts if not a["healthy"]]
-    failed_log = latest is not None and latest["outcome"] != "success"
-    if failed_log or unhealthy:
-        code = latest["error_code"] if failed_log else unhealthy[0]["last_error_code"]
-        when = latest["created_at"] if failed_log else unhealthy[0]["last_sync_failure_at"]
+    failure = latest if latest is not None and latest["outcome"] != "success" else None
+    if failure is not None or unhealthy:
+        code, when = (
+            (failure["error_code"], failure["created_at"])
+            if failure is not None
+            else (unhealthy[0]["last_error_code"], unhealthy[0]["last_sync_failure_at"])
+        )
         return Cell(cadence.platform, cadence.report_type, "failing", cached, expected, fetched, code, when)
     if cached == 0:
         state = "never"

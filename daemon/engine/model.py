@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -166,6 +166,10 @@ class QueueStats:
     by_status: dict[str, int]
 
 
+def _as_statuses(value: Iterable[str]) -> tuple[str, ...]:
+    return tuple(value)
+
+
 def _known_statuses(_instance: Any, _attribute: Any, value: tuple[str, ...]) -> None:
     if not value or any(s not in STATUSES for s in value):
         raise ValueError(f"statuses: expected some of {', '.join(STATUSES)}, got {value!r}")
@@ -178,7 +182,9 @@ class RunFilter:
     id), and a window [since, until) of the run's time: when it finished, or, while it is
     not finished, when it was created (None: unbounded)."""
 
-    statuses: tuple[str, ...] = attrs.field(default=STATUSES, converter=tuple, validator=_known_statuses)
+    statuses: tuple[str, ...] = attrs.field(
+        default=STATUSES, converter=_as_statuses, validator=_known_statuses
+    )
     function_id: str | None = None
     data: Mapping[str, Any] | None = None
     since: float | None = None

@@ -311,7 +311,9 @@ async def test_oauth_codes_and_tokens_are_pruned_a_week_after_they_expire_and_co
     async with janitor_circuit(db, JanitorPlan(schedules={PRUNE_OAUTH: "45 2 * * *"})):
         pruned = await _pass(db, PRUNE_OAUTH)
     assert pruned == {"oauth_tokens": 1, "oauth_codes": 1, "oauth_connect_codes": 1, "admin_sessions": 1}
-    assert await db.fetchval("SELECT count(*) FROM admin_sessions WHERE expires_at > $1", as_datetime(now)) == 1
+    assert (
+        await db.fetchval("SELECT count(*) FROM admin_sessions WHERE expires_at > $1", as_datetime(now)) == 1
+    )
     assert [r["id"] for r in await db.fetch("SELECT id FROM oauth_tokens ORDER BY id")] == ["t1", "t2"]
     assert [r["id"] for r in await db.fetch("SELECT id FROM oauth_codes ORDER BY id")] == ["c1", "c2"]
     assert await db.fetchval("SELECT count(*) FROM oauth_connect_codes") == 2
