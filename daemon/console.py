@@ -198,8 +198,8 @@ def bar_chart(
         tuple(bars),
         peak if any(series) else 0.0,
         sum(series),
-        as_datetime(first).strftime("%H:%M UTC"),
-        as_datetime(first + count * bucket_s).strftime("%H:%M UTC"),
+        as_datetime(first).strftime("%Y-%m-%d %H:%M UTC"),
+        as_datetime(first + count * bucket_s).strftime("%Y-%m-%d %H:%M UTC"),
         width,
         height,
     )

@@ -371,7 +371,8 @@ def console_blueprint(services: ConsoleServices) -> Blueprint:
             raise ConsoleInputError(
                 "tenant" if tenant and len(tenant) > 64 else "after", "at most 64 characters"
             )
-        matrix = await console.sync_matrix(db, engine.clock.now(), after=after, tenant=tenant)
+        now = engine.clock.now()
+        matrix = await console.sync_matrix(db, now, after=after, tenant=tenant)
         if tenant is not None and not matrix.rows:
             raise ConsoleInputError("tenant", f"no tenant named {tenant!r}")
         return _page(
@@ -380,6 +381,7 @@ def console_blueprint(services: ConsoleServices) -> Blueprint:
             current="/admin/sync",
             session=session,
             matrix=matrix,
+            now=now,
             tenant=tenant or "",
             states=console.CELL_STATES,
         )
