@@ -48,7 +48,7 @@ from deneva.engine.model import (
     SendResult,
     StepRecord,
 )
-from deneva.errors import DenevaError
+from deneva.errors import DatabaseError, DenevaError
 from deneva.logs import REDACTED
 from deneva.logs import redact as redact_registered
 from deneva.metrics import CacheReads
@@ -276,8 +276,13 @@ async def overview(
             await conn.fetch(_RECENT, 20, as_datetime(now - 7 * DAY)),
         )
 
+    failed: list[DatabaseError] = []
+
     async def fetch(name: str, coro: Any) -> None:
-        got[name] = await coro
+        try:
+            got[name] = await coro
+        except DatabaseError as exc:  # raised alone below, not in an exception group
+            failed.append(exc)
 
     async with trio.open_nursery() as nursery:
         nursery.start_soon(fetch, "beat", latest_beat(db))
@@ -285,6 +290,8 @@ async def overview(
         nursery.start_soon(fetch, "buckets", engine.finished_per_bucket(since, CHART_BUCKET_S))
         nursery.start_soon(fetch, "paused", engine.paused())
         nursery.start_soon(fetch, "rows", db.run(read_rows))
+    if failed:
+        raise failed[0]
     buckets: list[FinishedBucket] = got["buckets"]
     replica_rows, recent_rows = got["rows"]
     runs_chart, failures_chart = charts(buckets, now)
@@ -614,6 +621,8 @@ def parse_time(field: str, text: str) -> float:
         ) from None
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
+    if not 1971 <= value.year <= 8999:  # any offset keeps it a time Postgres and Python both hold
+        raise ConsoleInputError(field, f"expected a year from 1971 to 8999, got {_shown(text)}")
     return value.timestamp()
 
 
@@ -652,7 +661,8 @@ def parse_cursor(text: str) -> RunCursor:
     try:
         if not sep or len(text) > 100:
             raise ValueError
-        return RunCursor(datetime.fromisoformat(at), uuid.UUID(run_id))
+        when = datetime.fromisoformat(at)
+        return RunCursor(when if when.tzinfo else when.replace(tzinfo=UTC), uuid.UUID(run_id))
     except ValueError:
         raise ConsoleInputError("after", f"not a page cursor this console made: {_shown(text)}") from None
 

@@ -73,6 +73,9 @@ def test_filter_times_are_iso_8601_in_utc_unless_an_offset_says_otherwise() -> N
     for bad in ("yesterday", "2026-13-01T00:00", "", "1796292000"):
         with pytest.raises(ConsoleInputError, match="from: expected a time like"):
             parse_time("from", bad)
+    for far in ("0001-01-01T00:00+14:00", "9999-12-31T23:59-14:00", "1900-01-01T00:00"):
+        with pytest.raises(ConsoleInputError, match="from: expected a year from 1971 to 8999"):
+            parse_time("from", far)
 
 
 def test_the_bar_chart_scales_to_its_peak_and_fills_missing_buckets_with_zero() -> None:

@@ -9,12 +9,14 @@ import uuid
 from typing import Any
 
 import httpx
+import trio
 
 from deneva import tenants
 from deneva.clock import as_datetime
 from deneva.console_auth import SESSION_COOKIE, ConsoleSettings
 from deneva.credentials import PlainTokens, store_credential
 from deneva.db import Database
+from tests.conftest import Cluster
 from tests.http.console_fixtures import (
     ADMIN_TOKEN,
     READONLY_TOKEN,
@@ -279,6 +281,7 @@ async def test_garbage_filters_and_form_values_are_400_naming_the_field(db: Data
             "/admin/runs?from=2026-12-03T10:00&until=2026-12-03T09:00": "until",
             "/admin/runs?after=garbage": "after",
             "/admin/runs?after=2026-12-03T10:00~not-a-uuid": "after",
+            "/admin/runs?from=0001-01-01T00:00%2B14:00": "from",
             "/admin/runs?status=" + "x" * 500: "status",
             "/admin/runs?function=%00": "function",
             "/admin/runs/not-a-uuid": "run id",
@@ -290,6 +293,10 @@ async def test_garbage_filters_and_form_values_are_400_naming_the_field(db: Data
             answer = await op.get(path)
             assert answer.status_code == 400, (path, answer.status_code, answer.text[:300])
             assert f"{field}:" in text_of(answer.text), (path, text_of(answer.text)[:300])
+        naive = await op.get(
+            f"/admin/runs?after=2026-12-03T10:00~{uuid.uuid4()}&from=2026-01-01T00:00%2B01:00"
+        )
+        assert naive.status_code == 200, naive.text[:300]  # a cursor without an offset is UTC
         missing = await op.get(f"/admin/runs/{uuid.uuid4()}")
         assert missing.status_code == 404 and "no run with id" in text_of(missing.text)
         posts: list[tuple[str, str, dict[str, str]]] = [
@@ -644,3 +651,28 @@ async def test_functions_are_paused_resumed_and_invoked_with_json_data(db: Datab
             "console.function_resume",
             "console.function_invoke",
         ]
+
+
+async def test_a_database_outage_is_a_503_page_never_a_500(
+    db: Database, cluster: Cluster, database_name: str
+) -> None:
+    async with console_server(db) as server, operator(server) as op:
+        await op.sign_in()
+        # The database stops taking connections and drops the ones it has.
+        await trio.to_thread.run_sync(
+            cluster.admin,
+            f'ALTER DATABASE "{database_name}" WITH ALLOW_CONNECTIONS false; '
+            f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{database_name}'",
+        )
+        try:
+            for path in (*PAGES, f"/admin/runs/{uuid.uuid4()}"):
+                answer = await op.get(path)
+                assert answer.status_code == 503, (path, answer.status_code, answer.text[:200])
+                assert "database is unavailable" in text_of(answer.text)
+            refused = await op.post("/admin/functions/pause", {"function": "on-signup"})
+            assert refused.status_code == 503 and "nothing was done" in text_of(refused.text)
+            assert (await op.get("/admin/login")).status_code == 503
+        finally:
+            await trio.to_thread.run_sync(
+                cluster.admin, f'ALTER DATABASE "{database_name}" WITH ALLOW_CONNECTIONS true'
+            )
