@@ -440,6 +440,17 @@ async def test_run_pages_never_show_secrets(db: Database) -> None:
         assert '"rows": 3' in text and "fetch" in text
 
 
+async def _grant(conn: Any, tenant: str) -> None:
+    from deneva.oauth import store
+    from deneva.oauth.model import Client
+
+    found = await tenants.tenant_by_name(conn, tenant)
+    redirect = "https://claude.example/callback"
+    client = Client("dnv_client_console", "dcr", "Claude connector", (redirect,), "none", None, {})
+    await store.save_client(conn, client)
+    await store.insert_grant(conn, found.id, client.client_id, "reports:read", "https://x/mcp", "operator")
+
+
 async def test_tenants_keys_shown_once_and_revoked_with_the_console_as_the_actor(db: Database) -> None:
     async with console_server(db) as server, operator(server) as op:
         await op.sign_in()
@@ -451,7 +462,10 @@ async def test_tenants_keys_shown_once_and_revoked_with_the_console_as_the_actor
         assert made.status_code == 200
         [key] = [line for line in text_of(made.text).split() if line.startswith("dnv_")]
         assert await db.run(lambda c: tenants.authenticate(c, key)) is not None  # it works
+        await db.transaction(lambda c: _grant(c, "acme"))
         detail = await op.get("/admin/tenants?tenant=acme")
+        grants = detail.text.split('id="grants"', 1)[1].split("</table>", 1)[0]
+        assert "Claude connector" in grants and "reports:read" in grants and "operator" in grants
         prefix = key.split("_")[1]
         assert prefix in detail.text and key not in detail.text  # never shown again
         assert "claude" in text_of(detail.text)
