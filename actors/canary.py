@@ -5,7 +5,9 @@ other), so a freshly started daemon has a beat within moments instead of at the 
 5-minute tick. Then, every `interval_s`, it reads the latest beat: its age is what
 `/metrics` reports, and when the beat goes stale (older than `MAX_AGE_S`: the scheduler,
 the dispatcher or the workers are stuck) or fresh again, it says so once in the log.
-`/readyz` and `/admin/health/scheduler` read the beat themselves, never this actor.
+`/readyz` and `/admin/health/scheduler` read the beat themselves, never this actor. Each
+look also records this node's own beat (`deneva.canary.replica_beat`), which the console
+lists as the replicas seen.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from typing import Any
 
 import trio
 
-from deneva.canary import CANARY_EVENT, MAX_AGE_S, latest_beat
+from deneva.canary import CANARY_EVENT, MAX_AGE_S, replica_beat
 from deneva.engine.engine import Engine
 from deneva.engine.errors import EngineError
 from deneva.errors import DatabaseError
@@ -39,8 +41,8 @@ class Canary:
         await self.engine.send({"name": CANARY_EVENT, "id": event_id, "data": {"node": self.node}})
 
     async def _look(self) -> None:
-        beat = await latest_beat(self.engine.db)
         now = self.engine.clock.now()
+        beat = await replica_beat(self.engine.db, self.node, now)
         self.age_s = None if beat is None else beat.age_s(now)
         stale = self.age_s is not None and self.age_s > MAX_AGE_S
         if stale and not self.stale:

@@ -10,7 +10,9 @@ The canary actor asks for one beat when the daemon starts (event `deneva/canary`
 fresh daemon is ready within moments, and watches the beat's age.
 
 The engine is one however many replicas share the database: the latest beat of any node
-counts, and each beat names the node whose worker ran it.
+counts, and each beat names the node whose worker ran it. Apart from it, the canary actor
+of each node writes that node's own beat (source `replica`) each time it looks: the
+console's "replicas seen", one row per node.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from typing import Any
 import attrs
 
 from deneva.clock import Clock, as_datetime
-from deneva.db import Database
+from deneva.db import Connection, Database
 from deneva.engine.context import Context
 from deneva.engine.functions import CronTrigger, EventTrigger, Function, Registry
 from deneva.sql import query
@@ -30,6 +32,7 @@ from deneva.sql import query
 HEARTBEAT = "heartbeat"
 CANARY_EVENT = "deneva/canary"
 SOURCE = "canary"
+REPLICA = "replica"  # each node's own beat, written by its canary actor
 CRON = "*/5 * * * *"
 MAX_AGE_S = 600.0  # a beat older than this: the engine is stuck (two ticks missed)
 _BEAT = query("canary_beat")
@@ -59,6 +62,17 @@ async def record_beat(db: Database, node: str, at: float) -> None:
 async def latest_beat(db: Database) -> Beat | None:
     row = await db.fetchrow(_LATEST, SOURCE)
     return None if row is None else Beat(row["node"], row["last_beat_at"])
+
+
+async def replica_beat(db: Database, node: str, at: float) -> Beat | None:
+    """Record that `node` is up at `at`, and read the canary's latest beat: one crossing."""
+
+    async def beat_and_read(conn: Connection) -> Beat | None:
+        await conn.execute(_BEAT, REPLICA, node, as_datetime(at))
+        row = await conn.fetchrow(_LATEST, SOURCE)
+        return None if row is None else Beat(row["node"], row["last_beat_at"])
+
+    return await db.run(beat_and_read)
 
 
 def register_canary(registry: Registry, services_of: Callable[[], CanaryServices]) -> Function:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import time
 import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -12,10 +13,9 @@ from typing import Any, TypeVar
 from deneva.clock import SystemClock
 from deneva.config import Config, load_config
 from deneva.engine.engine import ENGINE, Engine
-from deneva.engine.functions import CronTrigger, Function
 from deneva.engine.model import STATUSES, RunRecord
 from deneva.errors import DenevaError
-from deneva.functions import app_registry
+from deneva.functions import app_registry, function_states
 from deneva.retention import plan_from_config
 
 T = TypeVar("T")
@@ -60,19 +60,6 @@ def _print_json(value: Any) -> None:
     print(json.dumps(value, indent=2, default=str))
 
 
-def _triggers(function: Function, schedules: dict[str, str]) -> list[str]:
-    out = []
-    for trigger in function.triggers:
-        if isinstance(trigger, CronTrigger):
-            out.append(f"cron {trigger.schedule}")
-        else:
-            match = "".join(f" if {k} == {v!r}" for k, v in (trigger.match or {}).items())
-            out.append(f"event {trigger.name}{match}")
-    if function.id in schedules:
-        out.append(f"janitor {schedules[function.id]}")
-    return out or ["invoke only"]
-
-
 def _pause_target(args: argparse.Namespace) -> str | None:
     if args.all and args.function_id:
         raise UsageError(f"functions {args.action}: give a FUNCTION_ID or --all, not both")
@@ -105,27 +92,11 @@ def cmd_functions(args: argparse.Namespace) -> int:
         return 0
     if args.function_id or args.all:
         raise UsageError("functions: FUNCTION_ID and --all go with pause or resume")
-    functions = app_registry().registry.all()
     schedules = dict(plan_from_config(config).schedules)
-    paused = {p.function_id: p for p in _with_engine(config, lambda e: e.paused())}
-    engine_paused = paused.get(ENGINE)
-    rows: list[dict[str, Any]] = []
-    for f in functions:
-        pause = paused.get(f.id) or engine_paused
-        rows.append(
-            {
-                "id": f.id,
-                "triggers": _triggers(f, schedules),
-                "retries": f.retries,
-                "concurrency": None
-                if f.concurrency is None
-                else {"limit": f.concurrency.limit, "key": f.concurrency.key},
-                "timeoutS": f.timeout_s,
-                "state": "active" if pause is None else "paused",
-                "pausedAt": None if pause is None else pause.paused_at.isoformat(),
-                "pausedWith": None if pause is None else ("engine" if pause is engine_paused else "function"),
-            }
-        )
+    paused = _with_engine(config, lambda e: e.paused())
+    states = function_states(app_registry().registry, schedules, paused, time.time())
+    engine_paused = next((p for p in paused if p.function_id == ENGINE), None)
+    rows: list[dict[str, Any]] = [state.as_json() for state in states]
     if args.json:
         _print_json(rows)
         return 0

@@ -120,6 +120,10 @@ class Config:
     # delivery's id is remembered (its sender's retries and replays store nothing twice).
     webhook_max_body: int = 1024 * 1024
     retention_webhook_deliveries: float = 7 * DAY
+    # The operator console (/admin/): a session ends this long after sign-in, or once
+    # unused for `console_session_idle` (0: no idle limit).
+    console_session_ttl: float = 12 * 3600.0
+    console_session_idle: float = 3600.0
     config_file: Path | None = None
 
     @property
@@ -423,6 +427,8 @@ _PARSERS: dict[str, Callable[[str, Any], Any]] = {
     "webhook_max_body": _bounded_int(1024, 1024 * 1024),
     # At least twice the signatures' 5-minute tolerance: a replay within it is known.
     "retention_webhook_deliveries": _duration(600.0),
+    "console_session_ttl": _duration(60.0),
+    "console_session_idle": _duration(0.0),
 }
 
 KEYS = tuple(_PARSERS)

@@ -6,15 +6,19 @@ services are bound once it does, and until then a run of one fails with a clear 
 
 from __future__ import annotations
 
-from typing import Generic, TypeVar
+from collections.abc import Mapping, Sequence
+from typing import Any, Generic, TypeVar
 
 import attrs
 
 from deneva.backoff import Backoff
 from deneva.canary import CanaryServices, register_canary
 from deneva.engine.builtin import register_builtin
+from deneva.engine.cron import parse_cron
+from deneva.engine.engine import ENGINE
 from deneva.engine.errors import NonRetriableError
-from deneva.engine.functions import Registry
+from deneva.engine.functions import CronTrigger, Function, Registry
+from deneva.engine.model import PauseRecord
 from deneva.retention import JanitorServices, register_retention
 from deneva.sync.model import SyncRuntime, SyncServices
 from deneva.sync.schedule import register_schedules
@@ -70,3 +74,80 @@ def app_registry() -> AppFunctions:
     janitor: Bound[JanitorServices] = Bound("the janitor")
     register_retention(registry, janitor.get)
     return AppFunctions(registry, sync, canary, janitor)
+
+
+def trigger_texts(function: Function, schedules: Mapping[str, str]) -> list[str]:
+    """A function's triggers in words (`deneva functions`, the console): its crons, its
+    events (with their match), the janitor's schedule for a retention pass."""
+    out = []
+    for trigger in function.triggers:
+        if isinstance(trigger, CronTrigger):
+            out.append(f"cron {trigger.schedule}")
+        else:
+            match = "".join(f" if {k} == {v!r}" for k, v in (trigger.match or {}).items())
+            out.append(f"event {trigger.name}{match}")
+    if function.id in schedules:
+        out.append(f"janitor {schedules[function.id]}")
+    return out or ["invoke only"]
+
+
+@attrs.frozen
+class FunctionState:
+    """A registered function as operators see it: triggers, pause, ticks."""
+
+    function: Function
+    triggers: tuple[str, ...]
+    paused: PauseRecord | None  # the pause that holds it (its own, or the engine's)
+    paused_with: str | None  # "function", "engine" or None
+    next_tick: float | None  # its next cron (or janitor) tick, None without a schedule
+    last_tick: float | None  # the latest tick recorded (any replica)
+
+    @property
+    def id(self) -> str:
+        return self.function.id
+
+    def as_json(self) -> dict[str, Any]:
+        """`deneva functions --json`'s row."""
+        f, pause = self.function, self.paused
+        return {
+            "id": f.id,
+            "triggers": list(self.triggers),
+            "retries": f.retries,
+            "concurrency": None
+            if f.concurrency is None
+            else {"limit": f.concurrency.limit, "key": f.concurrency.key},
+            "timeoutS": f.timeout_s,
+            "state": "active" if pause is None else "paused",
+            "pausedAt": None if pause is None else pause.paused_at.isoformat(),
+            "pausedWith": self.paused_with,
+        }
+
+
+def function_states(
+    registry: Registry,
+    schedules: Mapping[str, str],
+    paused: Sequence[PauseRecord],
+    now: float,
+    last_ticks: Mapping[str, float] | None = None,
+) -> list[FunctionState]:
+    """Every registered function, by id, with what holds it and when it next fires."""
+    held = {p.function_id: p for p in paused}
+    engine_pause = held.get(ENGINE)
+    out = []
+    for f in registry.all():
+        pause = held.get(f.id) or engine_pause
+        crons = [t.schedule for t in f.cron_triggers()]
+        if f.id in schedules:
+            crons.append(parse_cron(schedules[f.id]))
+        next_tick = min((c.next_after(now) for c in crons), default=None)
+        out.append(
+            FunctionState(
+                f,
+                tuple(trigger_texts(f, schedules)),
+                pause,
+                None if pause is None else ("engine" if pause is engine_pause else "function"),
+                next_tick,
+                (last_ticks or {}).get(f.id),
+            )
+        )
+    return out

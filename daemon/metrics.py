@@ -53,7 +53,7 @@ from prometheus_client.utils import floatToGoString
 log = logging.getLogger("deneva.metrics")
 _go_float = cast(Callable[[float], str], floatToGoString)  # how prometheus_client writes `le`
 
-__all__ = ["CONTENT_TYPE_LATEST", "Metrics", "ScrapeValues"]
+__all__ = ["CONTENT_TYPE_LATEST", "CacheReads", "Metrics", "ScrapeValues"]
 
 OTHER = "other"
 MAX_LABEL_VALUES = 200  # per open label kind (function names, tools, platforms, ...)
@@ -125,6 +125,24 @@ class ScrapeValues:
     heartbeat_age_s: float | None = None  # seconds since the engine's canary last ran
     mcp_sessions_open: int | None = None
     runs_by_status: Mapping[str, int] | None = None  # runs in the table, by status
+
+
+@attrs.frozen
+class CacheReads:
+    """MCP tools' reads of the report cache in this replica since it started."""
+
+    hits: int
+    stale: int
+    misses: int
+
+    @property
+    def total(self) -> int:
+        return self.hits + self.stale + self.misses
+
+    @property
+    def ratio(self) -> float | None:
+        """hits / reads, as `deneva bench sync` counts it (a stale answer is no hit)."""
+        return None if not self.total else self.hits / self.total
 
 
 class _Open:
@@ -297,6 +315,14 @@ class Metrics:
         except KeyError:
             key = (self._tool(tool), _fixed(result, self._cache_results))
             counts[key] = counts.get(key, 0) + 1
+
+    def cache_reads(self) -> CacheReads:
+        """MCP tools' report-cache reads so far in this process, by result (the console)."""
+        totals = dict.fromkeys(CACHE_RESULTS, 0)
+        for (_tool, result), n in self._cache_reads.items():
+            if result in totals:
+                totals[result] += n
+        return CacheReads(totals["hit"], totals["stale"], totals["miss"])
 
     def platform_calls(self, platform: str, n: int = 1) -> None:
         """`n` calls were made to an ad platform's API."""

@@ -9,7 +9,8 @@ every pass is a durable run with a status record (`deneva runs --function ...`).
 - `gdpr-archive-audit`: audit_log rows older than 12 months are moved to
   audit_log_archive, each batch in one statement (row count preserved).
 - `janitor-prune-oauth`: the built-in authorization server's codes, connect codes and
-  tokens expired longer ago than 7 days (grants stay, revoked or not, for the record).
+  tokens expired longer ago than 7 days (grants stay, revoked or not, for the record),
+  and the operator console's sessions once expired.
 - `janitor-prune-engine`: the engine's own tables: finished runs with their steps
   (succeeded after 7 days, failed and cancelled after 30), events, expired idempotency
   keys, old cron ticks (never a function's latest), rate-limit windows and the inbound
@@ -53,6 +54,7 @@ _PRUNE_OAUTH = {
     "oauth_codes": query("retention_purge_oauth_codes"),
     "oauth_connect_codes": query("retention_purge_oauth_connect_codes"),
 }
+_PURGE_ADMIN_SESSIONS = query("retention_purge_admin_sessions")
 _PURGE_EXPIRED_CACHE = query("retention_purge_expired_cache")
 _PURGE_OLD_CACHE = query("retention_purge_old_cache")
 _PURGE_SYNC_LOG = query("retention_purge_sync_log")
@@ -229,6 +231,8 @@ def register_retention(registry: Registry, services_of: Callable[[], JanitorServ
         services = services_of()
         age = services.plan.retention.oauth_s
         counts = {table: await delete_older(services, sql, age, table) for table, sql in _PRUNE_OAUTH.items()}
+        # A console session is of no use once expired: no grace.
+        counts["admin_sessions"] = await delete_older(services, _PURGE_ADMIN_SESSIONS, 0.0, "admin_sessions")
         await audit(services, "janitor.prune_oauth", counts)
         return counts
 

@@ -9,7 +9,7 @@ The engine's circuit (its actors and the channels between them) is drawn and bui
     deneva.wiring: Listener, Dispatcher (+ workers), Lifeline, Scheduler, Janitor,
                    TokenRefresher, Canary, all around the Engine
     KeyCache (LISTEN deneva_api_keys) ──▶ MCP auth
-    HttpServer (MCP, health, metrics, events, webhooks, admin) ──▶ Engine, HealthState, Metrics
+    HttpServer (MCP, health, metrics, events, webhooks, admin, the console) ──▶ Engine, HealthState, Metrics
     drain (trio.Event) ──▶ HttpServer (graceful shutdown), Dispatcher (stop claiming)
 
 Start order: the API versions' sunset check (`deneva.sync.versions`: a sunset one stops
@@ -39,6 +39,7 @@ from deneva.canary import CanaryServices, latest_beat
 from deneva.clock import Clock, SystemClock
 from deneva.config import KEYS, Config, load_config
 from deneva.connect import BrowserConnect
+from deneva.console_auth import ConsoleAuth, ConsoleSettings
 from deneva.db import AsyncioThread, Database
 from deneva.demo import DemoSandbox, provision_demo, warm_cache
 from deneva.engine.engine import Engine, EngineSettings
@@ -47,6 +48,7 @@ from deneva.errors import DenevaError
 from deneva.functions import AppFunctions, app_registry
 from deneva.health import HealthState
 from deneva.http.app import create_app
+from deneva.http.console import ConsoleServices
 from deneva.http.mcp_ws import McpEndpoints, host_policy
 from deneva.http.metrics import MetricsEndpoint
 from deneva.http.oauth import oauth_blueprint
@@ -234,6 +236,25 @@ class Daemon:
             )
         for actor in self.circuit.actors:
             await self.supervisor.start(nursery, actor)
+        console = ConsoleServices(
+            db,
+            engine,
+            ConsoleAuth(
+                db,
+                self.clock,
+                self.secrets.admin_token,
+                self.secrets.admin_readonly_token,
+                ConsoleSettings(
+                    ttl_s=config.console_session_ttl,
+                    idle_s=config.console_session_idle,
+                    secure_cookies=(config.public_url or "").startswith("https://"),
+                ),
+            ),
+            self.health.node,
+            dict(self.janitor_plan.schedules) if functions is not None else {},
+            lambda: config.public_base(self.http_binds[0] if self.http_binds else None),
+            self.metrics.cache_reads,
+        )
         app = create_app(
             self.health,
             lambda: engine,
@@ -244,6 +265,7 @@ class Daemon:
             api_versions=self.api_versions,
             connect_of=lambda: self.connect,
             webhooks=self.webhook_secrets(),
+            console=console,
         )
         keys = self.keys = KeyCache(db, now=self.clock.now)
         await self.supervisor.start(nursery, keys)

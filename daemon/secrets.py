@@ -17,6 +17,8 @@ for it as a bearer token (one line without spaces, at least 16 characters);
 accepts: `whsec_<base64>` (what `deneva secrets init` makes) or any other text of 16
 characters or more (see deneva.webhooks). `DENEVA_META_VERIFY_TOKEN` is optional: with
 it and `DENEVA_META_APP_SECRET`, `/webhooks/meta` takes Meta's change notifications.
+`DENEVA_ADMIN_READONLY_TOKEN` is optional: the operator console's read-only sign-in (at
+least 16 characters, not DENEVA_ADMIN_TOKEN); absent, the console has no read-only role.
 """
 
 from __future__ import annotations
@@ -56,6 +58,7 @@ OPTIONAL = (
 METRICS_TOKEN = "DENEVA_METRICS_TOKEN"
 SIGNING_KEY = "DENEVA_SIGNING_KEY"
 KEK_PREVIOUS = "DENEVA_KEK_PREVIOUS"
+ADMIN_READONLY_TOKEN = "DENEVA_ADMIN_READONLY_TOKEN"
 _KEKS = ("DENEVA_KEK", KEK_PREVIOUS)
 MAX_SECRET_BYTES = 4096
 MIN_TOKEN_CHARS = 16
@@ -87,9 +90,13 @@ class Secrets:
     metrics_token: Secret | None = None
     # The key-encryption key before DENEVA_KEK, while it rotates; None: no rotation.
     kek_previous: Secret | None = None
+    # The console's read-only sign-in; None: the console has no read-only role.
+    admin_readonly_token: Secret | None = None
 
     def all(self) -> tuple[Secret, ...]:
-        extra = tuple(s for s in (self.metrics_token, self.kek_previous) if s is not None)
+        extra = tuple(
+            s for s in (self.metrics_token, self.kek_previous, self.admin_readonly_token) if s is not None
+        )
         return (
             self.kek,
             self.admin_token,
@@ -165,8 +172,16 @@ def load_secrets(directory: Path) -> Secrets:
     optional = {name: _read_secret(directory, name) for name in OPTIONAL if (directory / name).exists()}
     metrics_token = _read_secret(directory, METRICS_TOKEN) if (directory / METRICS_TOKEN).exists() else None
     previous = _read_secret(directory, KEK_PREVIOUS) if (directory / KEK_PREVIOUS).exists() else None
+    readonly = None
+    if (directory / ADMIN_READONLY_TOKEN).exists():
+        readonly = _read_secret(directory, ADMIN_READONLY_TOKEN)
     kek, admin_token, event_key, signing_key = loaded
-    return Secrets(kek, admin_token, event_key, signing_key, optional, metrics_token, previous)
+    if readonly is not None and readonly.reveal() == admin_token.reveal():
+        raise SecretError(
+            f"{ADMIN_READONLY_TOKEN}: {directory / ADMIN_READONLY_TOKEN} holds DENEVA_ADMIN_TOKEN; the "
+            "read-only token must be another value"
+        )
+    return Secrets(kek, admin_token, event_key, signing_key, optional, metrics_token, previous, readonly)
 
 
 def _generate(name: str) -> str:

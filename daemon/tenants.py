@@ -111,7 +111,10 @@ async def tenant_by_name(conn: Connection, name: str) -> Tenant:
     return Tenant(row["id"], row["name"], row["created_at"])
 
 
-async def create_key(conn: Connection, tenant_name: str, label: str | None = None) -> NewKey:
+async def create_key(
+    conn: Connection, tenant_name: str, label: str | None = None, *, actor: str = "cli"
+) -> NewKey:
+    """A new key for the tenant (audited as `actor`: the CLI, or the console's session)."""
     tenant = await tenant_by_name(conn, tenant_name)
     for _ in range(5):
         prefix = secrets.token_hex(4)
@@ -129,15 +132,16 @@ async def create_key(conn: Connection, tenant_name: str, label: str | None = Non
             await conn.execute("SELECT pg_notify($1, $2)", KEYS_CHANNEL, prefix)
             await conn.execute(
                 "INSERT INTO audit_log (tenant_id, event_type, actor, details) "
-                "VALUES ($1, 'api_key.created', 'cli', $2)",
+                "VALUES ($1, 'api_key.created', $2, $3)",
                 tenant.id,
+                actor,
                 {"prefix": prefix},
             )
             return NewKey(prefix, tenant.name, plaintext)
     raise TenantError("could not find a free key prefix; try again")
 
 
-async def revoke_key(conn: Connection, prefix: str) -> str:
+async def revoke_key(conn: Connection, prefix: str, *, actor: str = "cli") -> str:
     prefix = prefix.removeprefix("dnv_").split("_")[0]
     row = await conn.fetchrow(
         "UPDATE api_keys SET revoked_at = coalesce(revoked_at, now()) WHERE prefix = $1 RETURNING tenant_id",
@@ -149,8 +153,9 @@ async def revoke_key(conn: Connection, prefix: str) -> str:
     await conn.execute("SELECT pg_notify($1, $2)", KEYS_CHANNEL, prefix)
     await conn.execute(
         "INSERT INTO audit_log (tenant_id, event_type, actor, details) "
-        "VALUES ($1, 'api_key.revoked', 'cli', $2)",
+        "VALUES ($1, 'api_key.revoked', $2, $3)",
         row["tenant_id"],
+        actor,
         {"prefix": prefix},
     )
     return prefix

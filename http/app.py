@@ -14,6 +14,7 @@ from deneva.engine.engine import Engine
 from deneva.health import HealthState
 from deneva.http.admin import admin_blueprint
 from deneva.http.connect import connect_blueprint
+from deneva.http.console import ConsoleServices, console_blueprint
 from deneva.http.events import events_blueprint
 from deneva.http.metrics import MetricsEndpoint, metrics_blueprint
 from deneva.http.webhooks import WebhookSecrets, webhooks_blueprint
@@ -33,12 +34,14 @@ def create_app(
     api_versions: Callable[[], dict[str, Any]] = dict,
     connect_of: Callable[[], BrowserConnect | None] | None = None,
     webhooks: WebhookSecrets | None = None,
+    console: ConsoleServices | None = None,
 ) -> QuartTrio:
     """The app; event ingestion with `engine_of` and `event_key`, the admin endpoints
     with `admin_token` (on `db_of()`, by default the database `health` knows, and
     `api_versions()`, the synced platforms' API versions), `GET /metrics` with
-    `metrics`, the browser connect's pages with `connect_of`, and the inbound webhooks
-    (`/webhooks/events`, `/webhooks/meta`) with `engine_of` and `webhooks`."""
+    `metrics`, the browser connect's pages with `connect_of`, the inbound webhooks
+    (`/webhooks/events`, `/webhooks/meta`) with `engine_of` and `webhooks`, and the
+    operator console (`/admin/`) with `console`."""
     app = QuartTrio("deneva")
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     app.config["PROVIDE_AUTOMATIC_OPTIONS"] = True
@@ -52,6 +55,8 @@ def create_app(
         )
     if connect_of is not None:
         app.register_blueprint(connect_blueprint(connect_of))
+    if console is not None:
+        app.register_blueprint(console_blueprint(console))
     if metrics is not None:
         app.register_blueprint(metrics_blueprint(metrics.metrics, metrics.collect, metrics.token))
 

@@ -266,3 +266,31 @@ def test_oauth_settings_are_parsed_and_bad_ones_named() -> None:
         with pytest.raises(ConfigError, match=name) as caught:
             load_config(None, environ={name: value})
         assert message in str(caught.value), (name, value, str(caught.value))
+
+
+def test_the_consoles_read_only_token_is_optional_checked_and_never_the_admin_token(tmp_path: Path) -> None:
+    init_secrets(tmp_path)
+    assert load_secrets(tmp_path).admin_readonly_token is None
+    (tmp_path / "DENEVA_ADMIN_READONLY_TOKEN").write_text("short\n")
+    with pytest.raises(SecretError, match="DENEVA_ADMIN_READONLY_TOKEN: .*at least 16 characters"):
+        load_secrets(tmp_path)
+    admin = (tmp_path / "DENEVA_ADMIN_TOKEN").read_text()
+    (tmp_path / "DENEVA_ADMIN_READONLY_TOKEN").write_text(admin)
+    with pytest.raises(SecretError, match="DENEVA_ADMIN_READONLY_TOKEN: .*must be another value"):
+        load_secrets(tmp_path)
+    (tmp_path / "DENEVA_ADMIN_READONLY_TOKEN").write_text("look-but-do-not-touch-0123456789\n")
+    loaded = load_secrets(tmp_path)
+    assert loaded.admin_readonly_token is not None
+    assert "look-but-do-not-touch-0123456789" in [s.reveal() for s in loaded.all()]  # kept out of logs
+    assert "look-but" not in repr(loaded)
+
+
+def test_console_sessions_last_as_configured_naming_the_key() -> None:
+    default = load_config(environ={})
+    assert (default.console_session_ttl, default.console_session_idle) == (12 * 3600, 3600)
+    chosen = load_config(environ={"DENEVA_CONSOLE_SESSION_TTL": "8h", "DENEVA_CONSOLE_SESSION_IDLE": "0"})
+    assert (chosen.console_session_ttl, chosen.console_session_idle) == (8 * 3600, 0)
+    with pytest.raises(ConfigError, match="DENEVA_CONSOLE_SESSION_TTL: expected a duration from 60 s"):
+        load_config(environ={"DENEVA_CONSOLE_SESSION_TTL": "10s"})
+    with pytest.raises(ConfigError, match="DENEVA_CONSOLE_SESSION_IDLE: expected a duration"):
+        load_config(environ={"DENEVA_CONSOLE_SESSION_IDLE": "forever"})

@@ -6,7 +6,11 @@ engine touches its storage.
 - The lifeline: `renew_leases`, `rescue_orphans`.
 - Schedulers (the scheduler and janitor actors): `fire_ticks`, `last_ticks`.
 - Operators: `pause`/`resume`/`paused` (every replica obeys at once), `get_run`,
-  `get_steps`, `list_runs`, `cancel`, `retry`, `wait_for_run`, `queue_stats`.
+  `get_steps`, `list_runs`, `find_runs` (a filter, a page at a time), `cancel`, `retry`,
+  `retry_matching`, `cancel_matching` (bounded, one statement each), `wait_for_run`,
+  `queue_stats`, `finished_per_bucket`. Each action takes an optional `audit`: a write
+  made in the same transaction, given what the action did (the caller's audit row), so
+  an action and its record commit together, in one crossing.
 - The janitor's passes: `prune_runs`, `prune_table`.
 
 The engine knows nothing of ads, tenants or MCP. It holds the send end of the
@@ -22,8 +26,8 @@ import logging
 import random
 import time
 import uuid
-from collections.abc import Coroutine, Mapping, Sequence
-from typing import Any, Literal, cast
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
+from typing import Any, Literal, TypeVar, cast
 
 import attrs
 import trio
@@ -39,11 +43,15 @@ from deneva.engine.events import MAX_BATCH, Event, new_event_id, parse_event
 from deneva.engine.executor import Execution, execute, unknown_function
 from deneva.engine.functions import CRON_EVENT, INVOKE_EVENT, CronTrigger, Function, Registry
 from deneva.engine.model import (
+    CancelledRuns,
     ClaimedRun,
     Delivery,
+    FinishedBucket,
     NewRun,
     PauseRecord,
     QueueStats,
+    RunCursor,
+    RunFilter,
     RunRecord,
     SendResult,
     StepRecord,
@@ -59,6 +67,10 @@ PAUSED_CHANNEL = store.PAUSED_CHANNEL
 ENGINE = store.ENGINE
 PRUNABLE_STATUSES = store.PRUNABLE_STATUSES
 PRUNABLE_TABLES = store.PRUNABLE_TABLES
+MAX_MATCHING = 1000  # runs one retry_matching / cancel_matching changes at most
+T = TypeVar("T")
+# A write made in the same transaction as an operator's action, given what it returned.
+Audit = Callable[[Connection, Any], Awaitable[None]]
 
 
 @attrs.frozen
@@ -157,7 +169,14 @@ class Engine:
         where = "event" if not isinstance(raw, list) else "events[{}]"
         return [parse_event(item, now, where.format(i)) for i, item in enumerate(items)]
 
-    async def send(self, raw: Any, *, strict: bool = False, delivery: Delivery | None = None) -> SendResult:
+    async def send(
+        self,
+        raw: Any,
+        *,
+        strict: bool = False,
+        delivery: Delivery | None = None,
+        audit: Audit | None = None,
+    ) -> SendResult:
         """Store events and start what they trigger; duplicate ids are no-ops. `strict`
         (events from outside, `/api/events`): an event that cannot start a run it triggers
         (a key field missing) is refused, InvalidEvent naming the field, and nothing of
@@ -171,32 +190,59 @@ class Engine:
             )
             if errors:
                 raise InvalidEvent("; ".join(dict.fromkeys(errors)))
-        return await self.send_events(events, delivery)
+        return await self.send_events(events, delivery, audit=audit)
 
-    async def send_events(self, events: Sequence[Event], delivery: Delivery | None = None) -> SendResult:
+    async def send_events(
+        self, events: Sequence[Event], delivery: Delivery | None = None, *, audit: Audit | None = None
+    ) -> SendResult:
         now = self.clock.now()
-        result = await self.db.run(lambda conn: store.send_events(conn, self.registry, events, now, delivery))
+        result = await self._audited(
+            lambda conn: store.send_events(conn, self.registry, events, now, delivery), audit
+        )
         if result.run_ids or result.resumed_run_ids:
             self.wake()
         return result
 
-    async def invoke(self, function_id: str, data: Mapping[str, Any] | None = None) -> uuid.UUID:
-        """Run a function now, whatever its triggers (CLI `invoke`, admin)."""
+    async def invoke(
+        self, function_id: str, data: Mapping[str, Any] | None = None, *, audit: Audit | None = None
+    ) -> uuid.UUID:
+        """Run a function now, whatever its triggers (CLI `invoke`, the console); `audit`
+        gets the run's id."""
         function = self.registry.get(function_id)
         event = parse_event({"name": INVOKE_EVENT, "data": dict(data or {})}, self.clock.now())
-        return await self.start_run(function, event)
+        return await self.start_run(function, event, audit=audit)
 
-    async def start_run(self, function: Function, event: Event, run_at: float | None = None) -> uuid.UUID:
+    async def start_run(
+        self, function: Function, event: Event, run_at: float | None = None, *, audit: Audit | None = None
+    ) -> uuid.UUID:
         now = self.clock.now()
         run = store.plan_run(function, event.document(), now, run_at)
 
-        async def insert(conn: Connection) -> list[uuid.UUID]:
+        async def insert(conn: Connection) -> uuid.UUID:
             async with conn.transaction():
-                return await store.insert_runs(conn, [run], now)
+                ids = await store.insert_runs(conn, [run], now)
+                run_id = ids[0] if ids else run.id
+                if audit is not None:
+                    await audit(conn, run_id)
+                return run_id
 
-        ids = await self.db.run(insert)
+        run_id = await self.db.run(insert)
         self.wake()
-        return ids[0] if ids else run.id
+        return run_id
+
+    async def _audited(self, work: Callable[[Connection], Awaitable[T]], audit: Audit | None) -> T:
+        """`work(conn)` in one crossing; with `audit`, it and `audit(conn, result)` in one
+        transaction (an error in either writes neither)."""
+        if audit is None:
+            return await self.db.run(work)
+
+        async def both(conn: Connection) -> T:
+            async with conn.transaction():
+                result = await work(conn)
+                await audit(conn, result)
+                return result
+
+        return await self.db.run(both)
 
     def new_event(self, name: str, data: Mapping[str, Any] | None = None) -> Event:
         return Event(name, dict(data or {}), new_event_id(), self.clock.now())
@@ -472,18 +518,20 @@ class Engine:
         self.registry.get(function_id)  # UnknownFunction names it
         return function_id
 
-    async def pause(self, function_id: str | None, by: str | None = None) -> None:
+    async def pause(
+        self, function_id: str | None, by: str | None = None, *, audit: Audit | None = None
+    ) -> None:
         """Stop starting runs of `function_id` (None: of every function), on every replica.
         Its runs stay queued and its cron ticks are held back; running ones finish."""
         target = self._pause_target(function_id)
         now = self.clock.now()
-        await self.db.run(lambda conn: store.pause(conn, target, now, by))
+        await self._audited(lambda conn: store.pause(conn, target, now, by), audit)
 
-    async def resume(self, function_id: str | None) -> bool:
+    async def resume(self, function_id: str | None, *, audit: Audit | None = None) -> bool:
         """Undo `pause`; False if it was not paused. Its cron ticks then follow their
         missed-tick policy."""
         target = self._pause_target(function_id)
-        resumed = await self.db.run(lambda conn: store.resume(conn, target))
+        resumed = await self._audited(lambda conn: store.resume(conn, target), audit)
         if resumed:
             self.wake()
         return resumed
@@ -532,22 +580,75 @@ class Engine:
         now = self.clock.now()
         return await self.db.run(lambda conn: store.queue_stats(conn, now))
 
-    async def cancel(self, run_id: uuid.UUID) -> str:
+    async def cancel(self, run_id: uuid.UUID, *, audit: Audit | None = None) -> str:
+        """Cancel a run: `cancelled`, `cancelling` (running: it stops at its next step) or
+        the status of a run already finished. RunNotFound (nothing written) if there is none."""
         now = self.clock.now()
-        result = await self.db.run(lambda conn: store.cancel_run(conn, run_id, now))
-        if result is None:
-            raise RunNotFound(f"no run with id {run_id}")
+
+        async def cancel(conn: Connection) -> str:
+            result = await store.cancel_run(conn, run_id, now)
+            if result is None:
+                raise RunNotFound(f"no run with id {run_id}")
+            return result
+
+        result = await self._audited(cancel, audit)
         if run_id in self.held:
             self.cancel_requested.add(run_id)
         return result
 
-    async def retry(self, run_id: uuid.UUID) -> str:
+    async def retry(self, run_id: uuid.UUID, *, audit: Audit | None = None) -> str:
+        """Queue a failed or cancelled run again (`queued`), else its status unchanged.
+        RunNotFound (nothing written) if there is none."""
         now = self.clock.now()
-        result = await self.db.run(lambda conn: store.retry_run(conn, run_id, now))
-        if result is None:
-            raise RunNotFound(f"no run with id {run_id}")
+
+        async def retry(conn: Connection) -> str:
+            result = await store.retry_run(conn, run_id, now)
+            if result is None:
+                raise RunNotFound(f"no run with id {run_id}")
+            return result
+
+        result = await self._audited(retry, audit)
         self.wake()
         return result
+
+    async def find_runs(
+        self, where: RunFilter, after: RunCursor | None = None, limit: int = 50
+    ) -> list[RunRecord]:
+        """A page of the runs `where` matches, the latest first (a run's time: when it
+        finished, else when it was created); the next page starts `after` the last one."""
+        if not 1 <= limit <= MAX_MATCHING:
+            raise EngineError(f"limit: expected 1 to {MAX_MATCHING}, got {limit}")
+        return await self.db.run(lambda conn: store.find_runs(conn, where, after, limit))
+
+    async def retry_matching(
+        self, where: RunFilter, limit: int = MAX_MATCHING, *, audit: Audit | None = None
+    ) -> list[uuid.UUID]:
+        """Queue again up to `limit` failed or cancelled runs `where` matches (the latest
+        finished first), in one statement; their ids."""
+        if not 1 <= limit <= MAX_MATCHING:
+            raise EngineError(f"limit: expected 1 to {MAX_MATCHING}, got {limit}")
+        now = self.clock.now()
+        ids = await self._audited(lambda conn: store.retry_matching(conn, where, now, limit), audit)
+        if ids:
+            self.wake()
+        return ids
+
+    async def cancel_matching(
+        self, where: RunFilter, limit: int = MAX_MATCHING, *, audit: Audit | None = None
+    ) -> CancelledRuns:
+        """Cancel up to `limit` unfinished runs `where` matches (the newest first), in one
+        statement: those not executing at once, running ones at their next step."""
+        if not 1 <= limit <= MAX_MATCHING:
+            raise EngineError(f"limit: expected 1 to {MAX_MATCHING}, got {limit}")
+        now = self.clock.now()
+        done = await self._audited(lambda conn: store.cancel_matching(conn, where, now, limit), audit)
+        self.cancel_requested |= set(done.cancelling) & self.held.keys()
+        return done
+
+    async def finished_per_bucket(self, since: float, bucket_s: int) -> list[FinishedBucket]:
+        """Runs finished since `since`, counted by status per bucket of `bucket_s` seconds
+        (buckets with none are absent)."""
+        return await self.db.run(lambda conn: store.finished_per_bucket(conn, since, bucket_s))
 
     async def wait_for_run(self, run_id: uuid.UUID, timeout_s: float, poll_s: float = 0.1) -> RunRecord:
         """Wait until the run finishes or `timeout_s` passes; returns its latest record.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -10,7 +11,11 @@ import attrs
 
 RunStatus = Literal["queued", "running", "sleeping", "waiting", "succeeded", "failed", "cancelled"]
 STATUSES: tuple[str, ...] = ("queued", "running", "sleeping", "waiting", "succeeded", "failed", "cancelled")
+UNFINISHED: tuple[str, ...] = ("queued", "running", "sleeping", "waiting")
+FINISHED: tuple[str, ...] = ("succeeded", "failed", "cancelled")
+RETRYABLE: tuple[str, ...] = ("failed", "cancelled")
 FOREVER = datetime(9999, 12, 31, tzinfo=UTC)
+FAR_PAST = datetime(1, 1, 1, tzinfo=UTC)
 
 
 def ts(value: float | None) -> datetime:
@@ -169,3 +174,68 @@ class QueueStats:
     due: int
     oldest_due_age_s: float | None
     by_status: dict[str, int]
+
+
+def _as_statuses(value: Iterable[str]) -> tuple[str, ...]:
+    return tuple(value)
+
+
+def _known_statuses(_instance: Any, _attribute: Any, value: tuple[str, ...]) -> None:
+    if not value or any(s not in STATUSES for s in value):
+        raise ValueError(f"statuses: expected some of {', '.join(STATUSES)}, got {value!r}")
+
+
+@attrs.frozen
+class RunFilter:
+    """Which runs an operator means (`Engine.find_runs`, `retry_matching`, `cancel_matching`):
+    some statuses, one function, runs whose event data contains `data` (e.g. a tenant's
+    id), and a window [since, until) of the run's time: when it finished, or, while it is
+    not finished, when it was created (None: unbounded)."""
+
+    statuses: tuple[str, ...] = attrs.field(
+        default=STATUSES, converter=_as_statuses, validator=_known_statuses
+    )
+    function_id: str | None = None
+    data: Mapping[str, Any] | None = None
+    since: float | None = None
+    until: float | None = None
+
+    def args(self) -> tuple[Any, ...]:
+        """The filter's query parameters ($1..$5 of engine_find_runs and its kin)."""
+        return (
+            list(self.statuses),
+            self.function_id,
+            None if self.data is None else dict(self.data),
+            FAR_PAST if self.since is None else ts(self.since),
+            FOREVER if self.until is None else ts(self.until),
+        )
+
+
+@attrs.frozen
+class RunCursor:
+    """Where a page of `find_runs` ends: its last run's time and id (keyset pagination)."""
+
+    at: datetime
+    run_id: uuid.UUID
+
+    @classmethod
+    def after(cls, record: RunRecord) -> RunCursor:
+        return cls(record.finished_at or record.created_at, record.id)
+
+
+@attrs.frozen
+class FinishedBucket:
+    """Runs that finished in one bucket of time (`Engine.finished_per_bucket`)."""
+
+    start: float  # seconds since the epoch
+    succeeded: int
+    failed: int
+    cancelled: int
+
+
+@attrs.frozen
+class CancelledRuns:
+    """What `cancel_matching` did: runs cancelled at once, and running ones asked to stop."""
+
+    cancelled: tuple[uuid.UUID, ...]
+    cancelling: tuple[uuid.UUID, ...]

@@ -22,11 +22,16 @@ from deneva.engine.errors import EngineError
 from deneva.engine.events import Event
 from deneva.engine.functions import Function, Registry, failure_document, key_of, stored_key
 from deneva.engine.model import (
+    FOREVER,
+    CancelledRuns,
     ClaimedRun,
     Delivery,
+    FinishedBucket,
     NewRun,
     PauseRecord,
     QueueStats,
+    RunCursor,
+    RunFilter,
     RunRecord,
     SendResult,
     StepRecord,
@@ -41,6 +46,7 @@ log = logging.getLogger("deneva.engine")
 NOTIFY_CHANNEL = "deneva_runs"
 PAUSED_CHANNEL = "deneva_paused"  # pause or resume: schedulers re-read what is paused
 ENGINE = "*"  # the engine_paused row that pauses every function
+MAX_UUID = uuid.UUID(int=(1 << 128) - 1)  # after every run id (the first page's cursor)
 
 Q_INSERT_RUNS = query("engine_insert_runs")
 Q_INSERT_DEBOUNCED = query("engine_insert_debounced_run")
@@ -90,6 +96,10 @@ Q_REQUEST_CANCEL = query("engine_request_cancel")
 Q_RETRY = query("engine_retry_run")
 Q_RUN_STATUS = query("engine_run_status")
 Q_QUEUE_STATS = query("engine_queue_stats")
+Q_FIND_RUNS = query("engine_find_runs")
+Q_RETRY_MATCHING = query("engine_retry_matching")
+Q_CANCEL_MATCHING = query("engine_cancel_matching")
+Q_FINISHED_BUCKETS = query("engine_finished_buckets")
 Q_PRUNE_RUNS = query("engine_prune_runs")
 Q_PRUNE_EVENTS = query("engine_prune_events")
 Q_PRUNE_IDEMPOTENCY = query("engine_prune_idempotency_keys")
@@ -731,6 +741,36 @@ async def retry_run(conn: Connection, run_id: uuid.UUID, now: float) -> str | No
         return None if current is None else str(current)
     await conn.execute(Q_NOTIFY, NOTIFY_CHANNEL)
     return str(status)
+
+
+async def find_runs(
+    conn: Connection, where: RunFilter, after: RunCursor | None, limit: int
+) -> list[RunRecord]:
+    cursor = (FOREVER, MAX_UUID) if after is None else (after.at, after.run_id)
+    rows = await conn.fetch(Q_FIND_RUNS, *where.args(), *cursor, limit)
+    return [_record(row) for row in rows]
+
+
+async def retry_matching(conn: Connection, where: RunFilter, now: float, limit: int) -> list[uuid.UUID]:
+    """Queue again the failed or cancelled runs `where` matches (at most `limit`)."""
+    ids = [row["id"] for row in await conn.fetch(Q_RETRY_MATCHING, *where.args(), ts(now), limit)]
+    if ids:
+        await conn.execute(Q_NOTIFY, NOTIFY_CHANNEL)
+    return ids
+
+
+async def cancel_matching(conn: Connection, where: RunFilter, now: float, limit: int) -> CancelledRuns:
+    """Cancel the unfinished runs `where` matches (at most `limit`)."""
+    rows = await conn.fetch(Q_CANCEL_MATCHING, *where.args(), ts(now), limit)
+    return CancelledRuns(
+        tuple(r["id"] for r in rows if r["was"] != "running"),
+        tuple(r["id"] for r in rows if r["was"] == "running"),
+    )
+
+
+async def finished_per_bucket(conn: Connection, since: float, bucket_s: int) -> list[FinishedBucket]:
+    rows = await conn.fetch(Q_FINISHED_BUCKETS, ts(since), bucket_s)
+    return [FinishedBucket(float(r["bucket"]), r["succeeded"], r["failed"], r["cancelled"]) for r in rows]
 
 
 async def queue_stats(conn: Connection, now: float) -> QueueStats:

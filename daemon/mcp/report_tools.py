@@ -137,14 +137,25 @@ class TenantRateLimit:
     def retry_in_s(self, tenant: str) -> float | None:
         """Count a call; None if allowed, else how long until one would be."""
         now = self.clock.now()
-        calls = self._calls.setdefault(tenant, collections.deque())
+        waited = self.blocked_for(tenant)
+        if waited is not None:
+            return waited
+        self._calls.setdefault(tenant, collections.deque()).append(now)
+        if len(self._calls) > 10_000:  # forget tenants that called long ago
+            self._calls = {t: c for t, c in self._calls.items() if c and c[-1] > now - self.period_s}
+        return None
+
+    def blocked_for(self, tenant: str) -> float | None:
+        """Without counting a call: None if one would be allowed now, else how long until it
+        would be (the console's sign-in counts only failures, and checks before each try)."""
+        now = self.clock.now()
+        calls = self._calls.get(tenant)
+        if calls is None:
+            return None
         while calls and calls[0] <= now - self.period_s:
             calls.popleft()
         if len(calls) >= self.limit:
             return calls[0] + self.period_s - now
-        calls.append(now)
-        if len(self._calls) > 10_000:  # forget tenants that called long ago
-            self._calls = {t: c for t, c in self._calls.items() if c and c[-1] > now - self.period_s}
         return None
 
 

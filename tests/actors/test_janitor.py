@@ -286,7 +286,7 @@ async def test_a_missed_nightly_pass_runs_once_when_the_daemon_comes_back(
     assert ticks[1] == (as_datetime(START + 16 * 60) + day).isoformat()
 
 
-async def test_oauth_codes_and_tokens_are_pruned_a_week_after_they_expire(
+async def test_oauth_codes_and_tokens_are_pruned_a_week_after_they_expire_and_console_sessions_once_expired(
     db: Database, autojump_clock: trio.testing.MockClock
 ) -> None:
     from deneva.oauth import store
@@ -309,12 +309,24 @@ async def test_oauth_codes_and_tokens_are_pruned_a_week_after_they_expire(
             await store.insert_token(conn, f"t{i}", "refresh", b"h" * 32, grant, expires)  # type: ignore[arg-type]
             await store.insert_code(conn, f"c{i}", b"h" * 32, grant, redirect, "x" * 43, expires)  # type: ignore[arg-type]
             await store.insert_connect_code(conn, bytes([i]) * 32, acme, expires)  # type: ignore[arg-type]
+        # Console sessions: one that ended a minute ago (pruned), one still open (kept).
+        for i, expires in enumerate((now - 60, now + 3600)):
+            await conn.execute(  # type: ignore[attr-defined]
+                "INSERT INTO admin_sessions (secret_hash, role, created_at, last_seen_at, expires_at) "
+                "VALUES ($1, 'admin', $2, $2, $3)",
+                bytes([i]) * 32,
+                as_datetime(now - 7200),
+                as_datetime(expires),
+            )
         return grant
 
     grant = await db.transaction(seed)
     async with janitor_circuit(db, JanitorPlan(schedules={PRUNE_OAUTH: "45 2 * * *"})):
         pruned = await _pass(db, PRUNE_OAUTH)
-    assert pruned == {"oauth_tokens": 1, "oauth_codes": 1, "oauth_connect_codes": 1}
+    assert pruned == {"oauth_tokens": 1, "oauth_codes": 1, "oauth_connect_codes": 1, "admin_sessions": 1}
+    assert (
+        await db.fetchval("SELECT count(*) FROM admin_sessions WHERE expires_at > $1", as_datetime(now)) == 1
+    )
     assert [r["id"] for r in await db.fetch("SELECT id FROM oauth_tokens ORDER BY id")] == ["t1", "t2"]
     assert [r["id"] for r in await db.fetch("SELECT id FROM oauth_codes ORDER BY id")] == ["c1", "c2"]
     assert await db.fetchval("SELECT count(*) FROM oauth_connect_codes") == 2

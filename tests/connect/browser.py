@@ -1,6 +1,6 @@
-"""A real headless Chromium (Debian's, /usr/bin/chromium; nothing downloads a browser)
-driven by Playwright, for the browser connect's end-to-end tests, and `deneva connect`
-run as the operator runs it (a subprocess printing the link, then waiting)."""
+"""The browser connect's end-to-end tests in a real headless Chromium (`tests.browser`),
+and `deneva connect` run as the operator runs it (a subprocess printing the link, then
+waiting)."""
 
 from __future__ import annotations
 
@@ -8,30 +8,13 @@ import os
 import subprocess
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 
 import attrs
-import pytest
 import trio
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
+from tests.browser import chromium, require_chromium
 
-
-def require_chromium() -> None:
-    """A browser test never skips: without the browser it fails, saying how to get it."""
-    if not CHROMIUM.exists():
-        pytest.fail(
-            f"{CHROMIUM} is missing: the browser connect's end-to-end tests need Debian's chromium "
-            "(`apt-get install -y chromium`; `make test` installs it)"
-        )
+__all__ = ["BrowserVisit", "CliRun", "connect_cli", "require_chromium", "visit"]
 
 
 @attrs.frozen
@@ -42,28 +25,22 @@ class BrowserVisit:
 
 
 def _visit(url: str, pick: Sequence[str], decision: str) -> BrowserVisit:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page()
-            shown: list[str] = []
-            page.goto(url)
+    with chromium() as browser:
+        page = browser.new_page()
+        shown: list[str] = []
+        page.goto(url)
+        shown.append(page.url)
+        if page.locator(f"#{decision}").count():  # the platform's consent page
+            with page.expect_navigation():
+                page.click(f"#{decision}")
             shown.append(page.url)
-            if page.locator(f"#{decision}").count():  # the platform's consent page
-                with page.expect_navigation():
-                    page.click(f"#{decision}")
-                shown.append(page.url)
-            if page.locator("#connect").count():  # deneva's account pick
-                for account in pick:
-                    page.check(f"#account-{account}")
-                with page.expect_navigation():
-                    page.click("#connect")
-                shown.append(page.url)
-            return BrowserVisit(page.inner_text("h1"), page.inner_text("body"), tuple(shown))
-        finally:
-            browser.close()
+        if page.locator("#connect").count():  # deneva's account pick
+            for account in pick:
+                page.check(f"#account-{account}")
+            with page.expect_navigation():
+                page.click("#connect")
+            shown.append(page.url)
+        return BrowserVisit(page.inner_text("h1"), page.inner_text("body"), tuple(shown))
 
 
 async def visit(url: str, pick: Sequence[str] = (), decision: str = "allow") -> BrowserVisit:

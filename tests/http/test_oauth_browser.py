@@ -11,7 +11,6 @@ loop); the daemon side runs in the test's trio loop.
 
 from __future__ import annotations
 
-import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -22,20 +21,11 @@ import pytest
 import trio
 
 from deneva.db import Database
+from tests.browser import chromium
 from tests.http.oauth_fixtures import ADMIN_TOKEN, OAuthTestServer, oauth_test_server
 from tests.http.test_oauth import authorize_url, call, register
 from tests.http.tls_docs import Answer, tls_server
 from tests.mcp.oauth_flow import pkce
-
-CHROMIUM = "/usr/bin/chromium"
-ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 
 
 @pytest.fixture
@@ -55,49 +45,42 @@ def browse(url: str, fill: dict[str, str], steps: list[str]) -> dict[str, Any]:
 
 def _browse(url: str, fill: dict[str, str], steps: list[str], seen: dict[str, Any]) -> None:
     """Open `url`, fill the fields, click the buttons in `steps`; what the browser saw."""
-    assert os.path.exists(CHROMIUM), f"{CHROMIUM} is missing: apt-get install -y chromium (make test does)"
-    from playwright.sync_api import sync_playwright
+    with chromium() as browser:
+        page = browser.new_page()
+        page.goto(url)
+        seen["title"] = page.title()
+        seen["client"] = page.inner_text("#client-name")
+        seen["redirect_host"] = page.inner_text("#redirect-host")
+        seen["scopes"] = page.inner_text("#scopes")
+        for step in steps:
+            if step.startswith("fill:"):
+                field = step.removeprefix("fill:")
+                page.fill(f"#{field}", fill[field])
+            elif step.startswith("select:"):
+                field = step.removeprefix("select:")
+                seen["options"] = page.eval_on_selector_all(
+                    f"#{field} option", "els => els.map(e => e.value)"
+                )
+                page.select_option(f"#{field}", fill[field])
+            else:
+                with page.expect_navigation():
+                    page.click(f"#{step}")
+        seen["landed"] = page.url
+        seen["final_text"] = page.inner_text("body")
 
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        try:
-            page = browser.new_page()
-            page.goto(url)
-            seen["title"] = page.title()
-            seen["client"] = page.inner_text("#client-name")
-            seen["redirect_host"] = page.inner_text("#redirect-host")
-            seen["scopes"] = page.inner_text("#scopes")
-            for step in steps:
-                if step.startswith("fill:"):
-                    field = step.removeprefix("fill:")
-                    page.fill(f"#{field}", fill[field])
-                elif step.startswith("select:"):
-                    field = step.removeprefix("select:")
-                    seen["options"] = page.eval_on_selector_all(
-                        f"#{field} option", "els => els.map(e => e.value)"
-                    )
-                    page.select_option(f"#{field}", fill[field])
-                else:
-                    with page.expect_navigation():
-                        page.click(f"#{step}")
-            seen["landed"] = page.url
-            seen["final_text"] = page.inner_text("body")
-
-            # Another site framing the authorize page gets nothing of it.
-            framer = browser.new_page()
-            framer.route(
-                "http://framer.test/",
-                lambda route: route.fulfill(
-                    status=200, content_type="text/html", body=f'<iframe id="f" src="{url}"></iframe>'
-                ),
-            )
-            framer.goto("http://framer.test/")
-            framer.wait_for_load_state("load")
-            frames = [f for f in framer.frames if f != framer.main_frame]
-            seen["framed_urls"] = [f.url for f in frames]
-            seen["framed_has_form"] = any(_has_form(f) for f in frames)
-        finally:
-            browser.close()
+        # Another site framing the authorize page gets nothing of it.
+        framer = browser.new_page()
+        framer.route(
+            "http://framer.test/",
+            lambda route: route.fulfill(
+                status=200, content_type="text/html", body=f'<iframe id="f" src="{url}"></iframe>'
+            ),
+        )
+        framer.goto("http://framer.test/")
+        framer.wait_for_load_state("load")
+        frames = [f for f in framer.frames if f != framer.main_frame]
+        seen["framed_urls"] = [f.url for f in frames]
+        seen["framed_has_form"] = any(_has_form(f) for f in frames)
 
 
 def _has_form(frame: Any) -> bool:

@@ -35,7 +35,7 @@ SPECS = [TenantSpec("acme", (("meta", ACME),)), TenantSpec("globex", (("meta", G
 @pytest.fixture
 async def daemon(tmp_path: Path, database_url: str) -> AsyncIterator[RunningDaemon]:
     async with running_daemon(
-        tmp_path, database_url, SPECS, extra_secrets={"DENEVA_META_VERIFY_TOKEN": VERIFY_TOKEN}
+        tmp_path, database_url, SPECS, secret_files={"DENEVA_META_VERIFY_TOKEN": VERIFY_TOKEN}
     ) as running:
         yield running
 

@@ -30,6 +30,7 @@ from deneva.config import Bind, Config
 from deneva.credentials import Keyring, PlainTokens, store_credential
 from deneva.db import Database
 from deneva.engine.engine import Engine
+from deneva.engine.functions import Function
 from deneva.mcp.report_tools import REPORT_TOOLS
 from deneva.runtime import Daemon
 from deneva.sandbox.server import SandboxServer
@@ -192,15 +193,16 @@ async def running_daemon(
     database_url: str,
     specs: Sequence[TenantSpec],
     *,
-    extra_secrets: Mapping[str, str] | None = None,
+    functions: Sequence[Function] = (),
+    secret_files: Mapping[str, str] | None = None,
     **config_values: Any,
 ) -> AsyncIterator[RunningDaemon]:
-    """Sandbox, tenants, daemon (`config_values` added to its Config, `extra_secrets`
-    written as secret files beside the sandbox's); the cache warmed (every fan-out's
+    """Sandbox, tenants, daemon (`config_values` added to its Config, `functions` to its
+    registry, `secret_files` to its secrets directory); the cache warmed (every fan-out's
     refreshes finished)."""
     secrets_dir = tmp_path / "secrets"
     init_secrets(secrets_dir)
-    for name, value in {**SANDBOX_SECRETS, **(extra_secrets or {})}.items():
+    for name, value in {**SANDBOX_SECRETS, **(secret_files or {})}.items():
         (secrets_dir / name).write_text(value + "\n")
     secrets = load_secrets(secrets_dir)
     db = await Database.open(database_url)
@@ -233,6 +235,8 @@ async def running_daemon(
                     **config_values,
                 )
                 daemon = Daemon(config, secrets, notifier=Notifier(None))
+                for function in functions:
+                    daemon.registry.add(function)
                 stopped = trio.Event()
 
                 async def run_daemon(*, task_status: trio.TaskStatus[list[str]]) -> None:
