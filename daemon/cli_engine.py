@@ -33,7 +33,7 @@ def command_config(args: argparse.Namespace) -> Config:
 def _with_engine(config: Config, fn: Callable[[Engine], Awaitable[T]]) -> T:
     from deneva.admin import with_database
 
-    registry = app_registry().registry
+    registry = app_registry(config.functions_module).registry
     return with_database(config, lambda db: fn(Engine(db, registry, SystemClock(), owner="cli")))
 
 
@@ -87,7 +87,7 @@ def cmd_functions(args: argparse.Namespace) -> int:
     if args.action in ("pause", "resume"):
         target = _pause_target(args)
         if target is not None:
-            app_registry().registry.get(target)  # an unknown id fails here, naming it
+            app_registry(config.functions_module).registry.get(target)  # an unknown id fails here, naming it
 
         async def steer(engine: Engine) -> bool:
             if args.action == "pause":
@@ -105,7 +105,7 @@ def cmd_functions(args: argparse.Namespace) -> int:
         return 0
     if args.function_id or args.all:
         raise UsageError("functions: FUNCTION_ID and --all go with pause or resume")
-    functions = app_registry().registry.all()
+    functions = app_registry(config.functions_module).registry.all()
     schedules = dict(plan_from_config(config).schedules)
     paused = {p.function_id: p for p in _with_engine(config, lambda e: e.paused())}
     engine_paused = paused.get(ENGINE)

@@ -116,6 +116,12 @@ class Config:
     retention_cron_ticks: float = 7 * DAY
     retention_oauth: float = 7 * DAY
     janitor_batch: int = 10_000
+    # Extra durable functions: a Python module whose `register(registry, db)` adds them
+    # (deneva.functions.load_functions_module); the chaos suite's are tests/chaos/functions.py.
+    functions_module: str | None = None
+    # Seconds added to the wall clock the daemon schedules by (deneva.clock): the chaos
+    # suite's replica whose clock runs ahead. Refused with env = "production".
+    clock_offset_s: float = 0.0
     config_file: Path | None = None
 
     @property
@@ -230,6 +236,27 @@ def _duration(minimum: float) -> Callable[[str, Any], float]:
         return seconds
 
     return parse
+
+
+def _parse_module(key: str, value: Any) -> str:
+    """A dotted Python module name (imported at start, not here)."""
+    text = _parse_str(key, value)
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*", text) or len(text) > 200:
+        raise ConfigError(f"{key}: expected a dotted Python module name like 'mypkg.functions', got {text!r}")
+    return text
+
+
+def _parse_offset(key: str, value: Any) -> float:
+    """Seconds, positive or negative, at most a year either way."""
+    if isinstance(value, bool):
+        raise ConfigError(f"{key}: expected a number of seconds, got {value!r}")
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{key}: expected a number of seconds, got {value!r}") from None
+    if not -365 * DAY <= number <= 365 * DAY:  # also refuses NaN
+        raise ConfigError(f"{key}: expected seconds between -31536000 and 31536000, got {value!r}")
+    return number
 
 
 def _parse_cron(key: str, value: Any) -> str:
@@ -415,6 +442,8 @@ _PARSERS: dict[str, Callable[[str, Any], Any]] = {
     "retention_cron_ticks": _duration(60.0),
     "retention_oauth": _duration(3600.0),
     "janitor_batch": _bounded_int(1, 10_000),
+    "functions_module": _parse_module,
+    "clock_offset_s": _parse_offset,
 }
 
 KEYS = tuple(_PARSERS)
@@ -461,5 +490,10 @@ def load_config(config_file: Path | None = None, environ: Mapping[str, str] | No
         raise ConfigError(
             f"{env_name('migrate_database_url')}: set only with {env_name('database_url')} (the pool's "
             "login); with neither, the embedded Postgres is used"
+        )
+    if values.get("clock_offset_s") and values.get("env") == "production":
+        raise ConfigError(
+            f"{env_name('clock_offset_s')}: a skewed clock is for tests (the chaos suite); "
+            "it is refused with DENEVA_ENV=production"
         )
     return Config(config_file=config_file, **values)
