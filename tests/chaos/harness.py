@@ -466,6 +466,35 @@ class Fleet:
             )
         return list(response.json()["ids"])
 
+    async def cli(self, *args: str) -> str:
+        """Run a `deneva` command on the fleet's database; its stdout (fails on non-zero)."""
+        env = self.environment("cli", free_port())
+        env.pop("NOTIFY_SOCKET")
+        (self.workdir / "cli").mkdir(exist_ok=True)
+        result = await trio.run_process(
+            [sys.executable, "-m", "deneva", *args],
+            env=env,
+            capture_stdout=True,
+            capture_stderr=True,
+            check=False,
+        )
+        if result.returncode != 0:
+            raise AssertionError(f"deneva {' '.join(args)}: {result.stderr.decode().strip()}")
+        return result.stdout.decode()
+
+    async def new_api_key(self, tenant: str) -> str:
+        """A tenant (added if new) and a fresh API key of it."""
+        await self.cli("tenant", "add", tenant)
+        created = json.loads(await self.cli("key", "create", "--tenant", tenant, "--json"))
+        return str(created["key"])
+
+    async def authenticates(self, replica: Replica, key: str) -> bool:
+        """Whether a replica's /mcp takes the key (anything but 401; the body is no MCP)."""
+        response = await self.http.post(
+            f"{replica.url}/mcp", content=b"{}", headers={"authorization": f"Bearer {key}"}
+        )
+        return response.status_code != 401
+
     async def close(self) -> None:
         for replica in self.replicas:
             if replica.alive:
