@@ -503,6 +503,56 @@ class Fleet:
         await self.http.aclose()
 
 
+class Load:
+    """Posts chaos-effect events all the time, to the first live replica of `targets`
+    (a list the test may change meanwhile); keeps the ids acknowledged (202). A refusal
+    (503 while the database is away, a replica stopping) is not a loss: the sender knows."""
+
+    def __init__(
+        self,
+        group: Fleet,
+        targets: list[Replica],
+        *,
+        batch: int = 20,
+        every_s: float = 0.1,
+        hold_s: float = 0.0,
+        prefix: str = "load",
+    ) -> None:
+        self.group = group
+        self.targets = targets
+        self.batch = batch
+        self.every_s = every_s
+        self.hold_s = hold_s
+        self.prefix = prefix
+        self.acked: list[str] = []
+        self.refused = 0
+        self._batches = 0
+
+    async def run(self, stop: trio.Event) -> None:
+        while not stop.is_set():
+            events = effect_events(self.batch, hold_s=self.hold_s, prefix=f"{self.prefix}{self._batches}")
+            self._batches += 1
+            target = next((r for r in self.targets if r.alive), None)
+            try:
+                if target is None:
+                    raise httpx.ConnectError("no live replica")
+                self.acked += await self.group.send(target, events)
+            except httpx.HTTPError:
+                self.refused += 1
+            await trio.sleep(self.every_s)
+
+    async def missing(self, db: ChaosDatabase) -> int:
+        """Acknowledged events whose run has not succeeded (yet)."""
+        return int(
+            await db.value(
+                "SELECT count(*) FROM unnest($1::text[]) AS a(id) WHERE NOT EXISTS "
+                "(SELECT 1 FROM engine_runs r WHERE r.event->>'id' = a.id "
+                "AND r.function_id = 'chaos-effect' AND r.status = 'succeeded')",
+                self.acked,
+            )
+        )
+
+
 @asynccontextmanager
 async def fleet(workdir: Path, db: ChaosDatabase, **env: str) -> AsyncIterator[Fleet]:
     """A Fleet whose replicas are killed when the block ends (on failure, their last log

@@ -9,7 +9,6 @@ import functools
 import json
 from pathlib import Path
 
-import httpx
 import trio
 
 from deneva.errors import DatabaseError
@@ -17,9 +16,9 @@ from tests.chaos.harness import (
     ChaosDatabase,
     Figure,
     Fleet,
+    Load,
     Replica,
     StopMode,
-    effect_events,
     fleet,
     poll,
     record_figure,
@@ -30,30 +29,6 @@ RESTARTS: tuple[StopMode, ...] = scale(("fast", "immediate"), ("fast", "immediat
 TERMINATIONS = scale(2, 10)
 DOWN_S = 2.0  # how long the database stays away (measured from /readyz's 503)
 RESUME_BOUND_S = 5.0  # the issue's bound, asserted as it is: work resumes within 5 s
-BATCH = 20  # events per POST of the load
-LOAD_EVERY_S = 0.1
-
-
-class Load:
-    """Posts chaos-effect events all the time; keeps the ids the daemon acknowledged
-    (202). A refusal (503 while the database is away) is not a loss: the sender knows."""
-
-    def __init__(self, group: Fleet, replica: Replica) -> None:
-        self.group = group
-        self.replica = replica
-        self.acked: list[str] = []
-        self.refused = 0
-        self._batches = 0
-
-    async def run(self, stop: trio.Event) -> None:
-        while not stop.is_set():
-            events = effect_events(BATCH, prefix=f"load{self._batches}")
-            self._batches += 1
-            try:
-                self.acked += await self.group.send(self.replica, events)
-            except httpx.HTTPError:
-                self.refused += 1
-            await trio.sleep(LOAD_EVERY_S)
 
 
 async def _finished_since(db: ChaosDatabase, since: object) -> bool:
@@ -86,7 +61,7 @@ async def test_postgres_restarts_and_killed_backends_under_load(
 
         # Baseline throughput, then the same load through the faults.
         stop_load = trio.Event()
-        load = Load(group, daemon)
+        load = Load(group, [daemon])
         nursery.start_soon(load.run, stop_load)
         began = trio.current_time()
         await trio.sleep(3.0)  # a window of load to measure, not a wait for anything
@@ -143,12 +118,7 @@ async def test_postgres_restarts_and_killed_backends_under_load(
         acked = set(load.acked)
 
         async def all_acked_succeeded() -> bool:
-            missing = await db.value(
-                "SELECT count(*) FROM unnest($1::text[]) AS a(id) WHERE NOT EXISTS "
-                "(SELECT 1 FROM engine_runs r WHERE r.event->>'id' = a.id AND r.function_id = 'chaos-effect' AND r.status = 'succeeded')",
-                list(acked),
-            )
-            return int(missing) == 0
+            return await load.missing(db) == 0
 
         await poll(all_acked_succeeded, 60, f"all {len(acked)} acknowledged events' runs succeeded")
         audit = await db.effect_audit()
