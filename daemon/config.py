@@ -31,6 +31,7 @@ from deneva.errors import ConfigError
 DAY = 86_400.0
 LOG_FORMATS = ("auto", "json", "text")
 LOG_LEVELS = ("debug", "info", "warning", "error")
+POOLING_MODES = ("session", "transaction")
 
 
 @attrs.frozen
@@ -50,6 +51,11 @@ class Config:
     database_url: str | None = None
     # The migrations' login (the schema's owner); absent: this process does not migrate.
     migrate_database_url: str | None = None
+    # Behind a connection pooler: "session" (or none) or "transaction" (PgBouncer's
+    # pool_mode = transaction). Transaction pooling needs `direct_database_url`: the same
+    # database and login, not through the pooler, for LISTEN and the lease upkeep.
+    database_pooling: str = "session"
+    direct_database_url: str | None = None
     http_bind: Bind = Bind("127.0.0.1", 8787)
     workers: int = 256
     secrets_dir: Path | None = None
@@ -394,6 +400,8 @@ _PARSERS: dict[str, Callable[[str, Any], Any]] = {
     "state_dir": _parse_path,
     "database_url": _parse_database_url,
     "migrate_database_url": _parse_database_url,
+    "database_pooling": _choice(POOLING_MODES),
+    "direct_database_url": _parse_database_url,
     "http_bind": parse_bind,
     "workers": _parse_positive_int,
     "secrets_dir": _parse_path,
@@ -490,6 +498,23 @@ def load_config(config_file: Path | None = None, environ: Mapping[str, str] | No
         raise ConfigError(
             f"{env_name('migrate_database_url')}: set only with {env_name('database_url')} (the pool's "
             "login); with neither, the embedded Postgres is used"
+        )
+    if values.get("database_pooling") == "transaction":
+        if not values.get("database_url"):
+            raise ConfigError(
+                f"{env_name('database_pooling')}: transaction pooling is a pooler in front of an external "
+                f"Postgres; set {env_name('database_url')} to the pooler's URL"
+            )
+        if not values.get("direct_database_url"):
+            raise ConfigError(
+                f"{env_name('direct_database_url')}: not set; with transaction pooling, LISTEN/NOTIFY "
+                "and the lease upkeep need a connection of their own that bypasses the pooler (the same database "
+                "and login, straight to Postgres; see docs/deploy-systemd.md, Behind PgBouncer)"
+            )
+    elif values.get("direct_database_url") and not values.get("database_url"):
+        raise ConfigError(
+            f"{env_name('direct_database_url')}: set only with {env_name('database_url')} (and "
+            f"{env_name('database_pooling')} = transaction)"
         )
     if values.get("clock_offset_s") and values.get("env") == "production":
         raise ConfigError(

@@ -47,7 +47,7 @@ from deneva.admin import AppLogin, provision_login
 from deneva.db import Database, connect_once
 from deneva.errors import DatabaseError
 from deneva.migrations import load_migrations, migrate
-from deneva.pgembed import APP_LOGIN, EmbeddedPostgres, SyncServer, read_postmaster_pid
+from deneva.pgembed import APP_LOGIN, EmbeddedPostgres, SyncServer, ensure_traversable, read_postmaster_pid
 from deneva.secrets import init_secrets
 from tests.chaos import functions
 
@@ -113,7 +113,10 @@ class ChaosPostgres:
         return self.pg.port
 
     def start(self) -> None:
-        """Start (again, on the same port); returns once it accepts connections."""
+        """Start (again, on the same port); returns once it accepts connections. Call it
+        from the test's own thread, never through trio.to_thread: the server's
+        parent-death signal (pgembed) is tied to the thread that forks it, and trio retires
+        idle worker threads, which would stop the server behind the test's back."""
         self.server.start()
 
     def stop(self, mode: StopMode = "fast") -> None:
@@ -205,6 +208,90 @@ class ChaosPostgres:
     def postmaster_pid(self) -> int | None:
         info = read_postmaster_pid(self.pg.data_dir)
         return None if info is None else info.pid
+
+
+class PgBouncer:
+    """Debian's `pgbouncer` in front of a ChaosPostgres, in transaction-pooling mode (as
+    large deployments run it): clients on 127.0.0.1:`port`, trusted on loopback; it logs
+    in to Postgres over TCP with the logins' passwords. Runs as the server's account when
+    the tests run as root (pgbouncer refuses root)."""
+
+    BINARY = "/usr/sbin/pgbouncer"
+
+    def __init__(self, cluster: ChaosPostgres, root: Path, *, pool_size: int = 20) -> None:
+        self.cluster = cluster
+        self.root = root
+        self.port = free_port()
+        self.pool_size = pool_size
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def _write_config(self) -> Path:
+        pg = self.cluster.pg
+        self.root.mkdir(parents=True, exist_ok=True)
+        users = {"deneva": pg.superuser_password(), APP_LOGIN: pg.app_password()}
+        userlist = self.root / "userlist.txt"
+        userlist.write_text("".join(f'"{name}" "{password}"\n' for name, password in users.items()))
+        ini = self.root / "pgbouncer.ini"
+        ini.write_text(
+            "[databases]\n"
+            f"* = host=127.0.0.1 port={pg.port}\n"
+            "[pgbouncer]\n"
+            f"listen_addr = 127.0.0.1\nlisten_port = {self.port}\nunix_socket_dir =\n"
+            f"auth_type = trust\nauth_file = {userlist}\n"
+            "pool_mode = transaction\n"
+            # PgBouncer's default (15 s) holds every client that long after Postgres returns.
+            "server_login_retry = 1\n"
+            f"default_pool_size = {self.pool_size}\nmax_client_conn = 1000\n"
+            "ignore_startup_parameters = extra_float_digits\n"
+            f"logfile = {self.root / 'pgbouncer.log'}\npidfile = {self.root / 'pgbouncer.pid'}\n"
+        )
+        run_as = pg.run_as
+        if run_as is not None:
+            ensure_traversable(self.root, run_as)
+        for path in (self.root, userlist, ini):
+            path.chmod(0o700 if path.is_dir() else 0o600)
+            if run_as is not None:
+                os.chown(path, run_as.uid, run_as.gid)
+        return ini
+
+    def start(self) -> None:
+        ini = self._write_config()
+        run_as = self.cluster.pg.run_as
+        kwargs: dict[str, Any] = {}
+        if run_as is not None:
+            kwargs.update(user=run_as.uid, group=run_as.gid, extra_groups=[])
+        with (self.root / "pgbouncer.out").open("ab") as output:
+            self.process = subprocess.Popen(
+                [self.BINARY, str(ini)], stdout=output, stderr=output, cwd=str(self.root), **kwargs
+            )
+        deadline = time.monotonic() + 15
+        while True:
+            if self.process.poll() is not None:
+                log = (
+                    (self.root / "pgbouncer.log").read_text()
+                    if (self.root / "pgbouncer.log").exists()
+                    else ""
+                )
+                raise RuntimeError(f"pgbouncer exited {self.process.returncode}: {log[-500:]}")
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
+                    return
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise RuntimeError("pgbouncer did not listen within 15 s") from None
+                time.sleep(0.05)
+
+    def url(self, database: str, user: str = APP_LOGIN) -> str:
+        return f"postgresql://{user}@127.0.0.1:{self.port}/{database}"
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)  # "safe shutdown" is SIGINT; ours needs no wait
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
 
 
 @attrs.define
@@ -481,6 +568,22 @@ class Fleet:
         if result.returncode != 0:
             raise AssertionError(f"deneva {' '.join(args)}: {result.stderr.decode().strip()}")
         return result.stdout.decode()
+
+    async def cli_error(self, *args: str, timeout_s: float = 60.0) -> str:
+        """Run a `deneva` command that must fail; its one-line error (stderr)."""
+        env = self.environment("cli", free_port())
+        env.pop("NOTIFY_SOCKET")
+        (self.workdir / "cli").mkdir(exist_ok=True)
+        with trio.fail_after(timeout_s):
+            result = await trio.run_process(
+                [sys.executable, "-m", "deneva", *args],
+                env=env,
+                capture_stdout=True,
+                capture_stderr=True,
+                check=False,
+            )
+        assert result.returncode != 0, f"deneva {' '.join(args)} succeeded"
+        return result.stderr.decode().strip()
 
     async def new_api_key(self, tenant: str) -> str:
         """A tenant (added if new) and a fresh API key of it."""
