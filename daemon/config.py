@@ -508,8 +508,8 @@ def load_config(config_file: Path | None = None, environ: Mapping[str, str] | No
         if not values.get("direct_database_url"):
             raise ConfigError(
                 f"{env_name('direct_database_url')}: not set; with transaction pooling, LISTEN/NOTIFY "
-                "and the lease upkeep need a connection of their own that bypasses the pooler (the same database "
-                "and login, straight to Postgres; see docs/deploy-systemd.md, Behind PgBouncer)"
+                "and the lease upkeep need a connection of their own that bypasses the pooler (the same "
+                "database and login, straight to Postgres; see docs/deploy-systemd.md, Behind PgBouncer)"
             )
     elif values.get("direct_database_url") and not values.get("database_url"):
         raise ConfigError(
