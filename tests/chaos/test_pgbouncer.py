@@ -65,6 +65,10 @@ async def test_two_replicas_through_pgbouncer_transaction_pooling(
             refused = await group.cli_error("run")
             assert "DENEVA_DATABASE_POOLING" in refused and "SET role = 'deneva_system'" in refused, refused
             await db.execute("ALTER ROLE deneva_daemon SET role = 'deneva_system'")
+            # A role default applies to sessions opened after it: the server connections
+            # the refused start made keep none until the pooler reconnects (docs/deploy-systemd.md).
+            bouncer.stop()
+            bouncer.start()
 
             replicas: list[Replica] = []
 
