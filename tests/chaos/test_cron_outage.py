@@ -18,7 +18,7 @@ import trio
 
 from tests.chaos.harness import ChaosDatabase, Figure, fleet, poll, record_figure, scale
 
-LEAD_S = 12.0  # from the test's start to the first boundary (the daemon starts meanwhile)
+LEAD_S = 15.0  # from the test's start to the first boundary (the daemon starts meanwhile)
 BEFORE_S = 4.0  # the database stops this long before the first boundary
 BOUNDARIES_DOWN = scale(1, 2)
 AFTER_S = 4.0  # ... and returns this long after the last one
@@ -56,6 +56,7 @@ async def test_a_tick_missed_while_postgres_is_down_fires_once_when_it_returns(
     offset, boundary = _offset_to_boundary(LEAD_S)
     async with fleet(tmp_path, db, CHAOS_POLICY_CRONS="1", DENEVA_CLOCK_OFFSET_S=f"{offset:.3f}") as group:
         daemon = await group.start("a")
+        assert time.time() < boundary - BEFORE_S, f"the daemon took {daemon.started_s:.1f} s to start"
         await _until(boundary - BEFORE_S)
         assert await _ticks(db) == {}, "a tick fired before the boundary"
         await trio.to_thread.run_sync(functools.partial(cluster.stop, "fast"))

@@ -73,6 +73,7 @@ async def test_two_replicas_a_compressed_day_a_kill_and_a_rolling_restart(
 ) -> None:
     db = chaos_db
     offset = _offset_to_midnight(LEAD_S)
+    first_boundary = time.time() + LEAD_S
     env = {
         "CHAOS_MINUTE_CRONS": str(MINUTE_CRONS),
         "CHAOS_DAY_CRONS": "1",
@@ -89,6 +90,9 @@ async def test_two_replicas_a_compressed_day_a_kill_and_a_rolling_restart(
             starting.start_soon(start, "a")
             starting.start_soon(start, "b")
         a, b = sorted(replicas, key=lambda r: r.name)
+        # A boundary passed before either scheduler ran is never due (there is no earlier
+        # tick to catch up from): the case needs both running before it.
+        assert time.time() < first_boundary - 1, f"the replicas took {a.started_s:.1f} s to start"
 
         # The compressed day: every boundary's ticks, each exactly once.
         expected = MINUTE_CRONS * BOUNDARIES + 2  # + the hourly and the daily at midnight
