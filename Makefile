@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 # links each file, so new files need a re-install; edits do not).
 SOURCES := pyproject.toml $(shell find daemon actors http sql -type d -not -name __pycache__ 2>/dev/null)
 
-.PHONY: install run test lint bench chaos clean chromium
+.PHONY: install run test lint bench chaos clean chromium pgbouncer
 
 install: $(VENV)/.installed
 
@@ -25,7 +25,12 @@ chromium:
 	@command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium >/dev/null) \
 		|| { echo "make test needs Debian's chromium: apt-get install -y chromium (as root)"; exit 1; }
 
-test: install lint chromium
+# The chaos cases put Debian's PgBouncer in front of Postgres (tests/chaos/test_pgbouncer.py).
+pgbouncer:
+	@test -x /usr/sbin/pgbouncer || (apt-get update -qq && apt-get install -y -qq pgbouncer >/dev/null) \
+		|| { echo "make test and make chaos need Debian's pgbouncer: apt-get install -y pgbouncer (as root)"; exit 1; }
+
+test: install lint chromium pgbouncer
 	$(BIN)/python -m pytest -q
 
 lint: install
@@ -42,8 +47,11 @@ bench: install
 	$(BIN)/deneva bench sync --tenants 1000 --hours 24
 	$(BIN)/deneva bench janitor
 
-chaos: install
-	@echo "no chaos suite yet"
+# The reliability suite at full size (docs/RELIABILITY.md): real deneva run processes on a
+# Postgres of its own that it stops, restarts and kills; the figures table comes last.
+# `make test` runs the same cases scaled down.
+chaos: install pgbouncer
+	DENEVA_CHAOS=full $(BIN)/python -m pytest -q --timeout=1800 tests/chaos
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -65,6 +65,10 @@ class DatabaseUrls:
     owner: str | None
     login: AppLogin | None = None
     setting: str = "DENEVA_DATABASE_URL"
+    # Transaction pooling (a PgBouncer): `app` is the pooler's URL, `direct` the same login
+    # straight to Postgres, for LISTEN and the lease upkeep.
+    pooling: str = "session"
+    direct: str | None = None
 
 
 EMBEDDED_LOGIN = f"the embedded Postgres's app login ({APP_LOGIN})"
@@ -72,7 +76,12 @@ EMBEDDED_LOGIN = f"the embedded Postgres's app login ({APP_LOGIN})"
 
 def external_urls(config: Config) -> DatabaseUrls:
     assert config.database_url is not None
-    return DatabaseUrls(config.database_url, config.migrate_database_url)
+    return DatabaseUrls(
+        config.database_url,
+        config.migrate_database_url,
+        pooling=config.database_pooling,
+        direct=config.direct_database_url,
+    )
 
 
 def embedded_urls(pg: EmbeddedPostgres) -> DatabaseUrls:
@@ -160,9 +169,16 @@ async def prepare_database(urls: DatabaseUrls, env: str) -> tuple[str, ...]:
 async def open_pool(urls: DatabaseUrls, env: str, **pool: Any) -> Database:
     """The pool (from trio), refused unless row-level security binds its login; without
     the owner's URL, only on a schema that is current for `env`."""
-    db = await Database.open(urls.app, **pool)
+    transaction_pooling = urls.pooling == "transaction"
+    if transaction_pooling:
+        # No prepared statement outlives its transaction behind the pooler (PgBouncer < 1.21
+        # keeps none across server connections): asyncpg's statement cache is off.
+        pool.setdefault("statement_cache_size", 0)
+    db = await Database.open(urls.app, direct_dsn=urls.direct, **pool)
     try:
         await db.check_login(urls.setting)
+        if transaction_pooling:
+            await db.check_pooled_role("DENEVA_DATABASE_POOLING")
         if urls.owner is None:
             await db.run(lambda conn: check_current(conn, env, load_migrations()))
     except BaseException:

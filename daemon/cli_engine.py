@@ -33,7 +33,7 @@ def command_config(args: argparse.Namespace) -> Config:
 def _with_engine(config: Config, fn: Callable[[Engine], Awaitable[T]]) -> T:
     from deneva.admin import with_database
 
-    registry = app_registry().registry
+    registry = app_registry(config.functions_module).registry
     return with_database(config, lambda db: fn(Engine(db, registry, SystemClock(), owner="cli")))
 
 
@@ -74,7 +74,7 @@ def cmd_functions(args: argparse.Namespace) -> int:
     if args.action in ("pause", "resume"):
         target = _pause_target(args)
         if target is not None:
-            app_registry().registry.get(target)  # an unknown id fails here, naming it
+            app_registry(config.functions_module).registry.get(target)  # an unknown id fails here, naming it
 
         async def steer(engine: Engine) -> bool:
             if args.action == "pause":
@@ -94,7 +94,7 @@ def cmd_functions(args: argparse.Namespace) -> int:
         raise UsageError("functions: FUNCTION_ID and --all go with pause or resume")
     schedules = dict(plan_from_config(config).schedules)
     paused = _with_engine(config, lambda e: e.paused())
-    states = function_states(app_registry().registry, schedules, paused, time.time())
+    states = function_states(app_registry(config.functions_module).registry, schedules, paused, time.time())
     engine_paused = next((p for p in paused if p.function_id == ENGINE), None)
     rows: list[dict[str, Any]] = [state.as_json() for state in states]
     if args.json:

@@ -1,7 +1,9 @@
 """The one clock. Everything that schedules reads wall time from here.
 
-`SystemClock` follows the real wall clock. `TrioClock` derives wall time from trio's
-clock, so under `trio.testing.MockClock` a test runs a day of schedules in seconds.
+`SystemClock` follows the real wall clock, plus `offset_s` (the `clock_offset_s` key,
+refused in production: the chaos suite's replica whose clock runs ahead). `TrioClock`
+derives wall time from trio's clock, so under `trio.testing.MockClock` a test runs a day
+of schedules in seconds.
 """
 
 from __future__ import annotations
@@ -31,11 +33,14 @@ class SystemClock:
     # Long sleeps re-check the wall clock so a stepped system clock is noticed.
     _max_nap = 60.0
 
+    def __init__(self, offset_s: float = 0.0) -> None:
+        self.offset_s = offset_s
+
     def now(self) -> float:
-        return time.time()
+        return time.time() + self.offset_s
 
     async def sleep_until(self, when: float) -> None:
-        while (left := when - time.time()) > 0:
+        while (left := when - self.now()) > 0:
             await trio.sleep(min(left, self._max_nap))
 
 

@@ -31,6 +31,7 @@ from deneva.errors import ConfigError
 DAY = 86_400.0
 LOG_FORMATS = ("auto", "json", "text")
 LOG_LEVELS = ("debug", "info", "warning", "error")
+POOLING_MODES = ("session", "transaction")
 
 
 @attrs.frozen
@@ -50,6 +51,11 @@ class Config:
     database_url: str | None = None
     # The migrations' login (the schema's owner); absent: this process does not migrate.
     migrate_database_url: str | None = None
+    # Behind a connection pooler: "session" (or none) or "transaction" (PgBouncer's
+    # pool_mode = transaction). Transaction pooling needs `direct_database_url`: the same
+    # database and login, not through the pooler, for LISTEN and the lease upkeep.
+    database_pooling: str = "session"
+    direct_database_url: str | None = None
     http_bind: Bind = Bind("127.0.0.1", 8787)
     workers: int = 256
     secrets_dir: Path | None = None
@@ -124,6 +130,12 @@ class Config:
     # unused for `console_session_idle` (0: no idle limit).
     console_session_ttl: float = 12 * 3600.0
     console_session_idle: float = 3600.0
+    # Extra durable functions: a Python module whose `register(registry, db)` adds them
+    # (deneva.functions.load_functions_module); the chaos suite's are tests/chaos/functions.py.
+    functions_module: str | None = None
+    # Seconds added to the wall clock the daemon schedules by (deneva.clock): the chaos
+    # suite's replica whose clock runs ahead. Refused with env = "production".
+    clock_offset_s: float = 0.0
     config_file: Path | None = None
 
     @property
@@ -238,6 +250,27 @@ def _duration(minimum: float) -> Callable[[str, Any], float]:
         return seconds
 
     return parse
+
+
+def _parse_module(key: str, value: Any) -> str:
+    """A dotted Python module name (imported at start, not here)."""
+    text = _parse_str(key, value)
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*", text) or len(text) > 200:
+        raise ConfigError(f"{key}: expected a dotted Python module name like 'mypkg.functions', got {text!r}")
+    return text
+
+
+def _parse_offset(key: str, value: Any) -> float:
+    """Seconds, positive or negative, at most a year either way."""
+    if isinstance(value, bool):
+        raise ConfigError(f"{key}: expected a number of seconds, got {value!r}")
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{key}: expected a number of seconds, got {value!r}") from None
+    if not -365 * DAY <= number <= 365 * DAY:  # also refuses NaN
+        raise ConfigError(f"{key}: expected seconds between -31536000 and 31536000, got {value!r}")
+    return number
 
 
 def _parse_cron(key: str, value: Any) -> str:
@@ -375,6 +408,8 @@ _PARSERS: dict[str, Callable[[str, Any], Any]] = {
     "state_dir": _parse_path,
     "database_url": _parse_database_url,
     "migrate_database_url": _parse_database_url,
+    "database_pooling": _choice(POOLING_MODES),
+    "direct_database_url": _parse_database_url,
     "http_bind": parse_bind,
     "workers": _parse_positive_int,
     "secrets_dir": _parse_path,
@@ -429,6 +464,8 @@ _PARSERS: dict[str, Callable[[str, Any], Any]] = {
     "retention_webhook_deliveries": _duration(600.0),
     "console_session_ttl": _duration(60.0),
     "console_session_idle": _duration(0.0),
+    "functions_module": _parse_module,
+    "clock_offset_s": _parse_offset,
 }
 
 KEYS = tuple(_PARSERS)
@@ -475,5 +512,27 @@ def load_config(config_file: Path | None = None, environ: Mapping[str, str] | No
         raise ConfigError(
             f"{env_name('migrate_database_url')}: set only with {env_name('database_url')} (the pool's "
             "login); with neither, the embedded Postgres is used"
+        )
+    if values.get("database_pooling") == "transaction":
+        if not values.get("database_url"):
+            raise ConfigError(
+                f"{env_name('database_pooling')}: transaction pooling is a pooler in front of an external "
+                f"Postgres; set {env_name('database_url')} to the pooler's URL"
+            )
+        if not values.get("direct_database_url"):
+            raise ConfigError(
+                f"{env_name('direct_database_url')}: not set; with transaction pooling, LISTEN/NOTIFY "
+                "and the lease upkeep need a connection of their own that bypasses the pooler (the same "
+                "database and login, straight to Postgres; see docs/deploy-systemd.md, Behind PgBouncer)"
+            )
+    elif values.get("direct_database_url") and not values.get("database_url"):
+        raise ConfigError(
+            f"{env_name('direct_database_url')}: set only with {env_name('database_url')} (and "
+            f"{env_name('database_pooling')} = transaction)"
+        )
+    if values.get("clock_offset_s") and values.get("env") == "production":
+        raise ConfigError(
+            f"{env_name('clock_offset_s')}: a skewed clock is for tests (the chaos suite); "
+            "it is refused with DENEVA_ENV=production"
         )
     return Config(config_file=config_file, **values)

@@ -250,6 +250,7 @@ def _reset_for(role: str | None) -> Callable[[Connection], Coroutine[Any, Any, N
 
 
 _LOGIN_RIGHTS = query("db_login_rights")
+_POOLED_ROLE = query("db_pooled_role")
 
 
 class Database:
@@ -259,12 +260,22 @@ class Database:
     (`check_login`): a member of deneva_system, not a superuser, not the tables' owner.
     """
 
-    def __init__(self, bridge: AsyncioThread, pool: asyncpg.Pool, dsn: str, role: str | None) -> None:
+    def __init__(
+        self,
+        bridge: AsyncioThread,
+        pool: asyncpg.Pool,
+        dsn: str,
+        role: str | None,
+        direct_dsn: str | None = None,
+    ) -> None:
         self._bridge = bridge
         self._pool = pool
         self._role = role
         self._releasing: set[asyncio.Task[None]] = set()
         self.dsn = dsn
+        # LISTEN and the upkeep connection hold a session of their own: behind a
+        # transaction pooler they go straight to Postgres through this URL.
+        self.direct_dsn = direct_dsn or dsn
         # Server pids of this pool's connections: LISTEN can tell our own NOTIFYs apart.
         self.own_pids: set[int] = set()
         # The upkeep connection (`run_dedicated`), outside the pool; asyncio side only.
@@ -283,6 +294,8 @@ class Database:
         role: str | None = SYSTEM_ROLE,
         connect_timeout: float = 5.0,
         command_timeout: float | None = 60.0,
+        direct_dsn: str | None = None,
+        statement_cache_size: int = 100,
     ) -> Database:
         bridge = AsyncioThread()
         own_pids: set[int] = set()
@@ -302,6 +315,7 @@ class Database:
                 reset=_reset_for(role),
                 timeout=connect_timeout,
                 command_timeout=command_timeout,
+                statement_cache_size=statement_cache_size,
                 server_settings={"application_name": "deneva"},
             )
 
@@ -310,7 +324,7 @@ class Database:
         except BaseException:
             bridge.stop()
             raise
-        database = cls(bridge, pool, dsn, role)
+        database = cls(bridge, pool, dsn, role, direct_dsn)
         database.own_pids = own_pids
         database._init = init
         database._connect_timeout = connect_timeout
@@ -341,6 +355,21 @@ class Database:
                 "that is only a member of deneva_system (see docs/deploy-systemd.md, An external Postgres)"
             )
         return str(login)
+
+    async def check_pooled_role(self, setting: str) -> None:
+        """Behind a transaction pooler, the pool's `SET ROLE` lasts only as long as the
+        server connection it ran on serves this client: every server connection must start
+        as deneva_system by itself, so the login needs that role as its default (ConfigError
+        naming `setting` otherwise, with the statement that sets it)."""
+        row = await self.fetchrow(_POOLED_ROLE)
+        assert row is not None
+        if not row["ok"]:
+            login = row["login"]
+            raise ConfigError(
+                f"{setting}: with transaction pooling every server connection the pooler opens must "
+                f'start as {SYSTEM_ROLE}; as the schema\'s owner run: ALTER ROLE "{login}" SET role = '
+                f"'{SYSTEM_ROLE}' (see docs/deploy-systemd.md, Behind PgBouncer)"
+            )
 
     async def close(self) -> None:
         pool = self._pool
@@ -400,7 +429,7 @@ class Database:
                 conn = self._upkeep
                 if conn is None or conn.is_closed():
                     conn = await asyncpg.connect(
-                        self.dsn,
+                        self.direct_dsn,
                         timeout=self._connect_timeout,
                         server_settings={"application_name": "deneva-upkeep"},
                     )
@@ -508,7 +537,7 @@ class Database:
         report_loss: bool = False,
     ) -> None:
         token = trio.lowlevel.current_trio_token()
-        dsn = self.dsn
+        dsn = self.direct_dsn
         failures = 0
         while True:
             lost = trio.Event()

@@ -1,24 +1,28 @@
 """Every function the daemon registers: the engine's diagnostics, the canary, the
-ad-platform sync and the janitor's retention passes. Functions are registered before
+ad-platform sync and the janitor's retention passes, and those of the operator's
+`functions_module`, if configured. Functions are registered before
 the daemon has what they run on (`deneva functions` lists them either way); each group's
 services are bound once it does, and until then a run of one fails with a clear reason.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import importlib
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Generic, TypeVar
 
 import attrs
 
 from deneva.backoff import Backoff
 from deneva.canary import CanaryServices, register_canary
+from deneva.db import Database
 from deneva.engine.builtin import register_builtin
 from deneva.engine.cron import parse_cron
 from deneva.engine.engine import ENGINE
-from deneva.engine.errors import NonRetriableError
+from deneva.engine.errors import EngineError, NonRetriableError
 from deneva.engine.functions import CronTrigger, Function, Registry
 from deneva.engine.model import PauseRecord
+from deneva.errors import ConfigError
 from deneva.retention import JanitorServices, register_retention
 from deneva.sync.model import SyncRuntime, SyncServices
 from deneva.sync.schedule import register_schedules
@@ -64,16 +68,40 @@ class AppFunctions:
     sync: SyncRuntime
     canary: Bound[CanaryServices]
     janitor: Bound[JanitorServices]
+    database: Bound[Database]  # what the functions module's functions reach the database with
 
 
-def app_registry() -> AppFunctions:
+FUNCTIONS_MODULE_KEY = "DENEVA_FUNCTIONS_MODULE"
+
+
+def load_functions_module(registry: Registry, name: str, db: Callable[[], Database]) -> None:
+    """Import `name` and call its `register(registry, db)`: the operator's own durable
+    functions, beside the daemon's (`db()` is the daemon's pool once it runs; a run that
+    starts before then fails, saying so). Any problem is a ConfigError naming the key."""
+    try:
+        module = importlib.import_module(name)
+    except ImportError as exc:
+        raise ConfigError(f"{FUNCTIONS_MODULE_KEY}: cannot import {name!r} ({exc})") from None
+    register = getattr(module, "register", None)
+    if not callable(register):
+        raise ConfigError(f"{FUNCTIONS_MODULE_KEY}: module {name!r} has no register(registry, db) function")
+    try:
+        register(registry, db)
+    except EngineError as exc:
+        raise ConfigError(f"{FUNCTIONS_MODULE_KEY}: {name}.register: {exc}") from None
+
+
+def app_registry(functions_module: str | None = None) -> AppFunctions:
     registry = register_builtin(Registry())
     canary: Bound[CanaryServices] = Bound("the engine canary")
     register_canary(registry, canary.get)
     sync = register_sync(registry, SyncRuntime())
     janitor: Bound[JanitorServices] = Bound("the janitor")
     register_retention(registry, janitor.get)
-    return AppFunctions(registry, sync, canary, janitor)
+    database: Bound[Database] = Bound("the database")
+    if functions_module is not None:
+        load_functions_module(registry, functions_module, database.get)
+    return AppFunctions(registry, sync, canary, janitor, database)
 
 
 def trigger_texts(function: Function, schedules: Mapping[str, str]) -> list[str]:

@@ -98,7 +98,7 @@ class Daemon:
     ) -> None:
         self.config = config
         self.secrets = secrets
-        self.clock = clock or SystemClock()
+        self.clock = clock or SystemClock(config.clock_offset_s)
         self.notifier = notifier or Notifier.from_env()
         self._reload = reload or (lambda: load_config(config.config_file))
         self.stop_requested = trio.Event()
@@ -112,7 +112,7 @@ class Daemon:
         # With a registry of its own (tests), the daemon binds no services to it.
         self.functions: AppFunctions | None = None
         if registry is None:
-            self.functions = app_registry()
+            self.functions = app_registry(config.functions_module)
             registry = self.functions.registry
         self.sync_runtime: SyncRuntime | None = None if self.functions is None else self.functions.sync
         self.registry = registry
@@ -231,6 +231,7 @@ class Daemon:
         self.health.engine = engine
         if functions is not None:
             functions.canary.value = CanaryServices(db, self.clock, self.health.node)
+            functions.database.value = db
             functions.janitor.value = JanitorServices(
                 db, engine, self.clock, self.janitor_plan, self.metrics.janitor_deleted
             )

@@ -294,3 +294,53 @@ def test_console_sessions_last_as_configured_naming_the_key() -> None:
         load_config(environ={"DENEVA_CONSOLE_SESSION_TTL": "10s"})
     with pytest.raises(ConfigError, match="DENEVA_CONSOLE_SESSION_IDLE: expected a duration"):
         load_config(environ={"DENEVA_CONSOLE_SESSION_IDLE": "forever"})
+
+
+def test_a_skewed_clock_is_for_tests_and_refused_in_production() -> None:
+    assert load_config(None, environ={"DENEVA_CLOCK_OFFSET_S": "60"}).clock_offset_s == 60.0
+    assert load_config(None, environ={"DENEVA_CLOCK_OFFSET_S": "-3.5"}).clock_offset_s == -3.5
+    with pytest.raises(ConfigError, match="DENEVA_CLOCK_OFFSET_S: a skewed clock is for tests"):
+        load_config(None, environ={"DENEVA_CLOCK_OFFSET_S": "60", "DENEVA_ENV": "production"})
+    for bad in ("soon", "nan", "1e9"):
+        with pytest.raises(ConfigError, match="DENEVA_CLOCK_OFFSET_S"):
+            load_config(None, environ={"DENEVA_CLOCK_OFFSET_S": bad})
+    from deneva.clock import SystemClock
+
+    ahead, now = SystemClock(60.0), SystemClock()
+    assert 59.9 < ahead.now() - now.now() < 60.1
+
+
+def test_transaction_pooling_needs_a_direct_url_for_listen() -> None:
+    pooled = {
+        "DENEVA_DATABASE_URL": "postgresql://app@pooler/deneva",
+        "DENEVA_DATABASE_POOLING": "transaction",
+    }
+    with pytest.raises(
+        ConfigError, match="DENEVA_DIRECT_DATABASE_URL: not set; with transaction pooling, LISTEN"
+    ):
+        load_config(None, environ=pooled)
+    config = load_config(None, environ={**pooled, "DENEVA_DIRECT_DATABASE_URL": "postgresql://app@db/deneva"})
+    assert (config.database_pooling, config.direct_database_url) == (
+        "transaction",
+        "postgresql://app@db/deneva",
+    )
+    with pytest.raises(ConfigError, match="DENEVA_DATABASE_POOLING: transaction pooling"):
+        load_config(None, environ={"DENEVA_DATABASE_POOLING": "transaction"})
+    with pytest.raises(ConfigError, match="DENEVA_DATABASE_POOLING: expected one of session, transaction"):
+        load_config(None, environ={**pooled, "DENEVA_DATABASE_POOLING": "statement"})
+    with pytest.raises(ConfigError, match="DENEVA_DIRECT_DATABASE_URL: set only with"):
+        load_config(None, environ={"DENEVA_DIRECT_DATABASE_URL": "postgresql://app@db/deneva"})
+
+
+def test_a_functions_module_adds_functions_and_a_bad_one_is_named() -> None:
+    from deneva.functions import app_registry
+
+    functions = app_registry("tests.chaos.functions")
+    assert functions.registry.get("chaos-effect").id == "chaos-effect"
+    assert load_config(None, environ={"DENEVA_FUNCTIONS_MODULE": "tests.chaos.functions"}).functions_module
+    with pytest.raises(ConfigError, match="DENEVA_FUNCTIONS_MODULE: expected a dotted Python module name"):
+        load_config(None, environ={"DENEVA_FUNCTIONS_MODULE": "../evil.py"})
+    with pytest.raises(ConfigError, match="DENEVA_FUNCTIONS_MODULE: cannot import 'no_such_module_here'"):
+        app_registry("no_such_module_here")
+    with pytest.raises(ConfigError, match="has no register"):
+        app_registry("json")

@@ -259,6 +259,8 @@ class World:
             assert out["status"] == "queued", out
             run = await self.daemon.engine.get_run(uuid.UUID(out["runId"]))
             assert run.event["data"]["tenant_id"] == me.id and run.event["data"]["account_id"] in mine
+        elif call.tool == "get_portfolio_overview":
+            assert {a["account_id"] for a in out["data"]["accounts"]} <= mine, out
         else:
             assert {a["accountId"] for a in out["accounts"]} <= mine, out
             assert {f["accountId"] for f in out["recentFailures"]} <= mine, out
